@@ -1,0 +1,85 @@
+"""What a venue plugin provides: a sans-I/O protocol object and an asyncio feed.
+
+A venue plugin registers a factory through ``flightdesk_register_venues(register)``:
+``register("binance", BinanceVenue)``. The host calls ``factory(name, config)`` with the
+``[venues.NAME]`` table and gets a :class:`Venue`, which bundles
+
+* ``protocol`` — a :class:`VenueProtocol`: frames in, typed events out, no I/O. It keeps
+  the per-instrument sequencing state (gap detection, snapshot bridging) and verifies
+  checksums against the book the engine maintains.
+* ``feed`` — a :class:`Feed`: connects, subscribes, pings, reconnects; hands every received
+  frame to a sink ``sink(venue_name, frame, ts_recv_ns)`` and performs REST snapshot
+  requests when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flightdesk.core.book import L2Book
+from flightdesk.core.events import BookMsg, MarketEvent, ParseStats, ResyncReason
+
+FrameSink = Callable[[str, "str | bytes", int], None]
+SnapshotSink = Callable[[str, str, "str | bytes", int], None]
+
+
+class VenueProtocol:
+    """Base class of the sans-I/O side of a venue. Subclasses override ``parse``."""
+
+    #: levels kept per side after each update (None: keep all). Kraken needs its depth.
+    depth: int | None = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stats = ParseStats()
+
+    def parse(self, frame: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        """Turn one received frame into events. Raise ``ParseError`` on garbage."""
+        raise NotImplementedError
+
+    def parse_snapshot(self, symbol: str, body: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        """Turn a REST snapshot body for ``symbol`` into events (venues with REST snapshots)."""
+        return []
+
+    def verify(self, book: L2Book, msg: BookMsg) -> bool:
+        """Check ``msg.checksum`` against ``book`` after ``msg`` was applied."""
+        return True
+
+    def resync(self, symbol: str, reason: ResyncReason) -> list[MarketEvent]:
+        """Forget ``symbol``'s sequencing state; return what must happen to rebuild it."""
+        return []
+
+
+class Feed:
+    """Base class of the I/O side of a venue: one or more connections."""
+
+    url: str = ""
+
+    async def run(self, sink: FrameSink, snapshot_sink: SnapshotSink) -> None:
+        """Connect and feed frames to ``sink`` until cancelled; reconnect on errors."""
+        raise NotImplementedError
+
+    def request_snapshot(self, symbol: str) -> None:
+        """Fetch a REST snapshot for ``symbol`` and hand it to the snapshot sink."""
+
+    def send(self, frame: str) -> None:
+        """Send a frame on the live connection (resubscribe and the like)."""
+
+    @property
+    def connected(self) -> bool:
+        return False
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+
+class Venue:
+    """A configured venue: its name, protocol and feed, and the symbols it carries."""
+
+    def __init__(self, name: str, protocol: VenueProtocol, feed: Feed | None,
+                 symbols: list[str]) -> None:
+        self.name = name
+        self.protocol = protocol
+        self.feed = feed
+        self.symbols = symbols
