@@ -78,8 +78,14 @@ class Venue:
     """A configured venue: its name, protocol and feed, and the symbols it carries."""
 
     def __init__(self, name: str, protocol: VenueProtocol, feed: Feed | None,
-                 symbols: list[str]) -> None:
+                 symbols: list[str], on_close: Callable[[], None] | None = None) -> None:
         self.name = name
         self.protocol = protocol
         self.feed = feed
         self.symbols = symbols
+        self.on_close = on_close
+
+    def close(self) -> None:
+        """Release what the venue holds (a simulator thread, say); called at shutdown."""
+        if self.on_close is not None:
+            self.on_close()

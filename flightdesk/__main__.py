@@ -1,0 +1,5 @@
+import sys
+
+from flightdesk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""The bus: fan-out of stream batches to consumers, each with a bounded buffer.
+
+``publish`` never blocks: when a subscriber's buffer is full its oldest batch is dropped
+and counted, so a slow consumer can never slow the engine or the other consumers; it sees
+the loss as a ``seq`` gap. Publishing is safe from any thread (the engine publishes market
+data, the store thread publishes orders and fills after their commit).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from typing import Any
+
+import pyarrow as pa
+
+
+class Subscriber:
+    """One consumer's bounded buffer on one stream."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, stream: str, maxlen: int, params: dict[str, Any] | None = None) -> None:
+        self.id = next(self._ids)
+        self.stream = stream
+        self.maxlen = maxlen
+        self.params = params or {}
+        self._buf: deque[pa.RecordBatch] = deque()
+        self._cond = threading.Condition()
+        self.drops = 0
+        self.delivered = 0
+        self.closed = False
+
+    def offer(self, batch: pa.RecordBatch) -> None:
+        with self._cond:
+            if len(self._buf) >= self.maxlen:
+                self._buf.popleft()
+                self.drops += 1
+            self._buf.append(batch)
+            self._cond.notify()
+
+    def get(self, timeout: float) -> pa.RecordBatch | None:
+        """The next batch, or None after ``timeout`` seconds (or once closed and empty)."""
+        with self._cond:
+            if not self._buf and not self.closed:
+                self._cond.wait(timeout)
+            if self._buf:
+                self.delivered += 1
+                return self._buf.popleft()
+            return None
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def stats(self) -> dict[str, Any]:
+        return {"id": self.id, "stream": self.stream, "queued": len(self._buf),
+                "delivered": self.delivered, "drops": self.drops, **self.params}
+
+
+class Bus:
+    """Streams by name, each with its subscribers (see the module docstring)."""
+
+    def __init__(self, buffer: int = 1024) -> None:
+        self.buffer = buffer
+        self._subs: dict[str, tuple[Subscriber, ...]] = {}
+        self._lock = threading.Lock()
+        self.published: dict[str, int] = {}
+
+    def subscribe(self, stream: str, maxlen: int | None = None,
+                  params: dict[str, Any] | None = None) -> Subscriber:
+        sub = Subscriber(stream, maxlen or self.buffer, params)
+        with self._lock:
+            self._subs[stream] = (*self._subs.get(stream, ()), sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        sub.close()
+        with self._lock:
+            self._subs[sub.stream] = tuple(s for s in self._subs.get(sub.stream, ())
+                                           if s is not sub)
+
+    def publish(self, stream: str, batch: pa.RecordBatch) -> None:
+        self.published[stream] = self.published.get(stream, 0) + batch.num_rows
+        for sub in self._subs.get(stream, ()):
+            sub.offer(batch)
+
+    def has_subscribers(self, stream: str) -> bool:
+        return bool(self._subs.get(stream))
+
+    def close(self) -> None:
+        with self._lock:
+            subs = [s for group in self._subs.values() for s in group]
+        for sub in subs:
+            sub.close()
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [s.stats() for group in self._subs.values() for s in group]

@@ -1,0 +1,208 @@
+"""Desk configuration: TOML with a default for every key, env overrides, strict keys.
+
+Sections: ``[desk] [venues.NAME] [strategies.NAME] [risk] [broker] [store] [flight]
+[telemetry]``. Environment variables ``FLIGHTDESK_<SECTION>__<KEY>`` (``__`` separates
+nesting levels, e.g. ``FLIGHTDESK_FLIGHT__PORT=0`` or ``FLIGHTDESK_VENUES__SIM__RATE=500``)
+override the file. Values from the environment are read as TOML values when they parse
+(numbers, booleans, arrays) and as strings otherwise. An unknown or mistyped key raises
+:class:`ConfigError` naming the key and its nearest valid spelling.
+
+Venue and strategy tables are checked against the defaults their plugin declares
+(``DEFAULTS`` on the registered factory) once the plugins are loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flightdesk.core.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "FLIGHTDESK_"
+
+DEFAULTS: dict[str, Any] = {
+    "desk": {
+        "name": "flightdesk",
+        "data_dir": "./flightdesk-data",
+        "seed": 7,
+        "max_batch_rows": 4096,
+        "queue_size": 100_000,
+        "log_level": "INFO",
+        "log_format": "text",
+        "depth_levels": 5,
+    },
+    "venues": {},
+    "strategies": {},
+    "risk": {
+        "max_order_qty": 1.0,
+        "max_position": 2.0,
+        "max_total_position": 4.0,
+        "max_notional": 250_000.0,
+        "kill_switch": False,
+    },
+    "broker": {
+        "taker_fee_bps": 7.5,
+        "maker_fee_bps": 2.0,
+    },
+    "store": {
+        "path": "flightdesk.sqlite",
+        "batch_rows": 2048,
+        "flush_ms": 20,
+    },
+    "flight": {
+        "host": "127.0.0.1",
+        "port": 8815,
+        "subscriber_buffer": 1024,
+        "enabled": True,
+    },
+    "telemetry": {
+        "enabled": True,
+    },
+}
+
+#: The embedded default desk when no venue is configured: the sim venue and threshold strategy.
+EMBEDDED_VENUES: dict[str, Any] = {"sim": {"type": "sim"}}
+EMBEDDED_STRATEGIES: dict[str, Any] = {"threshold": {"type": "threshold", "venue": "sim"}}
+
+_OPEN_SECTIONS = ("venues", "strategies")
+
+
+class Config(Mapping[str, Any]):
+    """A validated configuration: a read-only mapping of section name to table."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._data)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self._data["desk"]["data_dir"])
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                overrides: Mapping[str, Any] | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """Defaults ← TOML file ← environment ← ``overrides`` (nested dict), validated."""
+    data = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        _merge(data, _read_toml(Path(path)), "")
+    _merge(data, env_overrides(os.environ if env is None else env), "")
+    if overrides:
+        _merge(data, copy.deepcopy(dict(overrides)), "")
+    if not data["venues"]:
+        data["venues"] = copy.deepcopy(EMBEDDED_VENUES)
+        if not data["strategies"]:
+            data["strategies"] = copy.deepcopy(EMBEDDED_STRATEGIES)
+    for name in _OPEN_SECTIONS:
+        for entry, table in data[name].items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"[{name}.{entry}] must be a table", key=f"{name}.{entry}")
+            table.setdefault("type", entry)
+    return Config(data)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """Nested dict from ``FLIGHTDESK_<SECTION>__<KEY>`` variables."""
+    out: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _env_value(raw)
+    return out
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _merge(into: dict[str, Any], src: Mapping[str, Any], where: str) -> None:
+    for key, value in src.items():
+        dotted = f"{where}.{key}" if where else key
+        if where in _OPEN_SECTIONS:
+            into[key] = value  # a venue/strategy table: checked against its plugin later
+            continue
+        if key not in into:
+            raise unknown_key(dotted, into.keys())
+        default = into[key]
+        if isinstance(default, dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{dotted} must be a table, got {value!r}", key=dotted)
+            _merge(default, value, dotted)
+        else:
+            into[key] = check_type(dotted, value, default)
+
+
+def check_type(dotted: str, value: Any, default: Any) -> Any:
+    """``value`` if it has the type of ``default`` (ints are accepted for floats)."""
+    if isinstance(default, bool) or default is None:
+        ok = default is None or isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(f"{dotted} must be {type(default).__name__}, got {value!r}",
+                          key=dotted)
+    return value
+
+
+def unknown_key(dotted: str, valid: Any) -> ConfigError:
+    leaf = dotted.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, list(valid), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(valid))}"
+    return ConfigError(f"unknown config key {dotted!r}{hint}", key=dotted,
+                       suggestion=close[0] if close else "")
+
+
+def check_plugin_table(section: str, entry: str, table: Mapping[str, Any],
+                       defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a venue/strategy table over its plugin's ``DEFAULTS``, rejecting unknown keys."""
+    out = copy.deepcopy(dict(defaults))
+    out.setdefault("type", entry)
+    for key, value in table.items():
+        dotted = f"{section}.{entry}.{key}"
+        if key not in out:
+            raise unknown_key(dotted, out.keys())
+        out[key] = check_type(dotted, value, out[key]) if out[key] is not None else value
+    return out

@@ -1,0 +1,235 @@
+"""The desk: wires config, plugins, venues, engine, store and Flight, and runs them.
+
+The engine runs on one asyncio event loop (``Desk.main``); feeds put raw frames on a
+bounded queue, and the consumer drains whatever is queued (up to ``max_batch_rows``) before
+each flush — one row per batch when the feed is quiet, thousands when it is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import difflib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pluggy
+
+from flightdesk.core.broker import PaperBroker
+from flightdesk.core.bus import Bus
+from flightdesk.core.config import Config, check_plugin_table, load_config
+from flightdesk.core.engine import EngineCore, StrategySlot
+from flightdesk.core.errors import ConfigError
+from flightdesk.core.orders import IdMaker
+from flightdesk.core.portfolio import Portfolio
+from flightdesk.core.risk import RiskValidator
+from flightdesk.core.state import DeskState
+from flightdesk.core.store import Store
+from flightdesk.core.strategy import Strategy, StrategyContext
+from flightdesk.core.trading import Trader
+from flightdesk.core.venue import Venue
+from flightdesk.plugins.manager import collect, load_plugins
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Desk(DeskState):
+    """One running desk (see the module docstring)."""
+
+    def __init__(self, config: Config | None = None,
+                 pm: pluggy.PluginManager | None = None) -> None:
+        self.config = config or load_config()
+        self.pm = load_plugins(pm)
+        self.registry = collect(self.pm)
+        desk = self.config["desk"]
+        self.data_dir = Path(desk["data_dir"])
+        self.stop_event = threading.Event()
+        self.ready_event = threading.Event()
+        self.bus = Bus(int(self.config["flight"]["subscriber_buffer"]))
+        self.store = Store(self.data_dir / self.config["store"]["path"], self.config["store"])
+        self.ids = IdMaker()
+        self.portfolio = Portfolio()
+        self.risk = RiskValidator(self.config["risk"], self.registry.risk_rules)
+        self.broker = PaperBroker(self.config["broker"], self.ids)
+        self.trader = Trader(self.risk, self.broker, self.portfolio, self.ids,
+                             self._book, time.time_ns)
+        self.venue_tables = {n: self._plugin_table("venues", n, t)
+                             for n, t in self.config["venues"].items()}
+        self.strategy_list = [self._build_strategy(n, t)
+                              for n, t in self.config["strategies"].items()]
+        self.core: EngineCore | None = None
+        self.flight: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started_ns = time.time_ns()
+        self._async_stop: asyncio.Event | None = None
+
+    # -- construction -----------------------------------------------------------------
+    def _plugin_table(self, section: str, name: str, table: dict[str, Any]) -> dict[str, Any]:
+        kinds = getattr(self.registry, section)
+        kind = table.get("type", name)
+        if kind not in kinds:
+            close = difflib.get_close_matches(str(kind), list(kinds), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"[{section}.{name}] type {kind!r} is not registered{hint} "
+                              f"(registered: {', '.join(sorted(kinds))})",
+                              key=f"{section}.{name}.type")
+        defaults = getattr(kinds[kind], "DEFAULTS", {})
+        return check_plugin_table(section, name, table, defaults)
+
+    def _build_strategy(self, name: str, table: dict[str, Any]) -> Strategy:
+        cfg = self._plugin_table("strategies", name, table)
+        return self.registry.strategies[cfg["type"]](name, cfg)
+
+    def _build_venues(self) -> dict[str, Venue]:
+        venues = {}
+        for name, cfg in self.venue_tables.items():
+            venues[name] = self.registry.venues[cfg["type"]](name, cfg)
+        return venues
+
+    def _book(self, venue: str, symbol: str) -> Any:
+        return self.core.book(venue, symbol) if self.core else None
+
+    # -- running ------------------------------------------------------------------------
+    async def main(self) -> None:
+        """Run the desk until :meth:`stop`; always shuts down cleanly."""
+        self.loop = asyncio.get_running_loop()
+        self._async_stop = asyncio.Event()
+        self.store.start()
+        venues: dict[str, Venue] = {}
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            venues = self._build_venues()
+            self.core = EngineCore(venues, self.trader, self.bus, self.store,
+                                   int(self.config["desk"]["depth_levels"]))
+            self._start_strategies()
+            self.pm.hook.flightdesk_startup(desk=self)
+            self._start_flight()
+            queue: asyncio.Queue[Any] = asyncio.Queue(int(self.config["desk"]["queue_size"]))
+            tasks = [asyncio.create_task(self._consume(queue), name="engine")]
+            for venue in venues.values():
+                if venue.feed is not None:
+                    tasks.append(asyncio.create_task(
+                        venue.feed.run(self._sink(queue), self._snapshot_sink(queue)),
+                        name=f"feed-{venue.name}"))
+            self.ready_event.set()
+            await self._async_stop.wait()
+        finally:
+            await self._shutdown(tasks, venues)
+
+    def _sink(self, queue: asyncio.Queue[Any]) -> Callable[[str, Any, int], None]:
+        def sink(venue: str, frame: Any, ts_recv: int) -> None:
+            try:
+                queue.put_nowait((venue, None, frame, ts_recv))
+            except asyncio.QueueFull:
+                if self.core is not None:
+                    self.core.counters["queue_drops"] += 1
+        return sink
+
+    def _snapshot_sink(self, queue: asyncio.Queue[Any]) -> Callable[[str, str, Any, int], None]:
+        def sink(venue: str, symbol: str, body: Any, ts_recv: int) -> None:
+            queue.put_nowait((venue, symbol, body, ts_recv))
+        return sink
+
+    async def _consume(self, queue: asyncio.Queue[Any]) -> None:
+        core = self.core
+        assert core is not None
+        limit = int(self.config["desk"]["max_batch_rows"])
+        while True:
+            item = await queue.get()
+            self._process(core, item)
+            n = 1
+            while n < limit and not queue.empty():
+                self._process(core, queue.get_nowait())
+                n += 1
+            try:
+                core.flush()
+            except Exception:  # the loop must survive anything a flush meets
+                core.counters["flush_errors"] += 1
+                logger.exception("engine flush failed")
+
+    @staticmethod
+    def _process(core: EngineCore, item: tuple[str, str | None, Any, int]) -> None:
+        venue, symbol, payload, ts = item
+        try:
+            if symbol is None:
+                core.on_frame(venue, payload, ts)
+            else:
+                core.on_snapshot(venue, symbol, payload, ts)
+        except Exception:  # parsers raise ParseError; anything else is a bug, not a crash
+            core.counters["engine_errors"] += 1
+            logger.exception("engine failed on a %s frame", venue)
+
+    def _start_strategies(self) -> None:
+        assert self.core is not None
+        self.core.slots = [StrategySlot(s) for s in self.strategy_list]
+        for slot in self.core.slots:
+            ctx = StrategyContext(slot.name, slot.strategy.config, self.config["risk"],
+                                  time.time_ns, self.portfolio.snapshot,
+                                  logging.getLogger(f"flightdesk.strategy.{slot.name}"))
+            try:
+                slot.strategy.on_start(ctx)
+            except Exception as exc:
+                self.core.quarantine(slot, exc)
+
+    def _start_flight(self) -> None:
+        cfg = self.config["flight"]
+        if not cfg["enabled"]:
+            return
+        from flightdesk.core.flight.server import DeskFlightServer
+
+        self.flight = DeskFlightServer(self, f"grpc://{cfg['host']}:{cfg['port']}")
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]], venues: dict[str, Venue]) -> None:
+        self.stop_event.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.core is not None:
+            self.core.flush()
+            for slot in self.core.slots:
+                try:
+                    slot.strategy.on_stop()
+                except Exception:
+                    logger.exception("strategy %s failed in on_stop", slot.name)
+        try:
+            self.pm.hook.flightdesk_shutdown(desk=self)
+        except Exception:
+            logger.exception("a plugin failed in flightdesk_shutdown")
+        for venue in venues.values():
+            venue.close()
+        self.store.close()
+        if self.flight is not None:
+            await asyncio.to_thread(self.flight.shutdown)
+        self.bus.close()
+
+    def stop(self) -> None:
+        """Ask the desk to stop (from any thread)."""
+        self.stop_event.set()
+        if self.loop is not None and self._async_stop is not None:
+            self.loop.call_soon_threadsafe(self._async_stop.set)
+
+    def call(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
+        """Run ``fn`` on the engine thread and return its result."""
+        loop = self.loop
+        if loop is None or not loop.is_running():
+            return fn()
+        try:
+            if asyncio.get_running_loop() is loop:
+                return fn()
+        except RuntimeError:
+            pass
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(fn())
+            except Exception as exc:
+                fut.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return fut.result(timeout)

@@ -1,0 +1,232 @@
+"""The engine core: frames -> events -> books -> batches -> strategies -> trading path.
+
+Single-threaded and deterministic: ``on_frame``/``on_snapshot`` are called in order on one
+thread (the desk's event loop, or a replay loop), and ``flush`` turns what was buffered into
+batches for the bus and the strategies. Bad input is counted and skipped, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flightdesk.core import schemas
+from flightdesk.core.batcher import QuoteBuffer, TradeBuffer
+from flightdesk.core.book import L2Book
+from flightdesk.core.books import BookKeeper
+from flightdesk.core.bus import Bus
+from flightdesk.core.errors import ParseError
+from flightdesk.core.events import (
+    BookMsg,
+    MarketEvent,
+    Outbound,
+    Resync,
+    SnapshotRequest,
+    Status,
+    TickerMsg,
+    TradeMsg,
+)
+from flightdesk.core.store import Store
+from flightdesk.core.strategy import Strategy
+from flightdesk.core.trading import Trader
+from flightdesk.core.venue import Venue
+
+logger = logging.getLogger(__name__)
+
+
+class StrategySlot:
+    """A strategy instance with its routing filter, switches and counters."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        cfg = strategy.config
+        self.venue = str(cfg.get("venue") or "")
+        self.symbols = [str(s) for s in cfg.get("symbols") or []]
+        self.enabled = bool(cfg.get("enabled", True))
+        self.quarantined = ""
+        self.batches = 0
+        self.signals = 0
+        self.errors = 0
+
+    @property
+    def name(self) -> str:
+        return self.strategy.name
+
+    def select(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        mask = None
+        if self.venue:
+            mask = pc.equal(batch.column("venue"), self.venue)
+        if self.symbols:
+            m = pc.is_in(batch.column("symbol"), pa.array(self.symbols))
+            mask = m if mask is None else pc.and_(mask, m)
+        return batch if mask is None else batch.filter(mask)
+
+    def stats(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.strategy.config.get("type", ""),
+                "enabled": self.enabled, "quarantined": self.quarantined,
+                "batches": self.batches, "signals": self.signals, "errors": self.errors}
+
+
+class EngineCore:
+    """See the module docstring."""
+
+    def __init__(self, venues: dict[str, Venue], trader: Trader, bus: Bus,
+                 store: Store | None, depth_levels: int = 5) -> None:
+        self.venues = venues
+        self.books = BookKeeper({n: v.protocol for n, v in venues.items()})
+        self.trader = trader
+        self.bus = bus
+        self.store = store
+        self.quotes = QuoteBuffer(depth_levels)
+        self.trades = TradeBuffer()
+        self.slots: list[StrategySlot] = []
+        self.counters: Counter[str] = Counter()
+        self.last_ts_recv = 0
+        self.tickers: dict[tuple[str, str], TickerMsg] = {}
+        self._last_log = 0.0
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            BookMsg: self._on_book, TradeMsg: self.trades.add, TickerMsg: self._on_ticker,
+            Resync: self._on_resync, SnapshotRequest: self._on_snapshot_request,
+            Outbound: self._on_outbound, Status: self._on_status,
+        }
+        self.books.listeners.append(self._resync_event)
+
+    # -- input ----------------------------------------------------------------------
+    def on_frame(self, venue: str, frame: str | bytes, ts_recv: int) -> None:
+        self.counters["frames"] += 1
+        self.last_ts_recv = ts_recv
+        try:
+            events = self.venues[venue].protocol.parse(frame, ts_recv)
+        except ParseError as exc:
+            self._bad_frame(venue, exc)
+            return
+        self.dispatch(events)
+
+    def on_snapshot(self, venue: str, symbol: str, body: str | bytes, ts_recv: int) -> None:
+        self.counters["snapshots"] += 1
+        try:
+            events = self.venues[venue].protocol.parse_snapshot(symbol, body, ts_recv)
+        except ParseError as exc:
+            self._bad_frame(venue, exc)
+            return
+        self.dispatch(events)
+
+    def dispatch(self, events: list[MarketEvent]) -> None:
+        handlers = self._handlers
+        for ev in events:
+            handlers[type(ev)](ev)
+        if self.books.followups:
+            self.dispatch(self.books.take_followups())
+
+    def _bad_frame(self, venue: str, exc: ParseError) -> None:
+        self.counters["parse_errors"] += 1
+        now = time.monotonic()
+        if now - self._last_log > 1.0:  # rate-limited: garbage can arrive in floods
+            self._last_log = now
+            logger.warning("%s: skipped a frame: %s (%d so far)", venue, exc,
+                           self.counters["parse_errors"])
+
+    def _on_book(self, msg: BookMsg) -> None:
+        book = self.books.apply(msg)
+        if book is not None:
+            self.quotes.add(msg, book)
+
+    def _on_ticker(self, t: TickerMsg) -> None:
+        self.tickers[(t.venue, t.symbol)] = t
+
+    def _on_resync(self, ev: Resync) -> None:
+        self.books.resync(ev)
+
+    def _resync_event(self, ev: Resync) -> None:
+        self.trader.event("resync", ev.venue, ev.symbol, f"{ev.reason.value}: {ev.detail}")
+
+    def _on_snapshot_request(self, ev: SnapshotRequest) -> None:
+        self.counters["snapshot_requests"] += 1
+        feed = self.venues[ev.venue].feed
+        if feed is not None:
+            feed.request_snapshot(ev.symbol)
+
+    def _on_outbound(self, ev: Outbound) -> None:
+        feed = self.venues[ev.venue].feed
+        if feed is not None:
+            feed.send(ev.frame)
+
+    def _on_status(self, ev: Status) -> None:
+        self.counters[f"status_{ev.kind}"] += 1
+
+    def book(self, venue: str, symbol: str) -> L2Book | None:
+        book = self.books.books.get((venue, symbol))
+        return book if book is not None and book.bids and book.asks else None
+
+    # -- output ---------------------------------------------------------------------
+    def flush(self) -> None:
+        """Publish buffered market data, run the strategies, and store trading rows."""
+        quotes = self.quotes.take()
+        trades = self.trades.take()
+        if trades is not None:
+            self.bus.publish("trades", trades)
+        if quotes is not None:
+            self.bus.publish("quotes", quotes)
+            self._mark()
+            self._run_strategies(quotes)
+        self._emit_rows()
+
+    def _mark(self) -> None:
+        for (venue, symbol), pos in self.trader.portfolio.positions.items():
+            book = self.book(venue, symbol)
+            if book is not None:
+                bp, _, ap, _ = book.top()
+                pos.mark = (bp + ap) * 0.5
+
+    def _run_strategies(self, quotes: pa.RecordBatch) -> None:
+        for slot in self.slots:
+            if not slot.enabled or slot.quarantined or "quotes" not in slot.strategy.streams:
+                continue
+            batch = slot.select(quotes)
+            if batch.num_rows == 0:
+                continue
+            slot.batches += 1
+            try:
+                signals = slot.strategy.on_batch(batch)
+                if signals is not None and signals.num_rows:
+                    slot.signals += signals.num_rows
+                    self.trader.on_signals(slot.name, signals, self.last_ts_recv)
+            except Exception as exc:
+                self.quarantine(slot, exc)
+        fills = self.trader.take_fills()
+        if fills:
+            self._deliver_fills(fills)
+
+    def _deliver_fills(self, fills: list[Any]) -> None:
+        by_strategy: dict[str, list[dict[str, Any]]] = {}
+        for f in fills:
+            by_strategy.setdefault(f.strategy, []).append(f.row())
+        for slot in self.slots:
+            rows = by_strategy.get(slot.name)
+            if rows and not slot.quarantined:
+                try:
+                    slot.strategy.on_fills(pa.RecordBatch.from_pylist(
+                        rows, schema=schemas.schema("fills")))
+                except Exception as exc:
+                    self.quarantine(slot, exc)
+
+    def quarantine(self, slot: StrategySlot, exc: Exception) -> None:
+        slot.errors += 1
+        slot.quarantined = f"{type(exc).__name__}: {exc}"
+        self.counters["quarantines"] += 1
+        logger.error("strategy %s quarantined: %s", slot.name, slot.quarantined)
+        self.trader.event("quarantine", "", "", f"strategy {slot.name}: {slot.quarantined}")
+
+    def _emit_rows(self) -> None:
+        for stream, batch in self.trader.take_rows().items():
+            if self.store is None:
+                self.bus.publish(stream, batch)
+            else:
+                self.store.submit(stream, batch,
+                                  lambda s=stream, b=batch: self.bus.publish(s, b))

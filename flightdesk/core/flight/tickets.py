@@ -1,0 +1,103 @@
+"""Flight tickets and descriptors: UTF-8 JSON objects, validated into a ``StreamRequest``.
+
+``{"stream": "quotes", "symbols": ["BTCUSDT"], "venues": ["sim"], "columns": [...],
+"mode": "live"}`` — ``mode`` is ``live`` (unbounded tail), ``snapshot`` (current state) or
+``history`` (stored rows, ``start``/``end`` in ns). Every malformed ticket gets a
+:class:`TicketError` that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from flightdesk.core import schemas
+from flightdesk.core.errors import TicketError
+
+MODES = ("live", "snapshot", "history")
+_KEYS = {"stream", "mode", "symbols", "venues", "columns", "start", "end", "depth", "limit"}
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    stream: str
+    mode: str = "live"
+    symbols: tuple[str, ...] = ()
+    venues: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    start: int | None = None
+    end: int | None = None
+    depth: int = 10
+    limit: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        d: dict[str, Any] = {"stream": self.stream, "mode": self.mode}
+        for key in ("symbols", "venues", "columns"):
+            if getattr(self, key):
+                d[key] = list(getattr(self, key))
+        for key in ("start", "end", "limit"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        return json.dumps(d).encode()
+
+
+def parse_json(raw: bytes, what: str = "ticket") -> dict[str, Any]:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TicketError(f"{what} is not UTF-8: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise TicketError(f"{what} is not JSON ({exc.msg} at char {exc.pos}); expected an "
+                          'object like {"stream": "quotes", "mode": "live"}') from exc
+    if not isinstance(obj, dict):
+        raise TicketError(f"{what} must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def parse_request(raw: bytes, what: str = "ticket") -> StreamRequest:
+    obj = parse_json(raw, what)
+    unknown = set(obj) - _KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        close = difflib.get_close_matches(key, sorted(_KEYS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TicketError(f"{what} has unknown key {key!r}{hint}")
+    stream = obj.get("stream")
+    names = schemas.stream_names()
+    if stream not in names:
+        close = difflib.get_close_matches(str(stream), names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TicketError(f"unknown stream {stream!r}{hint}; streams are {', '.join(names)}")
+    mode = obj.get("mode", "live")
+    if mode not in MODES:
+        raise TicketError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
+    columns = _strings(obj, "columns", what)
+    known = set(schemas.schema(stream).names)
+    for col in columns:
+        if col not in known:
+            raise TicketError(f"stream {stream!r} has no column {col!r}")
+    return StreamRequest(stream=stream, mode=mode, symbols=_strings(obj, "symbols", what),
+                         venues=_strings(obj, "venues", what), columns=columns,
+                         start=_int(obj, "start", what), end=_int(obj, "end", what),
+                         depth=_int(obj, "depth", what) or 10, limit=_int(obj, "limit", what))
+
+
+def _strings(obj: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
+    value = obj.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TicketError(f"{what} key {key!r} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _int(obj: dict[str, Any], key: str, what: str) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TicketError(f"{what} key {key!r} must be an integer, got {value!r}")
+    return value

@@ -1,0 +1,140 @@
+"""Read and control a running desk: status, kill switch, strategies, snapshots.
+
+A mixin of :class:`flightdesk.core.desk.Desk`; everything that reads engine state runs on
+the engine thread through ``self.call`` so it sees a consistent picture.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from flightdesk.core import schemas
+
+if TYPE_CHECKING:
+    from flightdesk.core.flight.tickets import StreamRequest
+
+
+class DeskState:
+    """Status, control and snapshots (see the module docstring)."""
+
+    # set by Desk.__init__
+    core: Any
+    trader: Any
+    portfolio: Any
+    risk: Any
+    store: Any
+    bus: Any
+    flight: Any
+    config: Any
+    started_ns: int
+
+    def call(self, fn: Any, timeout: float = 5.0) -> Any:  # pragma: no cover - see Desk
+        raise NotImplementedError
+
+    def status(self) -> dict[str, Any]:
+        return self.call(self._status)
+
+    def _status(self) -> dict[str, Any]:
+        core = self.core
+        out: dict[str, Any] = {
+            "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
+            "kill_switch": self.risk.killed,
+            "flight": self.flight.uri if self.flight is not None else None,
+            "store": self.store.stats(),
+            "subscribers": self.bus.stats(),
+            "trading": dict(self.trader.counters),
+            "tick_to_trade_us": latency_summary(self.trader.tick_to_trade_ns),
+            "pnl": self.portfolio.totals(),
+        }
+        if core is None:
+            return out
+        out["engine"] = dict(core.counters)
+        out["books_counters"] = dict(core.books.counters)
+        out["venues"] = {
+            name: {"connected": bool(v.feed and v.feed.connected),
+                   "feed": v.feed.stats() if v.feed else {},
+                   "parser": {"frames": v.protocol.stats.frames,
+                              "errors": v.protocol.stats.errors,
+                              "last_error": v.protocol.stats.last_error}}
+            for name, v in core.venues.items()}
+        out["books"] = {f"{v}:{s}": _book_summary(b) for (v, s), b in core.books.books.items()}
+        out["strategies"] = [slot.stats() for slot in core.slots]
+        return out
+
+    def kill(self, on: bool = True) -> dict[str, Any]:
+        def flip() -> dict[str, Any]:
+            self.risk.killed = on
+            self.trader.event("kill_switch", "", "", "on" if on else "off")
+            self.core.flush() if self.core is not None else None
+            return {"kill_switch": on, "open_orders_cancelled": 0}
+        return self.call(flip)
+
+    def strategies(self) -> list[dict[str, Any]]:
+        return self.call(lambda: [slot.stats() for slot in self.core.slots]
+                         if self.core is not None else [])
+
+    def positions_table(self) -> pa.Table:
+        def build() -> pa.Table:
+            now = time.time_ns()
+            rows = [p.row(now) for p in self.portfolio.positions.values()]
+            return pa.Table.from_pylist(rows, schema=schemas.schema("positions"))
+        return self.call(build)
+
+    def snapshot(self, req: StreamRequest) -> pa.Table:
+        """Current state for ``mode: snapshot`` tickets."""
+        if req.stream == "positions":
+            return self.positions_table()
+        if req.stream == "orders":  # market orders never rest: no open orders to show
+            return schemas.schema("orders").empty_table()
+        if req.stream == "quotes":
+            return self.call(self._quotes_snapshot)
+        if req.stream == "book":
+            return self.call(lambda: self._book_snapshot(req.depth))
+        from flightdesk.core.errors import TicketError
+
+        raise TicketError(f"stream {req.stream!r} has no snapshot mode; snapshot streams are "
+                          "positions, orders, quotes, book")
+
+    def _quotes_snapshot(self) -> pa.Table:
+        rows = []
+        for (venue, symbol), book in self.core.books.books.items():
+            bp, bq, ap, aq = book.top()
+            rows.append({"ts_event": book.ts_event, "ts_recv": time.time_ns(), "seq": 0,
+                         "venue": venue, "symbol": symbol, "bid_px": bp, "bid_qty": bq,
+                         "ask_px": ap, "ask_qty": aq, "mid": (bp + ap) / 2,
+                         "spread_bps": (ap - bp) / ((bp + ap) / 2) * 1e4 if bp == bp else math.nan,
+                         "imbalance": (bq - aq) / (bq + aq) if bq == bq else math.nan,
+                         "depth_ratio": math.nan, "microprice": math.nan})
+        return pa.Table.from_pylist(rows, schema=schemas.schema("quotes"))
+
+    def _book_snapshot(self, depth: int) -> pa.Table:
+        rows = []
+        seq = 0
+        for (venue, symbol), book in self.core.books.books.items():
+            for side, levels in (("bid", book.bid_levels(depth)), ("ask", book.ask_levels(depth))):
+                for lv in levels:
+                    seq += 1
+                    rows.append({"ts_event": book.ts_event, "ts_recv": time.time_ns(),
+                                 "seq": seq, "venue": venue, "symbol": symbol, "side": side,
+                                 "price": float(lv[0]), "qty": float(lv[1]),
+                                 "is_snapshot": True})
+        return pa.Table.from_pylist(rows, schema=schemas.schema("book"))
+
+
+def latency_summary(samples_ns: Any) -> dict[str, float]:
+    if not samples_ns:
+        return {"count": 0}
+    arr = np.fromiter(samples_ns, dtype=np.float64, count=len(samples_ns)) / 1e3
+    return {"count": len(samples_ns), "p50": round(float(np.percentile(arr, 50)), 1),
+            "p99": round(float(np.percentile(arr, 99)), 1),
+            "max": round(float(arr.max()), 1)}
+
+
+def _book_summary(book: Any) -> dict[str, Any]:
+    bp, _, ap, _ = book.top()
+    return {"bid": bp, "ask": ap, "levels": len(book), "last_id": book.last_id}

@@ -1,0 +1,169 @@
+"""The store: ADBC SQLite (WAL) with one writer thread and batched ingest.
+
+Producers call :meth:`Store.submit` with a table name, a RecordBatch and an optional
+callback; the writer thread groups what is queued (up to ``batch_rows`` or ``flush_ms``),
+writes it in one transaction, commits, and only then runs the callbacks — which is how an
+order or fill reaches Flight only after it is durable. Readers get their own connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_sqlite.dbapi as sqlite_dbapi
+import pyarrow as pa
+
+from flightdesk.core import schemas
+from flightdesk.core.errors import StoreError
+from flightdesk.core.types import OnCommit
+
+logger = logging.getLogger(__name__)
+
+TABLES = ("orders", "fills", "positions", "events")
+_STOP = object()
+
+
+class Store:
+    """One SQLite file, one writer thread (see the module docstring)."""
+
+    def __init__(self, path: str | Path, config: Mapping[str, Any] | None = None) -> None:
+        cfg = dict(config or {})
+        self.path = Path(path)
+        self.batch_rows = int(cfg.get("batch_rows", 2048))
+        self.flush_s = float(cfg.get("flush_ms", 20)) / 1000.0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(cfg.get("queue_size", 100_000)))
+        self._thread: threading.Thread | None = None
+        self.rows_written = 0
+        self.commits = 0
+        self.errors = 0
+        self.last_error = ""
+        self.commit_seconds = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> Store:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = self._connect()
+        except Exception as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(conn, ready),
+                                        name="flightdesk-store", daemon=True)
+        self._thread.start()
+        ready.wait()
+        return self
+
+    def _connect(self) -> Any:
+        conn = sqlite_dbapi.connect(str(self.path), autocommit=True)
+        cur = conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        for table in TABLES:
+            empty = schemas.schema(table).empty_table()
+            cur.adbc_ingest(table, empty, mode="create_append")
+        cur.close()
+        return conn
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write everything queued, then stop the writer thread."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    # -- writing --------------------------------------------------------------------
+    def submit(self, table: str, batch: pa.RecordBatch, on_commit: OnCommit | None = None) -> None:
+        self._queue.put((table, batch, on_commit))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Block until everything submitted before this call is committed."""
+        done = threading.Event()
+        self._queue.put((None, None, done.set))
+        return done.wait(timeout)
+
+    def _run(self, conn: Any, ready: threading.Event) -> None:
+        cur = conn.cursor()
+        ready.set()
+        try:
+            while True:
+                items = self._gather()
+                stop = items and items[-1] is _STOP
+                if stop:
+                    items = items[:-1]
+                if items:
+                    self._write(cur, items)
+                if stop:
+                    return
+        finally:
+            cur.close()
+            conn.close()
+
+    def _gather(self) -> list[Any]:
+        first = self._queue.get()
+        items = [first]
+        if first is _STOP:
+            return items
+        rows = first[1].num_rows if first[1] is not None else 0
+        deadline = time.monotonic() + self.flush_s
+        while rows < self.batch_rows:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            items.append(item)
+            if item is _STOP:
+                break
+            rows += item[1].num_rows if item[1] is not None else 0
+        return items
+
+    def _write(self, cur: Any, items: list[Any]) -> None:
+        grouped: dict[str, list[pa.RecordBatch]] = {}
+        for table, batch, _ in items:
+            if table is not None and batch.num_rows:
+                grouped.setdefault(table, []).append(batch)
+        t0 = time.perf_counter()
+        try:
+            if grouped:
+                cur.execute("BEGIN")
+                for table, batches in grouped.items():
+                    cur.adbc_ingest(table, pa.Table.from_batches(batches), mode="append")
+                    self.rows_written += sum(b.num_rows for b in batches)
+                cur.execute("COMMIT")
+                self.commits += 1
+        except Exception as exc:  # keep the desk running; the error is counted and shown
+            self.errors += 1
+            self.last_error = str(exc)
+            logger.error("store write failed: %s", exc)
+            try:
+                cur.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - rollback after a failed txn may fail too
+                pass
+            return
+        finally:
+            self.commit_seconds += time.perf_counter() - t0
+        for _, _, callback in items:
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:
+                    logger.exception("store commit callback failed")
+
+    # -- reading --------------------------------------------------------------------
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> pa.Table:
+        """Run a read query on a fresh connection (safe from any thread)."""
+        with sqlite_dbapi.connect(str(self.path), autocommit=True) as conn:
+            with conn.cursor() as cur:
+                cur.execute(sql, params) if params else cur.execute(sql)
+                return cur.fetch_arrow_table()
+
+    def stats(self) -> dict[str, Any]:
+        return {"path": str(self.path), "rows_written": self.rows_written,
+                "commits": self.commits, "errors": self.errors, "last_error": self.last_error,
+                "queued": self._queue.qsize()}
