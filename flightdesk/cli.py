@@ -15,10 +15,11 @@ from flightdesk.core.errors import FlightdeskError
 
 logger = logging.getLogger("flightdesk")
 
-CONNECT_SNIPPET = """\
-import pyarrow.flight as fl, json
-client = fl.connect("{uri}")
-print(client.do_get(fl.Ticket(json.dumps({{"stream": "quotes", "mode": "live"}}))).read_chunk().data)"""
+CONNECT_SNIPPET = (
+    'import json, pyarrow.flight as fl\n'
+    'client = fl.connect("{uri}")\n'
+    'print(client.do_get(fl.Ticket(json.dumps({{"stream": "quotes", "mode": "live"}})))'
+    '.read_chunk().data)')
 
 
 def main(argv: Sequence[str] | None = None) -> int:

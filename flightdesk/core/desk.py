@@ -13,7 +13,7 @@ import difflib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,7 +32,7 @@ from flightdesk.core.store import Store
 from flightdesk.core.strategy import Strategy, StrategyContext
 from flightdesk.core.trading import Trader
 from flightdesk.core.venue import Venue
-from flightdesk.plugins.manager import collect, load_plugins
+from flightdesk.plugins.manager import collect, load_plugins, make_manager
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,9 +42,12 @@ class Desk(DeskState):
     """One running desk (see the module docstring)."""
 
     def __init__(self, config: Config | None = None,
-                 pm: pluggy.PluginManager | None = None) -> None:
+                 plugins: Sequence[object] = ()) -> None:
         self.config = config or load_config()
-        self.pm = load_plugins(pm)
+        pm = make_manager()
+        for plugin in plugins:  # objects with @hookimpl functions, e.g. from a notebook
+            pm.register(plugin)
+        self.pm: pluggy.PluginManager = load_plugins(pm)
         self.registry = collect(self.pm)
         desk = self.config["desk"]
         self.data_dir = Path(desk["data_dir"])

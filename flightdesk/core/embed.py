@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -26,11 +26,12 @@ class Engine:
     """Runs a :class:`Desk` on a background thread; a context manager.
 
     ``config`` is a :class:`Config`, a path to a TOML file, or a nested dict of overrides
-    over the defaults (e.g. ``{"flight": {"port": 0}}``).
+    over the defaults (e.g. ``{"flight": {"port": 0}}``). ``plugins`` are extra plugin
+    objects (modules or instances with ``@hookimpl`` functions) registered for this desk.
     """
 
     def __init__(self, config: Config | str | os.PathLike[str] | Mapping[str, Any] | None = None,
-                 start_timeout: float = 30.0) -> None:
+                 start_timeout: float = 30.0, plugins: Sequence[object] = ()) -> None:
         if isinstance(config, Config):
             self.config = config
         elif isinstance(config, str | os.PathLike):
@@ -38,7 +39,7 @@ class Engine:
         else:
             self.config = load_config(overrides=config)
         self.start_timeout = start_timeout
-        self.desk = Desk(self.config)
+        self.desk = Desk(self.config, plugins=plugins)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 

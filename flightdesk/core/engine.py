@@ -228,5 +228,7 @@ class EngineCore:
             if self.store is None:
                 self.bus.publish(stream, batch)
             else:
-                self.store.submit(stream, batch,
-                                  lambda s=stream, b=batch: self.bus.publish(s, b))
+                self.store.submit(stream, batch, self._publisher(stream, batch))
+
+    def _publisher(self, stream: str, batch: pa.RecordBatch) -> Callable[[], None]:
+        return lambda: self.bus.publish(stream, batch)

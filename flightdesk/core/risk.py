@@ -37,7 +37,8 @@ class RiskDecision:
     def describe(self) -> str:
         if self.approved:
             return "approved"
-        text = f"{self.reason.value if self.reason else 'rejected'}: {self.value:g} > {self.limit:g}"
+        name = self.reason.value if self.reason else "rejected"
+        text = f"{name}: {self.value:g} > {self.limit:g}"
         return f"{text} ({self.detail})" if self.detail else text
 
 

@@ -30,7 +30,7 @@ def stream_names() -> list[str]:
 
 @cache
 def _load(stream: str) -> dict:
-    path = resources.files("flightdesk").joinpath("schemas", f"{stream}.json")
+    path = resources.files("flightdesk").joinpath("schemas").joinpath(f"{stream}.json")
     if not path.is_file():
         raise SchemaError(f"unknown stream {stream!r}; streams are {', '.join(stream_names())}",
                           stream=stream)

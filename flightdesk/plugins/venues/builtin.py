@@ -1,0 +1,16 @@
+"""The venues that ship with flightdesk, registered through the public hook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flightdesk.plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def flightdesk_register_venues(register: Any) -> None:
+    from flightdesk.plugins.venues.binance.config import make_venue as make_binance
+    from flightdesk.plugins.venues.sim.venue import make_sim_venue
+
+    register("sim", make_sim_venue)
+    register("binance", make_binance)

@@ -1,0 +1,53 @@
+"""Config: defaults, TOML, env overrides, and errors that name the key."""
+
+import pytest
+
+from flightdesk.core.config import load_config
+from flightdesk.core.errors import ConfigError
+
+
+def test_defaults_give_the_embedded_desk():
+    cfg = load_config(env={})
+    assert cfg["flight"]["port"] == 8815
+    assert cfg["flight"]["host"] == "127.0.0.1"
+    assert cfg["venues"] == {"sim": {"type": "sim"}}
+    assert cfg["strategies"]["threshold"]["venue"] == "sim"
+
+
+def test_toml_file_and_env_override(tmp_path):
+    path = tmp_path / "desk.toml"
+    path.write_text('[risk]\nmax_position = 3\n[flight]\nport = 9999\n'
+                    '[venues.bn]\ntype = "binance"\nsymbols = ["BTCUSDT"]\n')
+    cfg = load_config(path, env={"FLIGHTDESK_FLIGHT__PORT": "0",
+                                 "FLIGHTDESK_DESK__NAME": "night desk"})
+    assert cfg["risk"]["max_position"] == 3.0
+    assert cfg["flight"]["port"] == 0
+    assert cfg["desk"]["name"] == "night desk"
+    assert cfg["venues"]["bn"]["symbols"] == ["BTCUSDT"]
+    assert cfg["strategies"] == {}  # a configured desk gets no embedded strategy
+
+
+def test_mistyped_key_names_key_and_nearest_spelling(tmp_path):
+    path = tmp_path / "desk.toml"
+    path.write_text("[risk]\nmax_postion = 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "risk.max_postion" in str(info.value)
+    assert "did you mean 'max_position'" in str(info.value)
+    assert info.value.suggestion == "max_position"
+
+
+def test_unknown_section_and_bad_type():
+    with pytest.raises(ConfigError, match="unknown config key 'flihgt'.*'flight'"):
+        load_config(overrides={"flihgt": {}}, env={})
+    with pytest.raises(ConfigError, match="flight.port must be int, got 'x'"):
+        load_config(env={"FLIGHTDESK_FLIGHT__PORT": "x"})
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[risk\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", env={})

@@ -1,0 +1,163 @@
+"""Every hook is documented and tested; plugins register, collide, and run in a desk."""
+
+import re
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import flightdesk
+from flightdesk.core.errors import ConfigError, PluginError
+from flightdesk.core.risk import RiskDecision, RiskReason
+from flightdesk.plugins import hookspecs
+from flightdesk.plugins.manager import collect, load_plugins, make_manager
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugin_hooks.md"
+HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("flightdesk_"))
+
+
+def test_every_hook_has_a_docs_section():
+    sections = set(re.findall(r"^## (flightdesk_\w+)", DOCS.read_text(), re.M))
+    assert set(HOOKS) == sections
+
+
+def test_every_hook_has_a_test():
+    missing = [h for h in HOOKS if f"test_hook_{h}" not in globals()]
+    assert not missing, f"hooks without a test_hook_<name>: {missing}"
+
+
+def test_public_surface_is_sorted_and_pinned():
+    assert flightdesk.__all__ == sorted(flightdesk.__all__)
+    assert flightdesk.__all__ == [
+        "ConfigError", "Engine", "FlightdeskError", "ParseError", "PluginError",
+        "SchemaError", "Strategy", "StrategyContext", "StrategyError", "TicketError",
+        "__version__", "hookimpl", "signals_batch"]
+
+
+class AlwaysBuy(flightdesk.Strategy):
+    DEFAULTS = {"type": "always_buy", "venue": "", "symbols": [], "enabled": True, "qty": 0.5}
+
+    def on_batch(self, batch):
+        last = batch.num_rows - 1
+        return flightdesk.signals_batch(batch.column("ts_event")[last].as_py(),
+                                        batch.column("venue")[last].as_py(),
+                                        batch.column("symbol")[last].as_py(), "buy",
+                                        qty=self.config["qty"])
+
+
+class Plugin:
+    def __init__(self):
+        self.calls = []
+
+    @flightdesk.hookimpl
+    def flightdesk_register_strategies(self, register):
+        register("always_buy", AlwaysBuy)
+
+    @flightdesk.hookimpl
+    def flightdesk_register_risk_rules(self, register):
+        def no_eth(order, view):
+            if order.symbol == "ETHUSDT":
+                return RiskDecision(False, RiskReason.CUSTOM_RULE, 0.0, order.qty, "no_eth")
+            return None
+        register("no_eth", no_eth)
+
+    @flightdesk.hookimpl
+    def flightdesk_startup(self, desk):
+        self.calls.append(("startup", desk.core is not None))
+
+    @flightdesk.hookimpl
+    def flightdesk_shutdown(self, desk):
+        self.calls.append(("shutdown", desk.stop_event.is_set()))
+
+
+def desk_config(tmp_path, **strategies):
+    return {"desk": {"data_dir": str(tmp_path)}, "flight": {"enabled": False},
+            "venues": {"sim": {"type": "sim", "rate": 400.0}},
+            "strategies": strategies}
+
+
+def wait_for(cond, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_hook_flightdesk_register_strategies():
+    pm = make_manager()
+    pm.register(Plugin())
+    reg = collect(load_plugins(pm))
+    assert reg.strategies["always_buy"] is AlwaysBuy
+    assert "threshold" in reg.strategies  # the default plugin registers through the same hook
+
+
+def test_hook_flightdesk_register_venues():
+    class Dup:
+        @flightdesk.hookimpl
+        def flightdesk_register_venues(self, register):
+            register("sim", object)
+
+    reg = collect(load_plugins())
+    assert {"sim", "binance"} <= set(reg.venues)
+    pm = make_manager()
+    pm.register(Dup(), name="dup-plugin")
+    with pytest.raises(PluginError, match="venue 'sim' registered twice.*dup-plugin"):
+        collect(load_plugins(pm))
+
+
+def test_hook_flightdesk_register_risk_rules(tmp_path):
+    plugin = Plugin()
+    cfg = desk_config(tmp_path, buyer={"type": "always_buy", "venue": "sim"})
+    with flightdesk.Engine(cfg, plugins=[plugin]) as eng:
+        assert wait_for(lambda: eng.status()["trading"].get("rejected_custom_rule", 0) > 0)
+        orders = eng.orders()
+    rejected = orders.filter(pa.compute.equal(orders["status"], "rejected"))
+    assert set(rejected["symbol"].to_pylist()) == {"ETHUSDT"}
+    assert all("no_eth" in r for r in rejected["reason"].to_pylist())
+
+
+def test_hook_flightdesk_startup(tmp_path):
+    plugin = Plugin()
+    with flightdesk.Engine(desk_config(tmp_path), plugins=[plugin]):
+        assert plugin.calls == [("startup", True)]
+
+
+def test_hook_flightdesk_shutdown(tmp_path):
+    plugin = Plugin()
+    with flightdesk.Engine(desk_config(tmp_path), plugins=[plugin]):
+        pass
+    assert plugin.calls[-1] == ("shutdown", True)
+
+
+def test_unknown_strategy_type_and_key_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="type 'treshold' is not registered.*'threshold'"):
+        flightdesk.Engine(desk_config(tmp_path, x={"type": "treshold"}))
+    with pytest.raises(ConfigError, match="strategies.x.imbalance_treshold.*imbalance_threshold"):
+        flightdesk.Engine(desk_config(tmp_path, x={"type": "threshold",
+                                                    "imbalance_treshold": 0.2}))
+
+
+def test_raising_strategy_is_quarantined_and_desk_keeps_trading(tmp_path):
+    class Broken(flightdesk.Strategy):
+        DEFAULTS = {"type": "broken", "venue": "", "symbols": [], "enabled": True}
+
+        def on_batch(self, batch):
+            raise ValueError("bad model")
+
+    class P:
+        @flightdesk.hookimpl
+        def flightdesk_register_strategies(self, register):
+            register("broken", Broken)
+            register("always_buy", AlwaysBuy)
+
+    cfg = desk_config(tmp_path, broken={"type": "broken"}, buyer={"type": "always_buy"})
+    with flightdesk.Engine(cfg, plugins=[P()]) as eng:
+        assert wait_for(lambda: eng.status()["trading"].get("fills", 0) > 0)
+        status = eng.status()
+    slots = {s["name"]: s for s in status["strategies"]}
+    assert "ValueError: bad model" in slots["broken"]["quarantined"]
+    assert slots["buyer"]["quarantined"] == ""
+    assert status["engine"]["quarantines"] == 1
