@@ -1,0 +1,1 @@
+"""The sim venue: a seeded exchange simulator speaking Binance spot's wire format."""

@@ -1,0 +1,397 @@
+"""The sim exchange: a :class:`SimMarket` served over loopback in Binance spot's wire format.
+
+One port serves both halves of the Binance market-data protocol:
+
+* WebSocket ``/stream?streams=a/b`` (combined streams: ``{"stream": ..., "data": ...}``) and
+  ``/ws/<stream>`` or ``/ws`` (raw payloads), with the live ``SUBSCRIBE``/``UNSUBSCRIBE``/
+  ``LIST_SUBSCRIPTIONS`` control messages;
+* plain HTTP ``GET /api/v3/depth?symbol=BTCUSDT&limit=1000``, answered from the same market,
+  so a snapshot is always consistent with the diffs already sent.
+
+One background task steps the market on a steady schedule (due frames are computed from the
+monotonic clock, so the rate does not drift) and broadcasts each payload, serialized once, to
+the clients subscribed to its stream. Broadcasting never waits for a client: a client whose
+write buffer grows past ``max_buffer`` bytes is closed with code 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from flightdesk.plugins.venues.sim.market import SimMarket
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYMBOLS = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
+_GRACE = 1.5  # seconds stop() waits for clients to finish closing before aborting them
+_CHUNK = 256  # most frames produced between two yields to the event loop
+_ERR_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
+_ERR_LIMIT = {"code": -1100, "msg": "Illegal characters found in parameter 'limit'."}
+
+
+class _Client:
+    """One WebSocket client: its connection, its streams and its framing."""
+
+    __slots__ = ("conn", "streams", "combined")
+
+    def __init__(self, conn: ServerConnection, combined: bool) -> None:
+        self.conn = conn
+        self.streams: set[str] = set()
+        self.combined = combined
+
+
+class SimExchange:
+    """A seeded Binance-spot-speaking exchange on one loopback port (WebSocket + REST depth).
+
+    ``rate`` is the number of market payloads produced per second (all streams and symbols,
+    whether or not anyone subscribed); ``rate <= 0`` produces as fast as possible while a
+    client is connected. ``burst=False`` turns off the bursts of book activity. A client is
+    closed (1008) once more than ``max_buffer`` bytes wait in its user-space write buffer;
+    ``sndbuf`` optionally caps the kernel send buffer of each client socket as well.
+    """
+
+    def __init__(
+        self,
+        symbols: dict[str, float] | None = None,
+        seed: int = 7,
+        rate: float = 200.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        burst: bool = True,
+        *,
+        book_ticker: bool = False,
+        max_buffer: int = 4 * 2**20,
+        sndbuf: int | None = None,
+        **market_options: Any,
+    ) -> None:
+        if not burst:
+            market_options["burst_prob"] = 0.0
+        self.market = SimMarket(
+            dict(symbols or DEFAULT_SYMBOLS), seed, book_ticker=book_ticker, **market_options
+        )
+        self.rate, self.host, self.max_buffer, self.sndbuf = rate, host, max_buffer, sndbuf
+        self._port = port
+        self._server: Server | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._clients: dict[ServerConnection, _Client] = {}
+        self._subs: dict[tuple[str, bool], set[ServerConnection]] = {}
+        self._wake: asyncio.Event | None = None
+        self._rr = 0
+        self._stats = {
+            "frames": 0,
+            "sent": 0,
+            "connections": 0,
+            "snapshots": 0,
+            "slow_closed": 0,
+            "lagged": 0,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> SimExchange:
+        """Listen, start the market task and return self."""
+        self._wake = asyncio.Event()
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._port,
+            compression=None,
+            process_request=self._http,
+            close_timeout=1.0,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        self._pump_task = asyncio.create_task(self._pump(), name="sim-exchange-pump")
+        log.info("sim exchange listening on %s", self.rest_url)
+        return self
+
+    async def stop(self) -> None:
+        """Stop the market task, close every client (1001) and the listening socket."""
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            await asyncio.gather(self._pump_task, return_exceptions=True)
+            self._pump_task = None
+        if self._server is not None:
+            await self._close_server(self._server)
+            self._server = None
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    @staticmethod
+    async def _close_server(server: Server) -> None:
+        """Close the server; abort connections still closing after the grace period.
+
+        A client that stopped reading never sees our close frame behind its backlog (nor we
+        its TCP close), and ``wait_closed`` would wait for it as long as the client waits.
+        """
+        server.close()
+        try:
+            await asyncio.wait_for(server.wait_closed(), _GRACE)
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
+            for conn in list(server.all_connections):
+                conn.transport.abort()
+            await server.wait_closed()
+
+    async def __aenter__(self) -> SimExchange:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- addresses and counters -----------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    def ws_url(
+        self,
+        symbols: Iterable[str] | None = None,
+        channels: Iterable[str] = ("depth@100ms", "trade"),
+    ) -> str:
+        """The combined-stream URL of ``channels`` for ``symbols`` (default: all symbols)."""
+        syms = self.market.symbols if symbols is None else list(symbols)
+        names = [f"{s.lower()}@{c}" for s in syms for c in channels]
+        return f"ws://{self.host}:{self._port}/stream?streams={'/'.join(names)}"
+
+    def stats(self) -> dict[str, int]:
+        """Counters: frames produced, frames sent (per client), clients now and ever,
+        snapshots served, clients closed for being slow, schedule resets after a stall."""
+        return dict(self._stats, clients=len(self._clients))
+
+    # -- market task --------------------------------------------------------------------
+    async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        t0, made = loop.time(), 0
+        while True:
+            if self.rate <= 0:
+                await self._wait_for_clients()
+                made += self._produce(_CHUNK)
+            else:
+                due = int((loop.time() - t0) * self.rate) - made
+                if due <= 0:
+                    await asyncio.sleep((made + 1) / self.rate - (loop.time() - t0))
+                    continue
+                if due > self.rate + _CHUNK:  # a stall of over a second: skip, don't flood
+                    self._stats["lagged"] += 1
+                    made += due - _CHUNK
+                made += self._produce(min(due, _CHUNK))
+            self._close_slow()
+            await asyncio.sleep(0)
+
+    async def _wait_for_clients(self) -> None:
+        assert self._wake is not None
+        while not self._clients:
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _produce(self, n: int) -> int:
+        """Step the symbols round-robin until ``n`` payloads went out; return how many."""
+        ts = time.time_ns() // 1_000_000
+        syms, made = self.market.symbols, 0
+        while made < n:
+            sym = syms[self._rr]
+            self._rr = (self._rr + 1) % len(syms)
+            for msg in self.market.step(ts, sym):
+                self._publish(msg)
+                made += 1
+        self._stats["frames"] += made
+        return made
+
+    def _publish(self, msg: dict[str, Any]) -> None:
+        stream = msg["stream"]
+        combined = self._subs.get((stream, True))
+        raw = self._subs.get((stream, False))
+        if not combined and not raw:
+            return
+        data = json.dumps(msg["data"], separators=(",", ":"))
+        if combined:
+            broadcast(combined, f'{{"stream":"{stream}","data":{data}}}')
+            self._stats["sent"] += len(combined)
+        if raw:
+            broadcast(raw, data)
+            self._stats["sent"] += len(raw)
+
+    def _close_slow(self) -> None:
+        for conn, client in list(self._clients.items()):
+            if conn.transport.get_write_buffer_size() > self.max_buffer:
+                self._stats["slow_closed"] += 1
+                log.warning("closing slow client %s", conn.remote_address)
+                self._unsubscribe(client, list(client.streams))
+                del self._clients[conn]
+                task = asyncio.create_task(conn.close(1008, "client too slow"))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+    # -- WebSocket clients --------------------------------------------------------------
+    async def _handle(self, conn: ServerConnection) -> None:
+        client = self._register(conn)
+        try:
+            async for message in conn:
+                await conn.send(self._control(client, message))
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._clients.pop(conn, None) is not None:
+                self._unsubscribe(client, list(client.streams))
+
+    def _register(self, conn: ServerConnection) -> _Client:
+        """Subscribe a new client to the streams in its URL (``/stream?streams=`` or ``/ws/``)."""
+        url = urlsplit(conn.request.path if conn.request else "/")
+        client = _Client(conn, combined=url.path == "/stream")
+        if client.combined:
+            self._subscribe(client, parse_qs(url.query).get("streams", [""])[0].split("/"))
+        else:
+            self._subscribe(client, url.path[4:].split("/"))
+        if self.sndbuf:
+            sock = conn.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+        self._clients[conn] = client
+        self._stats["connections"] += 1
+        if self._wake is not None:
+            self._wake.set()
+        return client
+
+    def _control(self, client: _Client, message: str | bytes) -> str:
+        """Answer one Binance control message (SUBSCRIBE and friends)."""
+        try:
+            req = json.loads(message)
+            method, rid = req["method"], req.get("id")
+            params = req.get("params", [])
+        except (ValueError, KeyError, TypeError):
+            return json.dumps({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None})
+        result: list[str] | None = None
+        if method == "SUBSCRIBE" and isinstance(params, list):
+            self._subscribe(client, params)
+        elif method == "UNSUBSCRIBE" and isinstance(params, list):
+            self._unsubscribe(client, params)
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = sorted(client.streams)
+        else:
+            return json.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": rid})
+        return json.dumps({"result": result, "id": rid})
+
+    def _subscribe(self, client: _Client, streams: Iterable[str]) -> None:
+        for name in streams:
+            if isinstance(name, str) and name:
+                client.streams.add(name.lower())
+                self._subs.setdefault((name.lower(), client.combined), set()).add(client.conn)
+
+    def _unsubscribe(self, client: _Client, streams: Iterable[str]) -> None:
+        for name in streams:
+            if isinstance(name, str):
+                client.streams.discard(name.lower())
+                self._subs.get((name.lower(), client.combined), set()).discard(client.conn)
+
+    # -- REST ---------------------------------------------------------------------------
+    def _http(self, conn: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path in ("/stream", "/ws") or url.path.startswith("/ws/"):
+            return None
+        if url.path != "/api/v3/depth":
+            return _json(conn, 404, {"code": -1000, "msg": "Not found."})
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if query.get("symbol") not in self.market.symbols:
+            return _json(conn, 400, _ERR_SYMBOL)
+        limit = query.get("limit", "100")
+        if not limit.isdigit() or not 0 < int(limit) <= 5000:
+            return _json(conn, 400, _ERR_LIMIT)
+        self._stats["snapshots"] += 1
+        return _json(conn, 200, self.market.snapshot(query["symbol"], int(limit)))
+
+
+def _json(conn: ServerConnection, status: int, body: dict[str, Any]) -> Response:
+    """A plain HTTP response with a JSON body."""
+    response = conn.respond(status, json.dumps(body, separators=(",", ":")))
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json;charset=UTF-8"
+    return response
+
+
+class SimExchangeThread:
+    """A :class:`SimExchange` on its own event loop in a daemon thread: a separate party.
+
+    Takes the arguments of :class:`SimExchange`. ``start()`` blocks until it listens;
+    ``stop()`` shuts it down and joins the thread (within ``timeout`` seconds).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.exchange = SimExchange(*args, **kwargs)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self, timeout: float = 5.0) -> SimExchangeThread:
+        """Start the thread; return self once the exchange listens (raise if it failed)."""
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._main(),), name="sim-exchange", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("sim exchange did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the exchange and join its thread."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("sim exchange thread did not stop within %.1fs", timeout)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.exchange.start()
+        except BaseException as exc:  # handed to start() in the caller's thread
+            self._error = exc
+            return
+        finally:
+            self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.exchange.stop()
+
+    def __enter__(self) -> SimExchangeThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self.exchange.port
+
+    @property
+    def rest_url(self) -> str:
+        return self.exchange.rest_url
+
+    def ws_url(
+        self,
+        symbols: Iterable[str] | None = None,
+        channels: Iterable[str] = ("depth@100ms", "trade"),
+    ) -> str:
+        return self.exchange.ws_url(symbols, channels)
+
+    def stats(self) -> dict[str, int]:
+        return self.exchange.stats()
