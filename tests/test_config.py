@@ -14,6 +14,12 @@ def test_defaults_give_the_embedded_desk():
     assert cfg["strategies"]["threshold"]["venue"] == "sim"
 
 
+def test_tuning_the_embedded_sim_keeps_the_embedded_strategy():
+    cfg = load_config(env={"FLIGHTDESK_VENUES__SIM__RATE": "500"})
+    assert cfg["venues"]["sim"] == {"type": "sim", "rate": 500}
+    assert list(cfg["strategies"]) == ["threshold"]
+
+
 def test_toml_file_and_env_override(tmp_path):
     path = tmp_path / "desk.toml"
     path.write_text('[risk]\nmax_position = 3\n[flight]\nport = 9999\n'

@@ -112,8 +112,9 @@ def load_config(path: str | os.PathLike[str] | None = None,
         _merge(data, copy.deepcopy(dict(overrides)), "")
     if not data["venues"]:
         data["venues"] = copy.deepcopy(EMBEDDED_VENUES)
-        if not data["strategies"]:
-            data["strategies"] = copy.deepcopy(EMBEDDED_STRATEGIES)
+    if set(data["venues"]) == set(EMBEDDED_VENUES) and not data["strategies"]:
+        # the embedded desk, maybe with its sim tuned: it keeps its default strategy
+        data["strategies"] = copy.deepcopy(EMBEDDED_STRATEGIES)
     for name in _OPEN_SECTIONS:
         for entry, table in data[name].items():
             if not isinstance(table, dict):

@@ -83,7 +83,8 @@ def order_row(order: Order, status: OrderStatus, ts: int, reason: str = "",
     return {
         "order_id": order.order_id, "ts": ts, "strategy": order.strategy,
         "venue": order.venue, "symbol": order.symbol, "side": order.side.value,
-        "order_type": order.order_type.value, "qty": order.qty, "limit_px": order.limit_px,
+        "order_type": order.order_type.value, "qty": order.qty,
+        "limit_px": order.limit_px if math.isfinite(order.limit_px) else None,
         "status": status.value, "reason": reason, "filled_qty": filled_qty,
     }
 

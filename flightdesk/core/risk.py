@@ -75,13 +75,13 @@ class RiskValidator:
         if not (order.qty > 0 and math.isfinite(order.qty)):
             return RiskDecision(False, RiskReason.INVALID_ORDER, 0.0, order.qty,
                                 "qty must be positive and finite")
-        if order.qty > self.max_order_qty:
+        if order.qty > self.max_order_qty + 1e-9:
             return RiskDecision(False, RiskReason.MAX_ORDER_QTY, self.max_order_qty, order.qty)
         after = view.position + order.side.sign * order.qty
-        if abs(after) > self.max_position + 1e-12:
+        if abs(after) > self.max_position + 1e-9:
             return RiskDecision(False, RiskReason.MAX_POSITION, self.max_position, abs(after))
         total = view.total_position - abs(view.position) + abs(after)
-        if total > self.max_total_position + 1e-12:
+        if total > self.max_total_position + 1e-9:
             return RiskDecision(False, RiskReason.MAX_TOTAL_POSITION, self.max_total_position,
                                 total)
         if not math.isfinite(view.mid):

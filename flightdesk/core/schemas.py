@@ -41,7 +41,8 @@ def _load(stream: str) -> dict:
 def schema(stream: str) -> pa.Schema:
     """The full Arrow schema of ``stream`` (required and optional columns)."""
     spec = _load(stream)
-    fields = [pa.field(f["name"], _TYPES[f["type"]], nullable=not f["required"])
+    fields = [pa.field(f["name"], _TYPES[f["type"]],
+                       nullable=f.get("nullable", not f["required"]))
               for f in spec["fields"]]
     return pa.schema(fields, metadata={"stream": stream, "doc": spec.get("doc", "")})
 
@@ -58,7 +59,7 @@ def conform(stream: str, table: pa.RecordBatch | pa.Table) -> pa.RecordBatch | p
     arrays = []
     for field in target:
         if field.name not in names:
-            if not field.nullable:
+            if field.name in required_columns(stream):
                 raise SchemaError(f"{stream} batch lacks required column {field.name!r} "
                                   f"({field.type})", stream=stream, field=field.name)
             arrays.append(pa.nulls(table.num_rows, field.type))
