@@ -33,13 +33,24 @@ def make_sim_venue(name: str, cfg: dict[str, Any]) -> Venue:
     if len(prices) != len(symbols):
         from flightdesk.core.errors import ConfigError
 
-        raise ConfigError(f"venues.{name}.prices needs one price per symbol "
-                          f"({len(symbols)} symbols, {len(prices)} prices)",
-                          key=f"venues.{name}.prices")
-    exchange = SimExchangeThread(dict(zip(symbols, prices, strict=True)), seed=int(cfg["seed"]),
-                                 rate=float(cfg["rate"]), burst=bool(cfg["burst"])).start()
-    feed = BinanceFeed(exchange.ws_url(symbols, ("depth@100ms", "trade")), exchange.rest_url,
-                       symbols, depth_limit=int(cfg["depth_limit"]), name=name)
+        raise ConfigError(
+            f"venues.{name}.prices needs one price per symbol "
+            f"({len(symbols)} symbols, {len(prices)} prices)",
+            key=f"venues.{name}.prices",
+        )
+    exchange = SimExchangeThread(
+        dict(zip(symbols, prices, strict=True)),
+        seed=int(cfg["seed"]),
+        rate=float(cfg["rate"]),
+        burst=bool(cfg["burst"]),
+    ).start()
+    feed = BinanceFeed(
+        exchange.ws_url(symbols, ("depth@100ms", "trade")),
+        exchange.rest_url,
+        symbols,
+        depth_limit=int(cfg["depth_limit"]),
+        name=name,
+    )
     return Venue(name, BinanceProtocol(name), feed, symbols, on_close=exchange.stop)
 
 
