@@ -22,10 +22,10 @@ def test_store_commits_before_callback_and_survives_reopen(tmp_path):
     seen = []
     # the callback reads through a separate connection: the row must already be committed
     store.submit("fills", fills_batch(3),
-                 lambda: seen.append(store.query("SELECT count(*) AS n FROM fills")["n"][0]
-                                     .as_py()))
+                 lambda batch: seen.append((batch.num_rows, store.query(
+                     "SELECT count(*) AS n FROM fills")["n"][0].as_py())))
     assert store.flush()
-    assert seen == [3]
+    assert seen == [(3, 3)]
     store.close()
     again = Store(path).start()
     assert again.query("SELECT count(*) AS n FROM fills")["n"][0].as_py() == 3
@@ -38,9 +38,12 @@ def test_store_write_error_is_counted_and_store_keeps_going(tmp_path):
     bad = pa.RecordBatch.from_pydict({"nope": [1]})
     store.submit("fills", bad)
     store.flush()
-    store.submit("fills", fills_batch(2))
-    store.flush()
     assert store.errors == 1 and "nope" in store.last_error
+    store.submit("fills", [{"fill_id": "x", "price": "not a number"}])
+    store.flush()
+    assert store.errors == 2 and "fills rows do not match the schema" in store.last_error
+    store.submit("fills", fills_batch(2).to_pylist())  # rows as dicts are the normal path
+    store.flush()
     assert store.query("SELECT count(*) AS n FROM fills")["n"][0].as_py() == 2
     store.close()
 

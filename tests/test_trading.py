@@ -80,9 +80,9 @@ def test_trader_moves_position_to_target_and_records_rows():
     trader.target("strat", "sim", "BTCUSDT", -1.0, ts_origin=0)  # 2.5 to sell: over max_order
     assert portfolio.qty("sim", "BTCUSDT") == 1.5
     rows = trader.take_rows()
-    statuses = rows["orders"].column("status").to_pylist()
-    assert statuses == ["new", "accepted", "filled", "new", "rejected"]
-    assert rows["fills"].num_rows == 2  # 1 @ 101 and 0.5 @ 102
-    assert rows["events"].column("kind").to_pylist() == ["risk_rejection"]
-    assert "max_order_qty: 2.5 > 2" in rows["events"].column("detail")[0].as_py()
-    assert rows["orders"].column("seq").to_pylist() == [1, 2, 3, 4, 5]
+    assert [r["status"] for r in rows["orders"]] == ["new", "accepted", "filled", "new",
+                                                     "rejected"]
+    assert [(f["price"], f["qty"]) for f in rows["fills"]] == [(101.0, 1.0), (102.0, 0.5)]
+    assert [e["kind"] for e in rows["events"]] == ["risk_rejection"]
+    assert "max_order_qty: 2.5 > 2" in rows["events"][0]["detail"]
+    assert [r["seq"] for r in rows["orders"]] == [1, 2, 3, 4, 5]

@@ -39,11 +39,11 @@ class QuoteBuffer:
         if not self.rows:
             return None
         rows, self.rows = self.rows, []
-        cols = list(zip(*rows, strict=True))
         n = len(rows)
         seq = np.arange(self.seq + 1, self.seq + 1 + n, dtype=np.int64)
         self.seq += n
-        bp, bq, ap, aq, db, da = (np.asarray(c, dtype=np.float64) for c in cols[4:10])
+        ints = np.array([r[:2] for r in rows], dtype=np.int64).T
+        bp, bq, ap, aq, db, da = np.array([r[4:] for r in rows], dtype=np.float64).T
         with np.errstate(invalid="ignore", divide="ignore"):
             mid = (bp + ap) * 0.5
             spread_bps = (ap - bp) / mid * 1e4
@@ -51,8 +51,9 @@ class QuoteBuffer:
             depth_ratio = db / (db + da)
             microprice = (bp * aq + ap * bq) / (bq + aq)
         arrays = [
-            pa.array(cols[0], pa.int64()), pa.array(cols[1], pa.int64()), pa.array(seq),
-            pa.array(cols[2], pa.string()), pa.array(cols[3], pa.string()),
+            pa.array(ints[0]), pa.array(ints[1]), pa.array(seq),
+            pa.array([r[2] for r in rows], pa.string()),
+            pa.array([r[3] for r in rows], pa.string()),
             pa.array(bp), pa.array(bq), pa.array(ap), pa.array(aq), pa.array(mid),
             pa.array(spread_bps), pa.array(imbalance), pa.array(depth_ratio),
             pa.array(microprice),
@@ -101,8 +102,11 @@ class RowBuffer:
         row["seq"] = self.seq
         self.rows.append(row)
 
-    def take(self) -> pa.RecordBatch | None:
-        if not self.rows:
-            return None
+    def take_rows(self) -> list[dict[str, Any]]:
+        """The buffered rows (the store thread turns them into a batch)."""
         rows, self.rows = self.rows, []
-        return pa.RecordBatch.from_pylist(rows, schema=self.schema)
+        return rows
+
+    def take(self) -> pa.RecordBatch | None:
+        rows = self.take_rows()
+        return pa.RecordBatch.from_pylist(rows, schema=self.schema) if rows else None

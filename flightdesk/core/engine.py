@@ -50,6 +50,7 @@ class StrategySlot:
         self.symbols = [str(s) for s in cfg.get("symbols") or []]
         self.enabled = bool(cfg.get("enabled", True))
         self.quarantined = ""
+        self.wants_fills = type(strategy).on_fills is not Strategy.on_fills
         self.batches = 0
         self.signals = 0
         self.errors = 0
@@ -168,13 +169,13 @@ class EngineCore:
     def flush(self) -> None:
         """Publish buffered market data, run the strategies, and store trading rows."""
         quotes = self.quotes.take()
-        trades = self.trades.take()
-        if trades is not None:
-            self.bus.publish("trades", trades)
-        if quotes is not None:
+        if quotes is not None:  # quotes first: they are what strategies trade on
             self.bus.publish("quotes", quotes)
             self._mark()
             self._run_strategies(quotes)
+        trades = self.trades.take()
+        if trades is not None:
+            self.bus.publish("trades", trades)
         self._emit_rows()
 
     def _mark(self) -> None:
@@ -209,7 +210,7 @@ class EngineCore:
             by_strategy.setdefault(f.strategy, []).append(f.row())
         for slot in self.slots:
             rows = by_strategy.get(slot.name)
-            if rows and not slot.quarantined:
+            if rows and not slot.quarantined and slot.wants_fills:
                 try:
                     slot.strategy.on_fills(pa.RecordBatch.from_pylist(
                         rows, schema=schemas.schema("fills")))
@@ -224,11 +225,12 @@ class EngineCore:
         self.trader.event("quarantine", "", "", f"strategy {slot.name}: {slot.quarantined}")
 
     def _emit_rows(self) -> None:
-        for stream, batch in self.trader.take_rows().items():
+        for stream, rows in self.trader.take_rows().items():
             if self.store is None:
-                self.bus.publish(stream, batch)
+                self.bus.publish(stream, pa.RecordBatch.from_pylist(rows,
+                                                                    schema=schemas.schema(stream)))
             else:
-                self.store.submit(stream, batch, self._publisher(stream, batch))
+                self.store.submit(stream, rows, self._publisher(stream))
 
-    def _publisher(self, stream: str, batch: pa.RecordBatch) -> Callable[[], None]:
-        return lambda: self.bus.publish(stream, batch)
+    def _publisher(self, stream: str) -> Callable[[pa.RecordBatch], None]:
+        return lambda batch: self.bus.publish(stream, batch)

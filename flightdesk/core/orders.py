@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -71,10 +71,10 @@ class Fill:
     strategy: str = ""
 
     def row(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["side"] = self.side.value
-        d["liquidity"] = self.liquidity.value
-        return d
+        return {"fill_id": self.fill_id, "order_id": self.order_id, "ts": self.ts,
+                "venue": self.venue, "symbol": self.symbol, "side": self.side.value,
+                "price": self.price, "qty": self.qty, "fee": self.fee,
+                "liquidity": self.liquidity.value, "strategy": self.strategy}
 
 
 def order_row(order: Order, status: OrderStatus, ts: int, reason: str = "",

@@ -79,13 +79,16 @@ class Store:
         self._thread = None
 
     # -- writing --------------------------------------------------------------------
-    def submit(self, table: str, batch: pa.RecordBatch, on_commit: OnCommit | None = None) -> None:
-        self._queue.put((table, batch, on_commit))
+    def submit(self, table: str, data: pa.RecordBatch | list[dict[str, Any]],
+               on_commit: OnCommit | None = None) -> None:
+        """Queue ``data`` (a RecordBatch, or rows as dicts in ``table``'s schema) for the
+        next commit; ``on_commit(batch)`` runs on the store thread after that commit."""
+        self._queue.put((table, data, on_commit))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything submitted before this call is committed."""
         done = threading.Event()
-        self._queue.put((None, None, done.set))
+        self._queue.put((None, None, lambda _batch: done.set()))
         return done.wait(timeout)
 
     def _run(self, conn: Any, ready: threading.Event) -> None:
@@ -110,7 +113,7 @@ class Store:
         items = [first]
         if first is _STOP:
             return items
-        rows = first[1].num_rows if first[1] is not None else 0
+        rows = _len(first[1])
         deadline = time.monotonic() + self.flush_s
         while rows < self.batch_rows:
             try:
@@ -120,21 +123,22 @@ class Store:
             items.append(item)
             if item is _STOP:
                 break
-            rows += item[1].num_rows if item[1] is not None else 0
+            rows += _len(item[1])
         return items
 
     def _write(self, cur: Any, items: list[Any]) -> None:
+        batches = [self._as_batch(table, data) for table, data, _ in items]
         grouped: dict[str, list[pa.RecordBatch]] = {}
-        for table, batch, _ in items:
-            if table is not None and batch.num_rows:
+        for (table, _, _), batch in zip(items, batches, strict=True):
+            if table is not None and batch is not None and batch.num_rows:
                 grouped.setdefault(table, []).append(batch)
         t0 = time.perf_counter()
         try:
             if grouped:
                 cur.execute("BEGIN")
-                for table, batches in grouped.items():
-                    cur.adbc_ingest(table, pa.Table.from_batches(batches), mode="append")
-                    self.rows_written += sum(b.num_rows for b in batches)
+                for table, group in grouped.items():
+                    cur.adbc_ingest(table, pa.Table.from_batches(group), mode="append")
+                    self.rows_written += sum(b.num_rows for b in group)
                 cur.execute("COMMIT")
                 self.commits += 1
         except Exception as exc:  # keep the desk running; the error is counted and shown
@@ -148,12 +152,23 @@ class Store:
             return
         finally:
             self.commit_seconds += time.perf_counter() - t0
-        for _, _, callback in items:
+        for (_, _, callback), batch in zip(items, batches, strict=True):
             if callback is not None:
                 try:
-                    callback()
+                    callback(batch)
                 except Exception:
                     logger.exception("store commit callback failed")
+
+    def _as_batch(self, table: str | None, data: Any) -> pa.RecordBatch | None:
+        if table is None or data is None or isinstance(data, pa.RecordBatch):
+            return data
+        try:
+            return pa.RecordBatch.from_pylist(data, schema=schemas.schema(table))
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            self.errors += 1
+            self.last_error = f"{table} rows do not match the schema: {exc}"
+            logger.error("store dropped %d %s rows: %s", len(data), table, exc)
+            return None
 
     # -- reading --------------------------------------------------------------------
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> pa.Table:
@@ -167,3 +182,11 @@ class Store:
         return {"path": str(self.path), "rows_written": self.rows_written,
                 "commits": self.commits, "errors": self.errors, "last_error": self.last_error,
                 "queued": self._queue.qsize()}
+
+
+def _len(data: Any) -> int:
+    if data is None:
+        return 0
+    return data.num_rows if isinstance(data, pa.RecordBatch) else len(data)
+
+

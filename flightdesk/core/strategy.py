@@ -74,26 +74,13 @@ def signals_batch(ts: Any, venue: Any, symbol: Any, side: Any, strength: Any = 1
 
     ``side`` holds ``buy``/``sell``/``flat``. The host fills in ``strategy`` when empty.
     """
-    n = _length(ts, venue, symbol, side, strength, confidence, qty)
-    cols = {
-        "ts": _col(ts, n, np.int64),
-        "strategy": _col(strategy, n, object),
-        "venue": _col(venue, n, object),
-        "symbol": _col(symbol, n, object),
-        "side": _col(side, n, object),
-        "strength": _col(strength, n, np.float64),
-        "confidence": _col(confidence, n, np.float64),
-        "holding_period_ms": _col(holding_period_ms, n, np.int64),
-    }
+    values = {"ts": ts, "strategy": strategy, "venue": venue, "symbol": symbol, "side": side,
+              "strength": strength, "confidence": confidence,
+              "holding_period_ms": holding_period_ms, "qty": qty, "order_type": order_type,
+              "limit_px": limit_px}
+    n = _length(*values.values())
     target = schemas.schema("signals")
-    arrays = []
-    for f in target:
-        if f.name in cols:
-            arrays.append(pa.array(cols[f.name], type=f.type))
-        else:
-            value = {"qty": qty, "order_type": order_type, "limit_px": limit_px}[f.name]
-            arrays.append(pa.nulls(n, f.type) if value is None
-                          else pa.array(_col(value, n, None), type=f.type))
+    arrays = [_array(values[f.name], n, f.type) for f in target]
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
@@ -104,9 +91,19 @@ def _length(*values: Any) -> int:
     return 1
 
 
-def _col(value: Any, n: int, dtype: Any) -> Any:
-    if isinstance(value, pa.Array | pa.ChunkedArray):
-        return value.to_numpy(zero_copy_only=False)
-    if isinstance(value, np.ndarray | list | tuple):
-        return value
-    return np.full(n, value, dtype=dtype if dtype is not None else type(value))
+def _array(value: Any, n: int, typ: pa.DataType) -> pa.Array:
+    if value is None:
+        return pa.nulls(n, typ)
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    if isinstance(value, pa.Array):
+        return value if value.type == typ else value.cast(typ)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "fiub":
+            return pa.array(value.astype(typ.to_pandas_dtype(), copy=False), type=typ)
+        return pa.array(value.tolist(), type=typ)
+    if isinstance(value, list | tuple):
+        return pa.array(value, type=typ)
+    if n > 64 and (pa.types.is_floating(typ) or pa.types.is_integer(typ)):
+        return pa.array(np.full(n, value, dtype=typ.to_pandas_dtype()), type=typ)
+    return pa.array([value] * n, type=typ)

@@ -14,7 +14,6 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from flightdesk.core import schemas
@@ -30,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 BookLookup = Callable[[str, str], "L2Book | None"]
 _SIDE_SIGN = {"buy": 1.0, "sell": -1.0, "flat": 0.0}
+_SIGNALS = schemas.schema("signals")
 
 
 class Trader:
@@ -53,7 +53,8 @@ class Trader:
 
     def on_signals(self, strategy: str, batch: pa.RecordBatch, ts_origin: int) -> None:
         """Validate a strategy's signals batch and act on every row."""
-        batch = schemas.conform("signals", batch)
+        if not batch.schema.equals(_SIGNALS):
+            batch = schemas.conform("signals", batch)
         sides = batch.column("side").to_pylist()
         bad = [s for s in sides if s not in _SIDE_SIGN]
         if bad:
@@ -62,10 +63,11 @@ class Trader:
         self.counters["signals"] += batch.num_rows
         venues = batch.column("venue").to_pylist()
         symbols = batch.column("symbol").to_pylist()
-        qtys = batch.column("qty").to_numpy(zero_copy_only=False)
+        qtys = batch.column("qty").to_pylist()
         for i, side in enumerate(sides):
-            qty = float(qtys[i]) if qtys[i] is not None and not np.isnan(qtys[i]) else 0.0
-            self.target(strategy, venues[i], symbols[i], _SIDE_SIGN[side] * abs(qty), ts_origin)
+            qty = qtys[i]
+            qty = abs(qty) if qty is not None and qty == qty else 0.0
+            self.target(strategy, venues[i], symbols[i], _SIDE_SIGN[side] * qty, ts_origin)
 
     def target(self, strategy: str, venue: str, symbol: str, wanted: float,
                ts_origin: int) -> None:
@@ -125,12 +127,12 @@ class Trader:
         self.events.add({"ts": self.clock(), "kind": kind, "venue": venue, "symbol": symbol,
                          "detail": detail})
 
-    def take_rows(self) -> dict[str, pa.RecordBatch]:
+    def take_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Rows per stream since the last call (streams without rows are left out)."""
         out = {}
         for buf in (self.orders, self.fills, self.positions, self.events):
-            batch = buf.take()
-            if batch is not None:
-                out[buf.stream] = batch
+            if buf.rows:
+                out[buf.stream] = buf.take_rows()
         return out
 
     def take_fills(self) -> list[Fill]:

@@ -11,5 +11,5 @@ Register = Callable[[str, Any], None]
 #: ``publish(stream, batch)`` — hand a RecordBatch to the bus.
 Publish = Callable[[str, Any], None]
 
-#: ``callback()`` run by the store thread after a commit.
-OnCommit = Callable[[], None]
+#: ``callback(batch)`` run by the store thread after the batch was committed.
+OnCommit = Callable[[Any], None]
