@@ -26,6 +26,8 @@ from flightdesk.plugins import hookspecs
 
 logger = logging.getLogger(__name__)
 
+KIND_NAMES = {"venues": "venue", "strategies": "strategy", "risk_rules": "risk rule"}
+
 DEFAULT_PLUGINS = (
     "flightdesk.plugins.venues.builtin",
     "flightdesk.plugins.strategies.threshold",
@@ -86,7 +88,7 @@ def collect(pm: pluggy.PluginManager) -> Registry:
             def register(name: str, factory: Any, _t: dict = table, _k: str = kind,
                          _p: str = impl.plugin_name) -> None:
                 if name in _t:
-                    raise PluginError(f"{_k[:-1]} {name!r} registered twice (by "
+                    raise PluginError(f"{KIND_NAMES[_k]} {name!r} registered twice (by "
                                       f"{reg.owners[(_k, name)]} and {_p})", plugin=_p)
                 _t[name] = factory
                 reg.owners[(_k, name)] = _p

@@ -1,0 +1,67 @@
+"""``flightdesk serve``: run the desk (no arguments: the embedded sim desk)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+CONNECT_SNIPPET = (
+    'import json, pyarrow.flight as fl\n'
+    'client = fl.connect("{uri}")\n'
+    'print(client.do_get(fl.Ticket(json.dumps({{"stream": "quotes", "mode": "live"}})))'
+    '.read_chunk().data)')
+
+
+def add_parser(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the desk (no arguments: the embedded sim desk)")
+    serve.add_argument("--config", help="TOML config file")
+    serve.add_argument("--data-dir", help="where the store lives (default ./flightdesk-data)")
+    serve.add_argument("--flight-port", type=int, help="Flight port; 0 picks a free one")
+    serve.add_argument("--flight-host", help="Flight bind address (default 127.0.0.1)")
+    serve.add_argument("--log-level", default="INFO")
+    serve.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flightdesk.core.config import load_config
+    from flightdesk.core.desk import Desk
+
+    overrides: dict[str, Any] = {}
+    if args.data_dir:
+        overrides.setdefault("desk", {})["data_dir"] = args.data_dir
+    if args.flight_port is not None:
+        overrides.setdefault("flight", {})["port"] = args.flight_port
+    if args.flight_host:
+        overrides.setdefault("flight", {})["host"] = args.flight_host
+    desk = Desk(load_config(args.config, overrides=overrides))
+    return asyncio.run(_serve(desk))
+
+
+async def _serve(desk: Any) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, desk.stop)
+    task = asyncio.create_task(desk.main())
+    while not desk.ready_event.is_set() and not task.done():
+        await asyncio.sleep(0.02)
+    if task.done():
+        await task
+        return 1
+    _banner(desk)
+    await task
+    print("flightdesk: stopped", flush=True)
+    return 0
+
+
+def _banner(desk: Any) -> None:
+    uri = desk.flight.uri if desk.flight is not None else None
+    venues = ", ".join(f"{n} ({c['type']})" for n, c in desk.venue_tables.items())
+    strategies = ", ".join(s.name for s in desk.strategy_list) or "none"
+    lines = [f"flightdesk serving: venues {venues}; strategies {strategies}",
+             f"store: {desk.store.path}"]
+    if uri:
+        lines += [f"Flight listening on {uri}", "connect from Python:",
+                  CONNECT_SNIPPET.format(uri=uri)]
+    print("\n".join(lines), flush=True)
