@@ -17,6 +17,7 @@ def run(args: argparse.Namespace) -> int:
     pm = load_plugins()
     reg = collect(pm)
     for name, version in plugin_versions(pm):
-        owned = [f"{KIND_NAMES[kind]} {n}" for (kind, n), owner in reg.owners.items() if owner == name]
+        owned = [f"{KIND_NAMES[kind]} {n}"
+                 for (kind, n), owner in reg.owners.items() if owner == name]
         print(f"{name} {version}: {', '.join(owned) or '(hooks only)'}")
     return 0
