@@ -58,15 +58,29 @@ DEFAULTS: dict[str, Any] = {
         "path": "flightdesk.sqlite",
         "batch_rows": 2048,
         "flush_ms": 20,
+        "history_dir": "",  # Parquet market-data history: <dir>/<stream>/ (pyarrow.dataset)
     },
     "flight": {
         "host": "127.0.0.1",
         "port": 8815,
         "subscriber_buffer": 1024,
         "enabled": True,
+        # bearer tokens by role (trade implies read); with none the desk binds loopback only
+        "read_tokens": [],
+        "trade_tokens": [],
+        # TLS (grpc+tls://): server cert and key files; tls_ca set = mutual TLS (client certs)
+        "tls_cert": "",
+        "tls_key": "",
+        "tls_ca": "",
+        "book_snapshot_s": 5.0,  # live `book` stream: full snapshot per instrument this often
+        "sql_cache": 64,  # Flight SQL results held between GetFlightInfo and DoGet
     },
     "telemetry": {
         "enabled": True,
+        "health": False,  # serve HTTP /health, /ready (and /metrics with the otel extra)
+        "health_host": "127.0.0.1",
+        "health_port": 8816,  # 0 picks a free port
+        "prometheus": True,  # /metrics when the otel extra is installed (serve only)
     },
 }
 
