@@ -57,3 +57,11 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_config(path, env={})
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_env_override_merges_into_a_configured_strategy(tmp_path):
+    path = tmp_path / "desk.toml"
+    path.write_text('[strategies.fast]\ntype = "threshold"\nimbalance_threshold = 0.1\n')
+    cfg = load_config(path, env={"FLIGHTDESK_STRATEGIES__FAST__ENABLED": "false"})
+    assert cfg["strategies"]["fast"] == {"type": "threshold", "imbalance_threshold": 0.1,
+                                         "enabled": False}

@@ -18,8 +18,11 @@ pytestmark = pytest.mark.e2e
 def start_serve(tmp_path, *extra, env=None):
     cmd = [sys.executable, "-m", "flightdesk", "serve", "--flight-port", "0",
            "--data-dir", str(tmp_path / "data"), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    log = (tmp_path / f"serve-{time.monotonic_ns()}.log").open("w")  # never a full pipe
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
                             env={**os.environ, **(env or {})})
+    log.close()  # the child holds its own descriptor
+    proc.log_path = log.name
     lines = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -33,7 +36,8 @@ def start_serve(tmp_path, *extra, env=None):
         if "read_chunk()" in line:  # the last line of the connect snippet
             return proc, uri, lines
     proc.kill()
-    raise AssertionError(f"serve did not start: {''.join(lines)} {proc.stderr.read()}")
+    proc.communicate()
+    raise AssertionError(f"serve did not start: {''.join(lines)} {open(proc.log_path).read()}")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def desk(tmp_path_factory):
     yield proc, uri, lines, tmp_path
     if proc.poll() is None:
         proc.kill()
-        proc.wait()
+    proc.communicate()
 
 
 def ticket(**kw):
@@ -142,9 +146,9 @@ def test_sigterm_stops_cleanly_within_five_seconds(desk):
     proc, _, _, _ = desk
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
+    out, _ = proc.communicate(timeout=10)
     assert time.monotonic() - t0 < 5.0
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, open(proc.log_path).read()
     assert "stopped" in out
 
 

@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
         "batch_rows": 2048,
         "flush_ms": 20,
         "history_dir": "",  # Parquet market-data history: <dir>/<stream>/ (pyarrow.dataset)
+        "metrics_interval_ms": 1000,
+        "recover": True,
     },
     "flight": {
         "host": "127.0.0.1",
@@ -171,8 +173,11 @@ def _env_value(raw: str) -> Any:
 def _merge(into: dict[str, Any], src: Mapping[str, Any], where: str) -> None:
     for key, value in src.items():
         dotted = f"{where}.{key}" if where else key
-        if where in _OPEN_SECTIONS:
-            into[key] = value  # a venue/strategy table: checked against its plugin later
+        if where in _OPEN_SECTIONS:  # a venue/strategy table: checked by its plugin later
+            if isinstance(into.get(key), dict) and isinstance(value, Mapping):
+                into[key].update(value)
+            else:
+                into[key] = dict(value) if isinstance(value, Mapping) else value
             continue
         if key not in into:
             raise unknown_key(dotted, into.keys())

@@ -26,6 +26,7 @@ from flightdesk.core.engine import EngineCore, StrategySlot
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.orders import IdMaker
 from flightdesk.core.portfolio import Portfolio
+from flightdesk.core.recovery import recover_positions
 from flightdesk.core.risk import RiskValidator
 from flightdesk.core.state import DeskState
 from flightdesk.core.store import Store
@@ -69,6 +70,7 @@ class Desk(DeskState):
         self.flight: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_ns = time.time_ns()
+        self.recovered_fills = 0
         self._async_stop: asyncio.Event | None = None
 
     # -- construction -----------------------------------------------------------------
@@ -103,6 +105,9 @@ class Desk(DeskState):
         self.loop = asyncio.get_running_loop()
         self._async_stop = asyncio.Event()
         self.store.start()
+        if self.config["store"]["recover"]:
+            self.recovered_fills = recover_positions(self.store, self.portfolio)
+        self.store.submit("runs", [self.run_row()])
         venues: dict[str, Venue] = {}
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -113,7 +118,8 @@ class Desk(DeskState):
             self.pm.hook.flightdesk_startup(desk=self)
             self._start_flight()
             queue: asyncio.Queue[Any] = asyncio.Queue(int(self.config["desk"]["queue_size"]))
-            tasks = [asyncio.create_task(self._consume(queue), name="engine")]
+            tasks = [asyncio.create_task(self._consume(queue), name="engine"),
+                     asyncio.create_task(self._metrics_loop(), name="metrics")]
             for venue in venues.values():
                 if venue.feed is not None:
                     tasks.append(asyncio.create_task(
@@ -166,6 +172,15 @@ class Desk(DeskState):
         except Exception:  # parsers raise ParseError; anything else is a bug, not a crash
             core.counters["engine_errors"] += 1
             logger.exception("engine failed on a %s frame", venue)
+
+    async def _metrics_loop(self) -> None:
+        interval = float(self.config["store"]["metrics_interval_ms"]) / 1000.0
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            self.store.submit("performance_metrics", [self.performance_row()])
+            self.store.submit("strategy_snapshots", self.strategy_rows())
 
     def _start_strategies(self) -> None:
         assert self.core is not None

@@ -6,6 +6,7 @@ the engine thread through ``self.call`` so it sees a consistent picture.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ class DeskState:
     flight: Any
     config: Any
     started_ns: int
+    ids: Any
+    recovered_fills: int
 
     def call(self, fn: Any, timeout: float = 5.0) -> Any:  # pragma: no cover - see Desk
         raise NotImplementedError
@@ -50,6 +53,8 @@ class DeskState:
             "trading": dict(self.trader.counters),
             "tick_to_trade_us": latency_summary(self.trader.tick_to_trade_ns),
             "pnl": self.portfolio.totals(),
+            "run_id": self.ids.run,
+            "recovered_fills": self.recovered_fills,
         }
         if core is None:
             return out
@@ -65,6 +70,32 @@ class DeskState:
         out["books"] = {f"{v}:{s}": _book_summary(b) for (v, s), b in core.books.books.items()}
         out["strategies"] = [slot.stats() for slot in core.slots]
         return out
+
+    def performance_row(self) -> dict[str, Any]:
+        """One ``performance_metrics`` row: PnL and exposure now (engine thread)."""
+        totals = self.portfolio.totals()
+        positions = self.portfolio.positions.values()
+        marks = [(p.qty, p.mark if math.isfinite(p.mark) else p.avg_price) for p in positions]
+        return {"ts": time.time_ns(), "run_id": self.ids.run, **totals,
+                "gross_exposure": sum(abs(q) * m for q, m in marks),
+                "net_exposure": sum(q * m for q, m in marks),
+                "positions": sum(1 for q, _ in marks if q),
+                "orders": self.trader.counters["orders"], "fills": self.trader.counters["fills"]}
+
+    def strategy_rows(self) -> list[dict[str, Any]]:
+        now = time.time_ns()
+        slots = self.core.slots if self.core is not None else []
+        return [{"ts": now, "run_id": self.ids.run, "strategy": s.name, "enabled": s.enabled,
+                 "quarantined": s.quarantined, "batches": s.batches, "signals": s.signals,
+                 "state": json.dumps(s.strategy.config, default=str)} for s in slots]
+
+    def run_row(self) -> dict[str, Any]:
+        from flightdesk import __version__
+        from flightdesk.core.migrations import SCHEMA_VERSION
+
+        return {"run_id": self.ids.run, "started": self.started_ns, "version": __version__,
+                "schema_version": SCHEMA_VERSION,
+                "config": json.dumps(self.config.to_dict(), default=str)}
 
     def kill(self, on: bool = True) -> dict[str, Any]:
         def flip() -> dict[str, Any]:

@@ -21,11 +21,11 @@ import pyarrow as pa
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import StoreError
+from flightdesk.core.migrations import migrate
 from flightdesk.core.types import OnCommit
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("orders", "fills", "positions", "events")
 _STOP = object()
 
 
@@ -44,12 +44,15 @@ class Store:
         self.errors = 0
         self.last_error = ""
         self.commit_seconds = 0.0
+        self.migrated_from = 0
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = self._connect()
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         ready = threading.Event()
@@ -61,13 +64,14 @@ class Store:
 
     def _connect(self) -> Any:
         conn = sqlite_dbapi.connect(str(self.path), autocommit=True)
-        cur = conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        for table in TABLES:
-            empty = schemas.schema(table).empty_table()
-            cur.adbc_ingest(table, empty, mode="create_append")
-        cur.close()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                self.migrated_from = migrate(cur)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def close(self, timeout: float = 5.0) -> None:

@@ -1,0 +1,52 @@
+"""Forward migrations of the store, driven by the schema files.
+
+The tables are the stream schemas in ``flightdesk/schemas``. Opening a store creates the
+tables it lacks and adds the columns a newer schema has (``ALTER TABLE ... ADD COLUMN``), so
+a store written by an older flightdesk opens with a newer one; columns are never dropped or
+renamed (the stream contract forbids renames). ``flightdesk_meta.schema_version`` records
+the version; a store newer than this code is refused rather than corrupted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from flightdesk.core import schemas
+from flightdesk.core.errors import StoreError
+
+SCHEMA_VERSION = 2  # 1: orders, fills, positions, events; 2: + metrics, snapshots, runs
+TABLES = ("orders", "fills", "positions", "events", "performance_metrics",
+          "strategy_snapshots", "runs")
+_SQL_TYPES = {pa.int64(): "INTEGER", pa.float64(): "REAL", pa.string(): "TEXT",
+              pa.bool_(): "INTEGER"}
+
+
+def migrate(cur: Any) -> int:
+    """Bring the store behind ``cur`` up to this code's schema; return its old version."""
+    cur.execute("CREATE TABLE IF NOT EXISTS flightdesk_meta (key TEXT PRIMARY KEY, value TEXT)")
+    cur.execute("SELECT value FROM flightdesk_meta WHERE key = 'schema_version'")
+    row = cur.fetchone()
+    old = int(row[0]) if row else 0
+    if old > SCHEMA_VERSION:
+        raise StoreError(f"store schema version {old} is newer than this flightdesk "
+                         f"({SCHEMA_VERSION}); upgrade flightdesk to open it")
+    for table in TABLES:
+        _migrate_table(cur, table)
+    cur.execute("INSERT OR REPLACE INTO flightdesk_meta (key, value) VALUES "
+                f"('schema_version', '{SCHEMA_VERSION}')")
+    return old
+
+
+def _migrate_table(cur: Any, table: str) -> None:
+    schema = schemas.schema(table)
+    cur.execute(f"PRAGMA table_info({table})")
+    have = {r[1] for r in cur.fetchall()}
+    if not have:
+        cur.adbc_ingest(table, schema.empty_table(), mode="create_append")
+        return
+    for field in schema:
+        if field.name not in have:
+            cur.execute(f'ALTER TABLE {table} ADD COLUMN "{field.name}" '
+                        f"{_SQL_TYPES[field.type]}")
