@@ -24,6 +24,7 @@ from flightdesk.core.bus import Bus
 from flightdesk.core.config import Config, check_plugin_table, load_config
 from flightdesk.core.engine import EngineCore, StrategySlot
 from flightdesk.core.errors import ConfigError
+from flightdesk.core.history import HistoryWriter
 from flightdesk.core.orders import IdMaker
 from flightdesk.core.portfolio import Portfolio
 from flightdesk.core.recovery import recover_positions
@@ -71,6 +72,7 @@ class Desk(DeskState):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_ns = time.time_ns()
         self.recovered_fills = 0
+        self.history: HistoryWriter | None = None
         self._async_stop: asyncio.Event | None = None
 
     # -- construction -----------------------------------------------------------------
@@ -96,6 +98,12 @@ class Desk(DeskState):
             venues[name] = self.registry.venues[cfg["type"]](name, cfg)
         return venues
 
+    @property
+    def history_root(self) -> Path:
+        """Where the Parquet market-data history lives (``[store] history_dir``)."""
+        configured = self.config["store"]["history_dir"]
+        return Path(configured) if configured else self.data_dir / "history"
+
     def _book(self, venue: str, symbol: str) -> Any:
         return self.core.book(venue, symbol) if self.core else None
 
@@ -117,6 +125,8 @@ class Desk(DeskState):
             self._start_strategies()
             self.pm.hook.flightdesk_startup(desk=self)
             self._start_flight()
+            if self.config["store"]["history"]:
+                self.history = HistoryWriter(self.bus, self.history_root, self.ids.run).start()
             queue: asyncio.Queue[Any] = asyncio.Queue(int(self.config["desk"]["queue_size"]))
             tasks = [asyncio.create_task(self._consume(queue), name="engine"),
                      asyncio.create_task(self._metrics_loop(), name="metrics")]
@@ -220,6 +230,8 @@ class Desk(DeskState):
             logger.exception("a plugin failed in flightdesk_shutdown")
         for venue in venues.values():
             venue.close()
+        if self.history is not None:
+            self.history.stop()
         self.store.close()
         if self.flight is not None:
             await asyncio.to_thread(self.flight.shutdown)

@@ -1,0 +1,142 @@
+"""Market-data history: normalized streams to a Parquet dataset, partitioned by
+``venue/symbol/date`` (hive style), readable by pyarrow.dataset, DuckDB, Polars, Spark.
+
+A :class:`HistoryWriter` is an ordinary bus consumer on its own thread: it collects
+``quotes``/``trades`` batches and writes them every ``flush_rows`` rows or ``flush_s``
+seconds as new files (one row group each), so the engine never waits on disk. If it falls
+behind, the bus drops its oldest batches and counts them like for any slow consumer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from flightdesk.core import schemas
+from flightdesk.core.bus import Bus, Subscriber
+
+logger = logging.getLogger(__name__)
+
+STREAMS = ("quotes", "trades")
+PARTITIONING = ds.partitioning(pa.schema([("venue", pa.string()), ("symbol", pa.string()),
+                                          ("date", pa.string())]), flavor="hive")
+
+
+def with_date(table: pa.Table, column: str = "ts_event") -> pa.Table:
+    """Add the UTC ``date`` (YYYY-MM-DD) partition column from an ns timestamp column."""
+    ts = pc.cast(table.column(column), pa.timestamp("ns", tz="UTC"))
+    return table.append_column("date", pc.strftime(ts, format="%Y-%m-%d"))
+
+
+def write_partitioned(table: pa.Table, root: Path, stream: str, tag: str) -> None:
+    """Write ``table`` under ``root/stream`` as new files (never overwriting old ones)."""
+    ds.write_dataset(with_date(table), root / stream, format="parquet",
+                     partitioning=PARTITIONING, basename_template=f"part-{tag}-{{i}}.parquet",
+                     existing_data_behavior="overwrite_or_ignore")
+
+
+def read_history(root: Path, stream: str, symbols: tuple[str, ...] = (),
+                 venues: tuple[str, ...] = (), start: int | None = None,
+                 end: int | None = None) -> pa.Table:
+    """Rows of ``stream`` from the dataset, filtered; the stream's schema, in ts order."""
+    path = root / stream
+    schema = schemas.schema(stream)
+    if not path.exists():
+        return schema.empty_table()
+    dataset = ds.dataset(path, format="parquet", partitioning=PARTITIONING)
+    expr = None
+    for cond in (
+        pc.field("symbol").isin(list(symbols)) if symbols else None,
+        pc.field("venue").isin(list(venues)) if venues else None,
+        pc.field("ts_event") >= start if start is not None else None,
+        pc.field("ts_event") < end if end is not None else None,
+    ):
+        if cond is not None:
+            expr = cond if expr is None else expr & cond
+    table = dataset.to_table(filter=expr, columns=schema.names)
+    table = table.cast(schema) if table.schema != schema else table
+    return table.sort_by([("ts_event", "ascending"), ("seq", "ascending")])
+
+
+class HistoryWriter:
+    """Bus consumer that appends market data to the Parquet history (see module doc)."""
+
+    def __init__(self, bus: Bus, root: Path, run_id: str, flush_rows: int = 200_000,
+                 flush_s: float = 5.0) -> None:
+        self.bus = bus
+        self.root = root
+        self.run_id = run_id
+        self.flush_rows = flush_rows
+        self.flush_s = flush_s
+        self.rows_written = 0
+        self.files = 0
+        self.errors = 0
+        self._subs: list[Subscriber] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._parts = itertools.count()
+
+    def start(self) -> HistoryWriter:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._subs = [self.bus.subscribe(s, maxlen=100_000, params={"peer": "history"})
+                      for s in STREAMS]
+        self._thread = threading.Thread(target=self._run, name="flightdesk-history",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for sub in self._subs:
+            self.bus.unsubscribe(sub)
+
+    def _run(self) -> None:
+        pending: dict[str, list[pa.RecordBatch]] = {s: [] for s in STREAMS}
+        rows = 0
+        last = time.monotonic()
+        while True:
+            stopping = self._stop.is_set()
+            got = False
+            for sub in self._subs:
+                batch = sub.get(timeout=0.0 if got else 0.05)
+                while batch is not None:
+                    got = True
+                    pending[sub.stream].append(batch)
+                    rows += batch.num_rows
+                    batch = sub.get(timeout=0.0)
+            if rows and (stopping or rows >= self.flush_rows
+                         or time.monotonic() - last >= self.flush_s):
+                self._flush(pending)
+                rows = 0
+                last = time.monotonic()
+            if stopping:
+                return
+
+    def _flush(self, pending: dict[str, list[pa.RecordBatch]]) -> None:
+        for stream, batches in pending.items():
+            if not batches:
+                continue
+            table = pa.Table.from_batches(batches)
+            batches.clear()
+            try:
+                write_partitioned(table, self.root, stream, f"{self.run_id}-{next(self._parts)}")
+                self.rows_written += table.num_rows
+                self.files += 1
+            except (OSError, pa.ArrowException) as exc:
+                self.errors += 1
+                logger.error("history write of %d %s rows failed: %s", table.num_rows, stream,
+                             exc)
+
+    def stats(self) -> dict[str, Any]:
+        return {"root": str(self.root), "rows_written": self.rows_written, "files": self.files,
+                "errors": self.errors}
