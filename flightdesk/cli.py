@@ -15,6 +15,7 @@ COMMANDS = (
     "flightdesk.commands.serve",
     "flightdesk.commands.control",
     "flightdesk.commands.plugins",
+    "flightdesk.commands.normalize",
 )
 
 
