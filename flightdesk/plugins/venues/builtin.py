@@ -10,7 +10,13 @@ from flightdesk.plugins.hookspecs import hookimpl
 @hookimpl
 def flightdesk_register_venues(register: Any) -> None:
     from flightdesk.plugins.venues.binance.config import make_venue as make_binance
+    from flightdesk.plugins.venues.coinbase.config import make_venue as make_coinbase
+    from flightdesk.plugins.venues.kraken.config import make_venue as make_kraken
+    from flightdesk.plugins.venues.okx.config import make_venue as make_okx
     from flightdesk.plugins.venues.sim.venue import make_sim_venue
 
     register("sim", make_sim_venue)
     register("binance", make_binance)
+    register("kraken", make_kraken)
+    register("okx", make_okx)
+    register("coinbase", make_coinbase)
