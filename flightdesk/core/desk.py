@@ -208,9 +208,13 @@ class Desk(DeskState):
         cfg = self.config["flight"]
         if not cfg["enabled"]:
             return
+        from flightdesk.core.flight.auth import server_options
         from flightdesk.core.flight.server import DeskFlightServer
 
-        self.flight = DeskFlightServer(self, f"grpc://{cfg['host']}:{cfg['port']}")
+        location, kwargs, _ = server_options(cfg)  # tokens, TLS; no token: loopback only
+        self.flight = DeskFlightServer(self, location, **kwargs)
+        if self.core is not None:
+            self.core.book_rows.snapshot_s = float(cfg["book_snapshot_s"])
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]], venues: dict[str, Venue]) -> None:
         self.stop_event.set()

@@ -20,6 +20,7 @@ from flightdesk.core import schemas
 from flightdesk.core.batcher import QuoteBuffer, TradeBuffer
 from flightdesk.core.book import L2Book
 from flightdesk.core.books import BookKeeper
+from flightdesk.core.bookstream import BookRows
 from flightdesk.core.bus import Bus
 from flightdesk.core.errors import ParseError
 from flightdesk.core.events import (
@@ -86,6 +87,7 @@ class EngineCore:
         self.store = store
         self.quotes = QuoteBuffer(depth_levels)
         self.trades = TradeBuffer()
+        self.book_rows = BookRows()  # the live `book` stream, fed only while subscribed
         self.slots: list[StrategySlot] = []
         self.counters: Counter[str] = Counter()
         self.last_ts_recv = 0
@@ -137,6 +139,8 @@ class EngineCore:
         book = self.books.apply(msg)
         if book is not None:
             self.quotes.add(msg, book)
+            if self.bus.has_subscribers("book"):
+                self.book_rows.add(msg, book)
 
     def _on_ticker(self, t: TickerMsg) -> None:
         self.tickers[(t.venue, t.symbol)] = t
@@ -176,6 +180,9 @@ class EngineCore:
         trades = self.trades.take()
         if trades is not None:
             self.bus.publish("trades", trades)
+        book_rows = self.book_rows.take()
+        if book_rows is not None:
+            self.bus.publish("book", book_rows)
         self._emit_rows()
 
     def _mark(self) -> None:

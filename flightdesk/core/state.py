@@ -26,6 +26,7 @@ class DeskState:
     # set by Desk.__init__
     core: Any
     trader: Any
+    broker: Any
     portfolio: Any
     risk: Any
     store: Any
@@ -108,6 +109,43 @@ class DeskState:
     def strategies(self) -> list[dict[str, Any]]:
         return self.call(lambda: [slot.stats() for slot in self.core.slots]
                          if self.core is not None else [])
+
+    def cancel_all(self) -> dict[str, Any]:
+        """Cancel every resting order (the broker's, if it keeps any)."""
+        def run() -> dict[str, Any]:
+            cancel = getattr(self.broker, "cancel_all", None)  # brokers with resting orders
+            n = int(cancel("cancel-all requested") or 0) if cancel is not None else 0
+            self.trader.event("cancel_all", "", "", f"{n} open orders cancelled")
+            self.core.flush() if self.core is not None else None
+            return {"open_orders_cancelled": n}
+        return self.call(run)
+
+    def flatten(self) -> dict[str, Any]:
+        """Target a zero position on every instrument, through the normal risk path."""
+        def run() -> dict[str, Any]:
+            now = time.time_ns()
+            keys = [k for k, p in self.portfolio.positions.items() if p.qty]
+            for venue, symbol in keys:
+                self.trader.target("flatten", venue, symbol, 0.0, now)
+            self.core.flush() if self.core is not None else None
+            left = {f"{v}:{s}": self.portfolio.qty(v, s) for v, s in keys}
+            return {"flattened": [f"{v}:{s}" for v, s in keys],
+                    "left": {k: q for k, q in left.items() if q}}
+        return self.call(run)
+
+    def enable_strategy(self, name: str, enabled: bool) -> dict[str, Any]:
+        """Switch one strategy on or off (a quarantined one stays quarantined)."""
+        def run() -> dict[str, Any]:
+            slots = {s.name: s for s in (self.core.slots if self.core is not None else [])}
+            if name not in slots:
+                from flightdesk.core.errors import TicketError
+
+                raise TicketError(f"no strategy {name!r}; strategies are "
+                                  f"{', '.join(slots) or 'none'}")
+            slots[name].enabled = enabled
+            self.trader.event("strategy", "", "", f"{name} {'on' if enabled else 'off'}")
+            return dict(slots[name].stats())
+        return self.call(run)
 
     def positions_table(self) -> pa.Table:
         def build() -> pa.Table:

@@ -1,8 +1,11 @@
-"""The desk's Flight server: streams, snapshots, stored history, actions.
+"""The desk's Flight server: streams, snapshots, history, ingestion, actions, Flight SQL.
 
 Handlers stay thin: live ``do_get`` reads a bounded per-subscriber buffer on the bus with
-a timeout and checks the desk's stop event, so ``shutdown()`` never waits on a stream;
+a timeout and checks the desk's stop event, so ``shutdown()`` never waits on a stream, and
+a stalled client only loses its own oldest batches (counted, visible as a ``seq`` gap);
 anything that touches engine state runs on the engine thread through ``desk.call``.
+Tickets are JSON (see ``tickets``) or Flight SQL ``Any`` messages (see ``sql``); callers
+are authenticated by ``auth`` when the desk has tokens.
 """
 
 from __future__ import annotations
@@ -17,18 +20,18 @@ import pyarrow.compute as pc
 import pyarrow.flight as flight
 
 from flightdesk.core import schemas
-from flightdesk.core.errors import TicketError
-from flightdesk.core.flight.tickets import StreamRequest, parse_json, parse_request
+from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
+from flightdesk.core.flight import history
+from flightdesk.core.flight.actions import ACTIONS, parse_args
+from flightdesk.core.flight.auth import Role, require
+from flightdesk.core.flight.ingest import Ingestor
+from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
+from flightdesk.core.flight.tickets import StreamRequest, parse_request
 
 logger = logging.getLogger(__name__)
 
-LIVE_STREAMS = ("quotes", "trades", "orders", "fills", "positions", "events")
-STORED_STREAMS = ("orders", "fills", "positions", "events")
-ACTIONS = {
-    "status": "desk status: feeds, books, counters, subscribers, store (JSON)",
-    "kill": 'kill switch: body {"on": true|false} (default on); on also cancels open orders',
-    "strategies": "the configured strategies and their state (JSON)",
-}
+LIVE_STREAMS = ("quotes", "trades", "book", "orders", "fills", "positions", "events")
+STORED_STREAMS = history.STORED_STREAMS
 
 
 class DeskFlightServer(flight.FlightServerBase):
@@ -37,12 +40,20 @@ class DeskFlightServer(flight.FlightServerBase):
     def __init__(self, desk: Any, location: str, **kwargs: Any) -> None:
         super().__init__(location, **kwargs)
         self.desk = desk
-        self.host = location.split("://", 1)[-1].rsplit(":", 1)[0]
+        self.scheme, rest = location.split("://", 1)
+        self.host = rest.rsplit(":", 1)[0]
         self.errors = 0
+        self.ingest = Ingestor(desk)
+        cache = int(desk.config["flight"].get("sql_cache", 64))
+        self.sql = SqlService(desk.store.path, desk.store.query, cache)
 
     @property
     def uri(self) -> str:
-        return f"grpc://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def stats(self) -> dict[str, Any]:
+        return {"errors": self.errors, "put": self.ingest.stats(),
+                "sql": {"queries": self.sql.queries, "rejected": self.sql.rejected}}
 
     # -- discovery ------------------------------------------------------------------
     def list_flights(self, context: Any, criteria: bytes) -> Iterator[flight.FlightInfo]:
@@ -51,11 +62,24 @@ class DeskFlightServer(flight.FlightServerBase):
 
     def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor
                         ) -> flight.FlightInfo:
+        sql = self._sql_command(descriptor)
+        if sql is not None:
+            schema, ticket, rows = self._guard(self.sql.prepare, *sql)
+            endpoint = flight.FlightEndpoint(ticket, [self.uri])
+            return flight.FlightInfo(schema, descriptor, [endpoint], rows, -1)
         return self._info(self._descriptor_request(descriptor))
 
     def get_schema(self, context: Any, descriptor: flight.FlightDescriptor
                    ) -> flight.SchemaResult:
+        if self._sql_command(descriptor) is not None:
+            return flight.SchemaResult(self.get_flight_info(context, descriptor).schema)
         return flight.SchemaResult(self._schema(self._descriptor_request(descriptor)))
+
+    @staticmethod
+    def _sql_command(descriptor: flight.FlightDescriptor) -> Any:
+        if descriptor.descriptor_type != flight.DescriptorType.CMD:
+            return None
+        return unpack_any(descriptor.command)
 
     def _descriptor_request(self, descriptor: flight.FlightDescriptor) -> StreamRequest:
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
@@ -77,22 +101,29 @@ class DeskFlightServer(flight.FlightServerBase):
                                metadata=schema.metadata)
         return schema
 
-    # -- data -----------------------------------------------------------------------
+    # -- data out -------------------------------------------------------------------
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
+        sql = unpack_any(ticket.ticket)
+        if sql is not None:
+            return flight.RecordBatchStream(self._guard(self.sql.take, sql[1]))
         req = self._guard(parse_request, ticket.ticket, "ticket")
         if req.mode == "live":
             if req.stream not in LIVE_STREAMS:
                 self._fail(f"stream {req.stream!r} has no live mode here; live streams are "
                            f"{', '.join(LIVE_STREAMS)}")
-            reader = pa.RecordBatchReader.from_batches(self._schema(req), self._live(req))
+            reader = pa.RecordBatchReader.from_batches(self._schema(req),
+                                                       self._live(req, _peer(context)))
             return flight.RecordBatchStream(reader)
         if req.mode == "snapshot":
-            return flight.RecordBatchStream(self._project(req, self.desk.snapshot(req)))
-        return flight.RecordBatchStream(self._project(req, self._history(req)))
+            table = self._guard(self.desk.snapshot, req)
+            return flight.RecordBatchStream(self._project(req, self._filter(req, table)))
+        return flight.RecordBatchStream(self._guard(history.history, req, self.desk))
 
-    def _live(self, req: StreamRequest) -> Iterator[pa.RecordBatch]:
+    def _live(self, req: StreamRequest, peer: str) -> Iterator[pa.RecordBatch]:
         bus = self.desk.bus
-        sub = bus.subscribe(req.stream, params={"peer": "flight", "symbols": list(req.symbols)})
+        sub = bus.subscribe(req.stream, params={"peer": peer, "symbols": list(req.symbols)})
+        if req.stream == "book" and self.desk.core is not None:
+            self.desk.core.book_rows.request_snapshots()
         stop = self.desk.stop_event
         try:
             while not stop.is_set():
@@ -106,7 +137,7 @@ class DeskFlightServer(flight.FlightServerBase):
             bus.unsubscribe(sub)
 
     @staticmethod
-    def _filter(req: StreamRequest, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def _filter(req: StreamRequest, batch: Any) -> Any:
         if req.symbols and "symbol" in batch.schema.names:
             batch = batch.filter(pc.is_in(batch.column("symbol"), pa.array(req.symbols)))
         if req.venues and "venue" in batch.schema.names:
@@ -117,47 +148,57 @@ class DeskFlightServer(flight.FlightServerBase):
     def _project(req: StreamRequest, data: Any) -> Any:
         return data.select(list(req.columns)) if req.columns else data
 
-    def _history(self, req: StreamRequest) -> pa.Table:
-        if req.stream not in STORED_STREAMS:
-            self._fail(f"history of {req.stream!r} needs the Parquet market-data history; "
-                       f"stored streams are {', '.join(STORED_STREAMS)}")
-        table = self.desk.store.query(f"SELECT * FROM {req.stream} ORDER BY rowid")
-        table = schemas.conform(req.stream, table)
-        if req.start is not None:
-            table = table.filter(pc.greater_equal(table.column("ts"), req.start))
-        if req.end is not None:
-            table = table.filter(pc.less(table.column("ts"), req.end))
-        table = self._filter(req, table)
-        return table.slice(0, req.limit) if req.limit is not None else table
+    # -- data in --------------------------------------------------------------------
+    def do_put(self, context: Any, descriptor: flight.FlightDescriptor,
+               reader: flight.MetadataRecordBatchReader,
+               writer: flight.FlightMetadataWriter) -> None:
+        require(context, Role.TRADE, "do_put")
+        req = self._descriptor_request(descriptor)
+        rows = 0
+        for chunk in reader:
+            if chunk.data is not None and chunk.data.num_rows:
+                rows += self._guard(self.ingest.put, req.stream, chunk.data)
+        writer.write(pa.py_buffer(json.dumps({"rows": rows}).encode()))
 
     # -- actions --------------------------------------------------------------------
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
-        return list(ACTIONS.items())
+        return [(spec.name, spec.doc) for spec in ACTIONS.values()]
 
     def do_action(self, context: Any, action: flight.Action) -> Iterator[bytes]:
         kind = action.type
         body = action.body.to_pybytes() if action.body is not None else b""
-        if kind == "status":
-            result: Any = self.desk.status()
-        elif kind == "kill":
-            args = self._guard(parse_json, body, "kill body") if body.strip() else {}
-            on = args.get("on", True)
-            if not isinstance(on, bool):
-                self._fail(f'kill body "on" must be true or false, got {on!r}')
-            result = self.desk.kill(on)
-        elif kind == "strategies":
-            result = self.desk.strategies()
-        else:
-            self._fail(f"unknown action {kind!r}; actions are {', '.join(ACTIONS)}")
-        yield json.dumps(result, default=str).encode()
+        if kind in SQL_ACTIONS:
+            return iter(self.sql.action(kind))
+        spec = ACTIONS.get(kind)
+        if spec is None:
+            raise self._error(f"unknown action {kind!r}; actions are {', '.join(ACTIONS)}")
+        args = self._guard(parse_args, body, kind)
+        require(context, spec.needs(args), f"action {kind!r}")
+        result = self._guard(spec.run, self.desk, args)
+        return iter([json.dumps(result, default=str).encode()])
 
     # -- errors ---------------------------------------------------------------------
     def _guard(self, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
-        except TicketError as exc:
+        except (TicketError, SchemaError) as exc:
             self._fail(str(exc))
+        except FlightdeskError as exc:
+            self._fail(f"{type(exc).__name__}: {exc}")
 
     def _fail(self, message: str) -> Any:
+        raise self._error(message)
+
+    def _error(self, message: str) -> flight.FlightServerError:
         self.errors += 1
-        raise flight.FlightServerError(message)
+        return flight.FlightServerError(message)
+
+
+def _peer(context: Any) -> str:
+    try:
+        return str(context.peer())
+    except Exception:  # noqa: BLE001 - a peer name is only a label
+        return "flight"
+
+
+

@@ -1,0 +1,215 @@
+"""A read-only Flight SQL subset over the store, by hand (no protobuf dependency).
+
+What an ADBC Flight SQL client does, and what it gets here:
+
+1. ``GetFlightInfo(Any{CommandGetSqlInfo})`` -> UNIMPLEMENTED (the driver tolerates it);
+2. ``DoAction("CreatePreparedStatement")`` -> UNIMPLEMENTED, so it falls back to
+3. ``GetFlightInfo(Any{CommandStatementQuery{1: query}})``: the query is checked (one
+   ``SELECT``/``WITH`` statement reading only the store tables), run, and its result kept
+   under a fresh handle; the answer's endpoint ticket is ``Any{TicketStatementQuery{1: handle}}``;
+4. ``DoGet`` of that ticket streams the result (once);
+5. ``DoAction("CloseSession")``.
+
+``Any`` is ``{1: type_url, 2: bytes}`` with type URLs
+``type.googleapis.com/arrow.flight.protocol.sql.<Message>``. Only varint and
+length-delimited fields occur in these messages, so a dozen lines of wire format suffice.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pyarrow as pa
+
+from flightdesk.core.errors import TicketError
+
+TYPE_PREFIX = "type.googleapis.com/arrow.flight.protocol.sql."
+QUERYABLE = ("orders", "fills", "positions", "events", "performance_metrics")
+_FIRST_WORD = re.compile(r"^\s*(?:(?:--[^\n]*\n)|(?:/\*.*?\*/)|\s)*(\w+)", re.S)
+
+
+# -- protobuf wire format (varint and length-delimited fields only) ---------------------------
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def field_bytes(number: int, value: bytes) -> bytes:
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def field_varint(number: int, value: int) -> bytes:
+    return varint(number << 3) + varint(value)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if pos >= len(data):
+            raise TicketError("truncated protobuf varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def decode(data: bytes) -> dict[int, list[bytes | int]]:
+    """Fields of one message: number -> values (bytes for length-delimited, else int)."""
+    out: dict[int, list[bytes | int]] = {}
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        number, wire = key >> 3, key & 7
+        value: bytes | int
+        if wire == 0:
+            value, pos = _read_varint(data, pos)
+        elif wire == 2:
+            size, pos = _read_varint(data, pos)
+            value, pos = data[pos:pos + size], pos + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = int.from_bytes(data[pos:pos + size], "little"), pos + size
+        else:
+            raise TicketError(f"unsupported protobuf wire type {wire}")
+        out.setdefault(number, []).append(value)
+    return out
+
+
+def pack_any(message: str, body: bytes) -> bytes:
+    return field_bytes(1, (TYPE_PREFIX + message).encode()) + field_bytes(2, body)
+
+
+def unpack_any(data: bytes) -> tuple[str, dict[int, list[bytes | int]]] | None:
+    """``(message name, its fields)`` for a Flight SQL ``Any``, else None."""
+    if not data[:1] == b"\x0a":  # field 1, length-delimited: JSON tickets start with '{'
+        return None
+    try:
+        fields = decode(data)
+        url = fields.get(1, [b""])[0]
+        if not isinstance(url, bytes) or not url.startswith(TYPE_PREFIX.encode()):
+            return None
+        body = fields.get(2, [b""])[0]
+        return url[len(TYPE_PREFIX):].decode(), decode(body if isinstance(body, bytes) else b"")
+    except (TicketError, UnicodeDecodeError):
+        return None
+
+
+def _text(fields: dict[int, list[bytes | int]], number: int) -> bytes:
+    value = fields.get(number, [b""])[0]
+    return value if isinstance(value, bytes) else b""
+
+
+# -- checking a query ------------------------------------------------------------------
+def check_select(sql: str, db_path: Path, tables: Iterable[str]) -> None:
+    """Raise :class:`TicketError` unless ``sql`` is one read-only query over ``tables``."""
+    match = _FIRST_WORD.match(sql)
+    word = match.group(1).upper() if match else ""
+    if word not in ("SELECT", "WITH"):
+        raise TicketError(f"only SELECT queries are allowed here; got {word or 'nothing'!r}")
+    allowed = set(tables)
+    denied: list[str] = []
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_READ and arg1 in allowed:
+            return sqlite3.SQLITE_OK
+        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE):
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_READ:
+            denied.append(f"query reads table {arg1!r}; queryable tables are "
+                          f"{', '.join(sorted(allowed))}")
+        else:
+            denied.append(f"query needs SQLite operation {action} ({arg1}); only read-only "
+                          "SELECT queries are allowed")
+        return sqlite3.SQLITE_DENY
+
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        conn.set_authorizer(authorize)
+        conn.execute(f"EXPLAIN {sql}").close()
+    except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
+        if denied:
+            raise TicketError(denied[0]) from exc
+        raise TicketError(f"bad query: {exc}") from exc
+    finally:
+        conn.close()
+
+
+# -- the service -----------------------------------------------------------------------
+class SqlService:
+    """Statement queries: checked, run at GetFlightInfo, held until their one DoGet."""
+
+    def __init__(self, db_path: Path, run: Callable[[str], pa.Table], cache: int = 64) -> None:
+        self.db_path = db_path
+        self.run = run
+        self.cache_size = cache
+        self._results: OrderedDict[bytes, pa.Table] = OrderedDict()
+        self._lock = threading.Lock()
+        self.queries = 0
+        self.rejected = 0
+
+    def tables(self) -> list[str]:
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
+                                                "WHERE type = 'table'")}
+        conn.close()
+        return [t for t in QUERYABLE if t in names]
+
+    def prepare(self, message: str, fields: dict[int, list[bytes | int]]
+                ) -> tuple[pa.Schema, bytes, int]:
+        """Run a ``CommandStatementQuery``: (result schema, ticket, rows)."""
+        if message != "CommandStatementQuery":
+            raise NotImplementedError(f"Flight SQL {message} is not supported; this desk "
+                                      "answers plain statement queries (SELECT)")
+        query = _text(fields, 1).decode("utf-8", "replace")
+        try:
+            check_select(query, self.db_path, self.tables())
+        except TicketError:
+            self.rejected += 1
+            raise
+        table = self.run(query)
+        self.queries += 1
+        handle = uuid.uuid4().bytes
+        with self._lock:
+            self._results[handle] = table
+            while len(self._results) > self.cache_size:
+                self._results.popitem(last=False)
+        ticket = pack_any("TicketStatementQuery", field_bytes(1, handle))
+        return table.schema, ticket, table.num_rows
+
+    def take(self, fields: dict[int, list[bytes | int]]) -> pa.Table:
+        """The result behind a ``TicketStatementQuery`` (each result is read once)."""
+        with self._lock:
+            table = self._results.pop(_text(fields, 1), None)
+        if table is None:
+            raise TicketError("unknown or already-read Flight SQL statement handle; run the "
+                              "query again")
+        return table
+
+    @staticmethod
+    def action(kind: str) -> list[bytes]:
+        """Flight SQL actions: only ``CloseSession`` succeeds (nothing to close)."""
+        if kind == "CloseSession":
+            return [field_varint(1, 1)]  # CloseSessionResult{status: CLOSED}
+        raise NotImplementedError(f"Flight SQL action {kind} is not supported here; use "
+                                  "plain statement queries")
+
+
+SQL_ACTIONS = ("CreatePreparedStatement", "ClosePreparedStatement",
+               "CreatePreparedSubstraitPlan", "BeginTransaction", "EndTransaction",
+               "BeginSavepoint", "EndSavepoint", "CancelQuery", "CloseSession",
+               "SetSessionOptions", "GetSessionOptions")
