@@ -3,6 +3,7 @@
 The public surface for plugin authors and embedders; import from here only.
 """
 
+from flightdesk.client import connect
 from flightdesk.core.embed import Engine
 from flightdesk.core.errors import (
     ConfigError,
@@ -30,6 +31,7 @@ __all__ = [
     "StrategyError",
     "TicketError",
     "__version__",
+    "connect",
     "hookimpl",
     "signals_batch",
 ]

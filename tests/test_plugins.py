@@ -32,7 +32,7 @@ def test_public_surface_is_sorted_and_pinned():
     assert flightdesk.__all__ == [
         "ConfigError", "Engine", "FlightdeskError", "ParseError", "PluginError",
         "SchemaError", "Strategy", "StrategyContext", "StrategyError", "TicketError",
-        "__version__", "hookimpl", "signals_batch"]
+        "__version__", "connect", "hookimpl", "signals_batch"]
 
 
 class AlwaysBuy(flightdesk.Strategy):
