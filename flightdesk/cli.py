@@ -14,6 +14,7 @@ from flightdesk.core.errors import FlightdeskError
 COMMANDS = (
     "flightdesk.commands.serve",
     "flightdesk.commands.control",
+    "flightdesk.commands.tail",
     "flightdesk.commands.plugins",
     "flightdesk.commands.normalize",
 )

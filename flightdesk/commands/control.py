@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
+import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -11,24 +15,52 @@ def add_parser(sub: Any) -> None:
     for name, helptext in (("status", "print a running desk's status"),
                            ("kill", "switch a running desk's kill switch on (or --off)")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--url", default="grpc://127.0.0.1:8815", help="the desk's Flight URL")
+        add_connection_args(p)
         if name == "kill":
             p.add_argument("--off", action="store_true", help="switch the kill switch off")
         p.set_defaults(func=status if name == "status" else kill)
 
 
-def _action(url: str, name: str, body: bytes = b"") -> bytes:
-    import pyarrow.flight as fl
+def add_connection_args(p: argparse.ArgumentParser) -> None:
+    """``--url``, ``--token`` (default ``$FLIGHTDESK_TOKEN``) and TLS files."""
+    p.add_argument("--url", default="grpc://127.0.0.1:8815", help="the desk's Flight URL")
+    p.add_argument("--token", default=os.environ.get("FLIGHTDESK_TOKEN"),
+                   help="bearer token (default: $FLIGHTDESK_TOKEN)")
+    p.add_argument("--tls-ca", help="PEM file of the CA that signed the desk's certificate")
+    p.add_argument("--cert", help="client certificate (PEM) for a desk with mutual TLS")
+    p.add_argument("--key", help="client private key (PEM) for a desk with mutual TLS")
 
-    result = list(fl.connect(url).do_action(fl.Action(name, body)))
-    return bytes(result[0].body.to_pybytes())
+
+def client_from(args: argparse.Namespace) -> Any:
+    from flightdesk.client import connect
+
+    return connect(args.url, args.token, tls_ca=args.tls_ca, cert=args.cert, key=args.key)
 
 
+def flight_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Print a desk's refusal (bad token, unreachable, bad ticket) as one line, exit 2."""
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        import pyarrow.flight as fl
+
+        try:
+            return fn(args)
+        except (fl.FlightError, OSError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"flightdesk: error: {message}", file=sys.stderr)
+            return 2
+    return run
+
+
+@flight_errors
 def status(args: argparse.Namespace) -> int:
-    print(json.dumps(json.loads(_action(args.url, "status")), indent=2))
+    with client_from(args) as client:
+        print(json.dumps(client.status(), indent=2))
     return 0
 
 
+@flight_errors
 def kill(args: argparse.Namespace) -> int:
-    print(_action(args.url, "kill", json.dumps({"on": not args.off}).encode()).decode())
+    with client_from(args) as client:
+        print(json.dumps(client.kill(not args.off)))
     return 0
