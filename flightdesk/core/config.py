@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
         "log_level": "INFO",
         "log_format": "text",
         "depth_levels": 5,
+        "record": False,  # write the raw capture of every feed (see core.recorder)
+        "record_dir": "captures",  # under data_dir
     },
     "venues": {},
     "strategies": {},

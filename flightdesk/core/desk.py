@@ -27,6 +27,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.history import HistoryWriter
 from flightdesk.core.orders import IdMaker
 from flightdesk.core.portfolio import Portfolio
+from flightdesk.core.recorder import RECONNECT, Recorder, recording_sinks
 from flightdesk.core.recovery import recover_positions
 from flightdesk.core.risk import RiskValidator
 from flightdesk.core.state import DeskState
@@ -69,6 +70,7 @@ class Desk(DeskState):
                               for n, t in self.config["strategies"].items()]
         self.core: EngineCore | None = None
         self.flight: Any = None
+        self.recorder: Recorder | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_ns = time.time_ns()
         self.recovered_fills = 0
@@ -132,13 +134,25 @@ class Desk(DeskState):
                      asyncio.create_task(self._metrics_loop(), name="metrics")]
             for venue in venues.values():
                 if venue.feed is not None:
-                    tasks.append(asyncio.create_task(
-                        venue.feed.run(self._sink(queue), self._snapshot_sink(queue)),
-                        name=f"feed-{venue.name}"))
+                    sink, snapshot_sink = self._feed_sinks(venue, queue)
+                    tasks.append(asyncio.create_task(venue.feed.run(sink, snapshot_sink),
+                                                     name=f"feed-{venue.name}"))
             self.ready_event.set()
             await self._async_stop.wait()
         finally:
             await self._shutdown(tasks, venues)
+
+    def _feed_sinks(self, venue: Venue, queue: asyncio.Queue[Any]) -> tuple[Any, Any]:
+        """The feed's sinks (recorded when ``[desk] record``); its reconnects go in the queue."""
+        if hasattr(venue.feed, "on_reconnect"):
+            venue.feed.on_reconnect = (  # type: ignore[union-attr]
+                lambda name: queue.put_nowait((name, RECONNECT, None, time.time_ns())))
+        sink, snapshot_sink = self._sink(queue), self._snapshot_sink(queue)
+        if self.config["desk"]["record"]:
+            if self.recorder is None:
+                self.recorder = Recorder(self.data_dir / self.config["desk"]["record_dir"])
+            return recording_sinks(self.recorder, venue, sink, snapshot_sink)
+        return sink, snapshot_sink
 
     def _sink(self, queue: asyncio.Queue[Any]) -> Callable[[str, Any, int], None]:
         def sink(venue: str, frame: Any, ts_recv: int) -> None:
@@ -177,6 +191,8 @@ class Desk(DeskState):
         try:
             if symbol is None:
                 core.on_frame(venue, payload, ts)
+            elif symbol is RECONNECT:
+                core.on_reconnect(venue)
             else:
                 core.on_snapshot(venue, symbol, payload, ts)
         except Exception:  # parsers raise ParseError; anything else is a bug, not a crash
@@ -234,6 +250,8 @@ class Desk(DeskState):
             logger.exception("a plugin failed in flightdesk_shutdown")
         for venue in venues.values():
             venue.close()
+        if self.recorder is not None:
+            self.recorder.close()
         if self.history is not None:
             self.history.stop()
         self.store.close()

@@ -28,6 +28,7 @@ from flightdesk.core.events import (
     MarketEvent,
     Outbound,
     Resync,
+    ResyncReason,
     SnapshotRequest,
     Status,
     TickerMsg,
@@ -119,6 +120,23 @@ class EngineCore:
             self._bad_frame(venue, exc)
             return
         self.dispatch(events)
+
+    def on_reconnect(self, venue: str) -> None:
+        """``venue``'s feed reconnected: frames were lost, so rebuild every book it carries.
+
+        The feed resubscribed everything on connect, so resubscribe frames (``Outbound``)
+        the protocols ask for are dropped; snapshot requests go ahead.
+        """
+        self.counters["reconnects"] += 1
+        v = self.venues[venue]
+        reset = getattr(v.protocol, "reset_connection", None)
+        if reset is not None:  # venues whose sequence numbers are per connection
+            reset()
+        symbols = set(v.symbols) | {s for n, s in self.books.books if n == venue}
+        for symbol in sorted(symbols):
+            self.books.resync(Resync(venue, symbol, self.last_ts_recv, ResyncReason.RECONNECT,
+                                     "feed reconnected"))
+        self.dispatch([ev for ev in self.books.take_followups() if type(ev) is not Outbound])
 
     def dispatch(self, events: list[MarketEvent]) -> None:
         handlers = self._handlers
