@@ -1,55 +1,341 @@
-"""The paper broker: fills orders against the live book.
+"""The paper broker: fills orders against the live book and trade stream.
 
-Market orders walk the opposite side level by level, with a partial fill at each level's
-price, and whatever the book cannot fill is cancelled (immediate-or-cancel). Marketable
-limit orders walk the same way up to their limit price.
+* An order reaches the "venue" after the entry latency (engine clock, see
+  :mod:`flightdesk.core.latency`); a cancel after the cancel latency — the order can still
+  fill in between. With zero latency an order is matched at once against the current book.
+* Market orders, and the marketable part of limit orders, walk the opposite side with a
+  partial fill at each level's price (taker). A market order's unfilled rest expires.
+* Limit orders: ``post_only`` expires instead of taking; ``FOK`` fills completely or
+  expires; ``IOC`` expires its rest; ``GTC`` rests at its price with a queue position
+  (:mod:`flightdesk.core.queue_model`) and fills as maker when trades reach it, or when the
+  opposite touch reaches its price.
+* Stop and stop-limit orders wait until the market trades (or quotes) through ``stop_px``,
+  then become market / limit orders.
+* ``reduce_only`` fills never go past a flat position.
+
+Every status change is reported through ``report(state, status, reason, fills)`` — the
+Trader turns those into ``orders``/``fills`` rows. The broker never mutates the book.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from flightdesk.core import matching
 from flightdesk.core.book import L2Book
-from flightdesk.core.orders import Fill, IdMaker, Liquidity, Order, OrderType, Side
+from flightdesk.core.errors import ConfigError
+from flightdesk.core.events import TradeMsg
+from flightdesk.core.latency import LatencyModel
+from flightdesk.core.orders import (
+    EPS,
+    Fill,
+    IdMaker,
+    Liquidity,
+    Order,
+    OrderState,
+    OrderStatus,
+    Side,
+    TimeInForce,
+)
+from flightdesk.core.queue_model import QueueMode, QueueModel
+
+Key = tuple[str, str]
+BookLookup = Callable[[str, str], "L2Book | None"]
+Report = Callable[[OrderState, OrderStatus, str, list[Fill]], None]
+PositionLookup = Callable[[str, str], float]
+_ARRIVE, _CANCEL = 0, 1
+
+
+class FeeTable:
+    """Maker/taker rates (bps in config, fractions here), per venue over the defaults."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.default = (float(config["maker_fee_bps"]) * 1e-4,
+                        float(config["taker_fee_bps"]) * 1e-4)
+        self.venues: dict[str, tuple[float, float]] = {}
+        for entry in config.get("venue_fees", []):
+            try:
+                self.venues[str(entry["venue"])] = (float(entry["maker_bps"]) * 1e-4,
+                                                    float(entry["taker_bps"]) * 1e-4)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ConfigError(f"broker.venue_fees entries need venue, maker_bps and "
+                                  f"taker_bps; got {entry!r}", key="broker.venue_fees") from exc
+
+    def rate(self, venue: str, liquidity: Liquidity) -> float:
+        maker, taker = self.venues.get(venue, self.default)
+        return maker if liquidity is Liquidity.MAKER else taker
 
 
 class PaperBroker:
-    """Fills orders against an :class:`L2Book` (see the module docstring)."""
+    """Simulated execution (see the module docstring)."""
 
-    def __init__(self, config: Mapping[str, Any], ids: IdMaker) -> None:
-        self.taker_fee = float(config["taker_fee_bps"]) * 1e-4
-        self.maker_fee = float(config["maker_fee_bps"]) * 1e-4
+    def __init__(self, config: Mapping[str, Any], ids: IdMaker,
+                 books: BookLookup | None = None,
+                 position: PositionLookup | None = None) -> None:
+        self.fees = FeeTable(config)
+        self.taker_fee, self.maker_fee = self.fees.default[1], self.fees.default[0]
         self.ids = ids
+        self.books: BookLookup = books or (lambda v, s: None)
+        self.position = position
+        self.latency = LatencyModel(config)
+        self.queue = QueueModel(_queue_mode(config), float(config.get("queue_power", 2.0)))
+        self.report: Report = lambda state, status, reason, fills: None
+        self.orders: dict[str, OrderState] = {}  # open orders by id
+        self.by_key: dict[Key, dict[str, OrderState]] = {}  # open orders per instrument
+        self.resting: dict[Key, list[OrderState]] = {}  # working at the venue
+        self._pending: list[tuple[int, int, int, OrderState]] = []
+        self._seq = itertools.count()
 
+    # -- entry and cancel ------------------------------------------------------------
     def execute(self, order: Order, book: L2Book, ts: int) -> list[Fill]:
-        """Fill ``order`` as far as the book allows; returns the fills (maybe none)."""
-        levels = book.ask_levels if order.side is Side.BUY else book.bid_levels
-        limit = order.limit_px if order.order_type is OrderType.LIMIT else math.nan
-        fills: list[Fill] = []
-        remaining = order.qty
-        depth = 8
-        seen = 0
-        while remaining > 1e-12:
-            batch = levels(depth)
-            if len(batch) <= seen:
-                break
-            for lv in batch[seen:]:
-                price = float(lv[0])
-                if math.isfinite(limit) and (price > limit if order.side is Side.BUY
-                                             else price < limit):
-                    return fills
-                qty = min(remaining, float(lv[1]))
-                fills.append(self._fill(order, price, qty, ts))
-                remaining -= qty
-                if remaining <= 1e-12:
-                    break
-            seen = len(batch)
-            depth *= 4
+        """Take liquidity for ``order`` from ``book`` now (no state, no latency)."""
+        limit = order.limit_px if order.has_limit else math.nan
+        takes = matching.walk(book, order.side, order.qty, limit)
+        return self._fills(OrderState(order), takes, Liquidity.TAKER, ts) if takes else []
+
+    def submit(self, state: OrderState, now: int) -> None:
+        """Send a risk-approved order; it arrives after the entry latency."""
+        order = state.order
+        self.orders[order.order_id] = state
+        self.by_key.setdefault(order.key, {})[order.order_id] = state
+        if self.latency.zero:
+            self._arrive(state, now)
+        else:
+            self._schedule(now + self.latency.entry(), _ARRIVE, state)
+
+    def cancel(self, order_id: str, now: int, reason: str = "cancelled by request") -> bool:
+        """Ask to cancel ``order_id``; False if it is not open."""
+        state = self.orders.get(order_id)
+        if state is None or state.cancel_requested:
+            return False
+        state.cancel_requested = True
+        if self.latency.zero:
+            self._finish(state, OrderStatus.CANCELLED, reason)
+        else:
+            self._schedule(now + self.latency.cancel(), _CANCEL, state)
+        return True
+
+    def cancel_all(self, reason: str, key: Key | None = None) -> int:
+        """Cancel every open order (of ``key``) at once — the kill switch path."""
+        states = list(self.orders.values()) if key is None else list(
+            self.by_key.get(key, {}).values())
+        for state in states:
+            self._finish(state, OrderStatus.CANCELLED, reason)
+        return len(states)
+
+    def open_orders(self) -> list[OrderState]:
+        return list(self.orders.values())
+
+    def exposure(self, key: Key) -> tuple[float, float, float, float]:
+        """(open buy qty, open sell qty, own best bid, own best ask) for an instrument."""
+        buy = sell = 0.0
+        bid, ask = -math.inf, math.inf
+        for state in self.by_key.get(key, {}).values():
+            order = state.order
+            if order.side is Side.BUY:
+                buy += state.remaining
+                if state.resting and order.has_limit and order.limit_px > bid:
+                    bid = order.limit_px
+            else:
+                sell += state.remaining
+                if state.resting and order.has_limit and order.limit_px < ask:
+                    ask = order.limit_px
+        return buy, sell, bid, ask
+
+    # -- market events -----------------------------------------------------------------
+    def poll(self, now: int) -> None:
+        """Deliver the arrivals and cancels that are due on the engine clock."""
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            due, _, action, state = heapq.heappop(pending)
+            if not state.is_open:
+                continue
+            if action == _ARRIVE:
+                self._arrive(state, due)
+            else:
+                self._finish(state, OrderStatus.CANCELLED, "cancelled by request")
+
+    def on_book(self, key: Key, book: L2Book, now: int) -> None:
+        if self._pending:
+            self.poll(now)
+        working = self.resting.get(key)
+        if not working:
+            return
+        for state in list(working):
+            if state.is_open:
+                self._book_moved(state, book, now)
+
+    def on_trade(self, trade: TradeMsg, now: int) -> None:
+        if self._pending:
+            self.poll(now)
+        working = self.resting.get((trade.venue, trade.symbol))
+        if not working:
+            return
+        for state in list(working):
+            if state.is_open:
+                self._traded(state, trade, now)
+
+    # -- internals ---------------------------------------------------------------------
+    def _schedule(self, due: int, action: int, state: OrderState) -> None:
+        heapq.heappush(self._pending, (due, next(self._seq), action, state))
+
+    def _arrive(self, state: OrderState, now: int) -> None:
+        order = state.order
+        self._set(state, OrderStatus.ACCEPTED, "", [])
+        book = self.books(order.venue, order.symbol)
+        if order.is_stop and not matching.stop_triggered(order.side, order.stop_px, book):
+            self._rest(state, book)
+            return
+        self._activate(state, book, now)
+
+    def _activate(self, state: OrderState, book: L2Book | None, now: int) -> None:
+        order = state.order
+        if order.is_stop:
+            state.triggered = True
+            self._set(state, OrderStatus.TRIGGERED, f"stop {order.stop_px:g} reached", [])
+        if book is None:
+            self._finish(state, OrderStatus.EXPIRED, "no two-sided book")
+            return
+        if not order.has_limit:
+            self._take(state, now, matching.walk(book, order.side, self._cap(state)))
+            if state.is_open:
+                self._finish(state, OrderStatus.EXPIRED,
+                             f"book had {state.filled:g} of {order.qty:g}; rest expired")
+            return
+        self._limit(state, book, now)
+
+    def _limit(self, state: OrderState, book: L2Book, now: int) -> None:
+        order = state.order
+        px = order.limit_px
+        if matching.is_marketable(book, order.side, px):
+            if order.post_only:
+                self._finish(state, OrderStatus.EXPIRED, f"post-only at {px:g} would take")
+                return
+            want = self._cap(state)
+            if order.tif is TimeInForce.FOK and matching.available(
+                    book, order.side, px, want) < want - EPS:
+                self._finish(state, OrderStatus.EXPIRED, "fok: book cannot fill it all")
+                return
+            self._take(state, now, matching.walk(book, order.side, want, px))
+        if not state.is_open:
+            return
+        if order.tif is not TimeInForce.GTC:
+            self._finish(state, OrderStatus.EXPIRED,
+                         f"{order.tif.value}: {state.filled:g} of {order.qty:g} filled")
+            return
+        self._rest(state, book)
+
+    def _rest(self, state: OrderState, book: L2Book | None) -> None:
+        order = state.order
+        if not state.resting:
+            state.resting = True
+            self.resting.setdefault(order.key, []).append(state)
+        if order.has_limit and (not order.is_stop or state.triggered):
+            lvl = matching.level_qty(book, order.side, order.limit_px) if book else 0.0
+            self.queue.join(state, lvl)
+
+    def _book_moved(self, state: OrderState, book: L2Book, now: int) -> None:
+        order = state.order
+        if order.is_stop and not state.triggered:
+            if matching.stop_triggered(order.side, order.stop_px, book):
+                self._trigger(state, book, now)
+            return
+        px = order.limit_px
+        if matching.is_marketable(book, order.side, px):
+            # the opposite side reached our price: it trades with us, at our price
+            state.queue_ahead = 0.0
+            got = matching.available(book, order.side, px, self._cap(state))
+            self._make(state, got, now)
+            return
+        self.queue.on_level(state, matching.level_qty(book, order.side, px))
+
+    def _traded(self, state: OrderState, trade: TradeMsg, now: int) -> None:
+        order = state.order
+        if order.is_stop and not state.triggered:
+            if matching.stop_triggered(order.side, order.stop_px, None, trade.price):
+                self._trigger(state, self.books(order.venue, order.symbol), now)
+            return
+        px = order.limit_px
+        buy = order.side is Side.BUY
+        if trade.side == order.side.value:
+            return  # an aggressor on our side cannot trade with our resting order
+        if (trade.price < px) if buy else (trade.price > px):
+            state.queue_ahead = 0.0  # traded through our price: the queue ahead is gone
+            self._make(state, trade.qty, now)
+        elif trade.price == px:
+            self._make(state, self.queue.on_trade(state, trade.qty), now)
+
+    def _trigger(self, state: OrderState, book: L2Book | None, now: int) -> None:
+        self._unrest(state)
+        self._activate(state, book, now)
+
+    def _make(self, state: OrderState, qty: float, now: int) -> None:
+        qty = min(qty, self._cap(state))
+        if qty > EPS:
+            self._fills(state, [(state.order.limit_px, qty)], Liquidity.MAKER, now)
+
+    def _take(self, state: OrderState, now: int, takes: list[tuple[float, float]]) -> None:
+        if takes:
+            self._fills(state, takes, Liquidity.TAKER, now)
+
+    def _fills(self, state: OrderState, takes: list[tuple[float, float]],
+               liquidity: Liquidity, now: int) -> list[Fill]:
+        order = state.order
+        rate = self.fees.rate(order.venue, liquidity)
+        fills = [Fill(self.ids.fill_id(), order.order_id, now, order.venue, order.symbol,
+                      order.side, px, qty, px * qty * rate, liquidity, order.strategy)
+                 for px, qty in takes]
+        state.filled += sum(f.qty for f in fills)
+        if state.remaining <= EPS:
+            self._finish(state, OrderStatus.FILLED, "", fills)
+        else:
+            self._set(state, OrderStatus.PARTIALLY_FILLED, "", fills)
         return fills
 
-    def _fill(self, order: Order, price: float, qty: float, ts: int) -> Fill:
-        return Fill(self.ids.fill_id(), order.order_id, ts, order.venue, order.symbol,
-                    order.side, price, qty, price * qty * self.taker_fee, Liquidity.TAKER,
-                    order.strategy)
+    def _cap(self, state: OrderState) -> float:
+        """The most this order may still fill (reduce-only stops at a flat position)."""
+        remaining = state.remaining
+        order = state.order
+        if not order.reduce_only or self.position is None:
+            return remaining
+        pos = self.position(order.venue, order.symbol)
+        return max(0.0, min(remaining, -order.side.sign * pos))
+
+    def _set(self, state: OrderState, status: OrderStatus, reason: str,
+             fills: list[Fill]) -> None:
+        state.status = status
+        self.report(state, status, reason, fills)
+
+    def _finish(self, state: OrderState, status: OrderStatus, reason: str,
+                fills: list[Fill] | None = None) -> None:
+        if not state.is_open:
+            return
+        self._set(state, status, reason, fills or [])
+        order = state.order
+        self.orders.pop(order.order_id, None)
+        per_key = self.by_key.get(order.key)
+        if per_key is not None:
+            per_key.pop(order.order_id, None)
+            if not per_key:
+                del self.by_key[order.key]
+        self._unrest(state)
+
+    def _unrest(self, state: OrderState) -> None:
+        if state.resting:
+            state.resting = False
+            working = self.resting[state.order.key]
+            working.remove(state)
+            if not working:
+                del self.resting[state.order.key]
+
+
+def _queue_mode(config: Mapping[str, Any]) -> QueueMode:
+    try:
+        return QueueMode(str(config.get("queue_model", "conservative")))
+    except ValueError:
+        raise ConfigError(f"broker.queue_model must be conservative or probabilistic, got "
+                          f"{config.get('queue_model')!r}", key="broker.queue_model") from None

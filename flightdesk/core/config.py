@@ -51,10 +51,25 @@ DEFAULTS: dict[str, Any] = {
         "max_total_position": 4.0,
         "max_notional": 250_000.0,
         "kill_switch": False,
+        "max_orders_per_s": 2000.0,  # token bucket; 0 = off
+        "price_band_bps": 500.0,  # limit/stop price vs mid; 0 = off
+        "stale_ms": 5000.0,  # no order on a book not updated for this long; 0 = off
+        "self_cross": True,
+        "daily_loss_limit": 50_000.0,  # 0 = off
+        "max_drawdown": 100_000.0,  # 0 = off
+        "loss_action": "reducing",  # or "halted"
     },
     "broker": {
         "taker_fee_bps": 7.5,
         "maker_fee_bps": 2.0,
+        "venue_fees": [],  # [{venue = "binance", maker_bps = 1.0, taker_bps = 1.0}]
+        "latency_ms": 0.0,
+        "cancel_latency_ms": 0.0,
+        "latency_jitter_ms": 0.0,
+        "latency_dist": "constant",  # uniform | exponential | lognormal
+        "latency_seed": 7,
+        "queue_model": "conservative",  # or "probabilistic"
+        "queue_power": 2.0,
     },
     "store": {
         "path": "flightdesk.sqlite",

@@ -95,7 +95,7 @@ class EngineCore:
         self.tickers: dict[tuple[str, str], TickerMsg] = {}
         self._last_log = 0.0
         self._handlers: dict[type, Callable[[Any], None]] = {
-            BookMsg: self._on_book, TradeMsg: self.trades.add, TickerMsg: self._on_ticker,
+            BookMsg: self._on_book, TradeMsg: self._on_trade, TickerMsg: self._on_ticker,
             Resync: self._on_resync, SnapshotRequest: self._on_snapshot_request,
             Outbound: self._on_outbound, Status: self._on_status,
         }
@@ -159,6 +159,12 @@ class EngineCore:
             self.quotes.add(msg, book)
             if self.bus.has_subscribers("book"):
                 self.book_rows.add(msg, book)
+            self.trader.on_book(msg.venue, msg.symbol, book)  # staleness, resting orders
+
+    def _on_trade(self, trade: TradeMsg) -> None:
+        self.trades.add(trade)
+        if self.trader.broker.by_key:  # only when some order is open
+            self.trader.on_trade(trade)
 
     def _on_ticker(self, t: TickerMsg) -> None:
         self.tickers[(t.venue, t.symbol)] = t
@@ -209,6 +215,7 @@ class EngineCore:
             if book is not None:
                 bp, _, ap, _ = book.top()
                 pos.mark = (bp + ap) * 0.5
+        self.trader.on_marked()  # latency events, markouts, loss limits
 
     def _run_strategies(self, quotes: pa.RecordBatch) -> None:
         for slot in self.slots:

@@ -1,4 +1,12 @@
-"""Immutable trading values: orders, fills, and their enums."""
+"""Trading values: orders, fills, their enums, and the working state of a live order.
+
+``Order`` is what a strategy asked for and never changes; ``OrderState`` is the broker's
+mutable view of it (status, filled quantity, queue position). Every status change becomes
+one ``orders`` row (:func:`order_row`), so the stream is the order's full lifecycle:
+
+``new -> accepted -> (triggered) -> partially_filled* -> filled | cancelled | expired``,
+or ``new -> rejected`` when risk (or the broker) refuses it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,8 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+EPS = 1e-12
 
 
 class Side(str, Enum):
@@ -22,16 +32,33 @@ class Side(str, Enum):
 class OrderType(str, Enum):
     MARKET = "market"
     LIMIT = "limit"
+    STOP = "stop"  # a market order once the market trades through ``stop_px``
+    STOP_LIMIT = "stop_limit"  # a limit order at ``limit_px`` once triggered
+
+
+class TimeInForce(str, Enum):
+    GTC = "gtc"  # rests until filled or cancelled
+    IOC = "ioc"  # fills what it can on arrival, the rest expires
+    FOK = "fok"  # fills completely on arrival or not at all
 
 
 class OrderStatus(str, Enum):
     NEW = "new"
     ACCEPTED = "accepted"
+    TRIGGERED = "triggered"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
+                    OrderStatus.EXPIRED})
 
 
 class Liquidity(str, Enum):
@@ -54,6 +81,54 @@ class Order:
     limit_px: float = math.nan
     #: receive time of the market data that caused it (tick-to-trade origin), ns
     ts_origin: int = 0
+    stop_px: float = math.nan
+    tif: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    reduce_only: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.venue, self.symbol)
+
+    @property
+    def has_limit(self) -> bool:
+        return self.order_type is OrderType.LIMIT or self.order_type is OrderType.STOP_LIMIT
+
+    @property
+    def is_stop(self) -> bool:
+        return self.order_type is OrderType.STOP or self.order_type is OrderType.STOP_LIMIT
+
+    def worst_price(self) -> float:
+        """The most aggressive price this order may trade at (inf/−inf for market)."""
+        if self.has_limit:
+            return self.limit_px
+        return math.inf if self.side is Side.BUY else -math.inf
+
+
+@dataclass(slots=True)
+class OrderState:
+    """The broker's working state of one order."""
+
+    order: Order
+    status: OrderStatus = OrderStatus.NEW
+    filled: float = 0.0
+    #: displayed quantity ahead of us at our price (resting limit orders)
+    queue_ahead: float = 0.0
+    #: displayed quantity at our price when we last looked (to see decreases)
+    level_qty: float = 0.0
+    #: quantity traded at our price since the last book update (not a cancellation)
+    traded: float = 0.0
+    triggered: bool = False
+    resting: bool = False
+    cancel_requested: bool = False
+
+    @property
+    def remaining(self) -> float:
+        return self.order.qty - self.filled
+
+    @property
+    def is_open(self) -> bool:
+        return not self.status.is_final
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,11 @@
-"""Positions, average price, realized and unrealized PnL, fees."""
+"""Positions per venue and symbol: average price, realized and unrealized PnL, fees, cash.
+
+Realized PnL includes fees (paid at each fill); unrealized PnL is marked to mid. Cash is
+the signed sum of every fill's cash flow minus fees, so for every position
+``realized_pnl + unrealized_pnl == cash + qty * mark`` (the mark-to-market of all cash
+flows). A fill through zero closes the old position at its average price and opens the
+rest at the fill price.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ class Position:
     realized_pnl: float = 0.0
     fees: float = 0.0
     mark: float = math.nan
+    cash: float = 0.0
 
     @property
     def unrealized_pnl(self) -> float:
@@ -31,6 +39,7 @@ class Position:
         """Apply one fill; a fill through zero closes the old position and opens the rest."""
         self.fees += fee
         self.realized_pnl -= fee
+        self.cash -= side_sign * price * qty + fee
         signed = side_sign * qty
         if self.qty == 0.0 or (self.qty > 0) == (signed > 0):
             new_qty = self.qty + signed
@@ -72,6 +81,10 @@ class Portfolio:
         pos = self.positions.get((venue, symbol))
         return pos.qty if pos else 0.0
 
+    def cash(self, venue: str | None = None) -> float:
+        """Net cash flow of all fills (of one venue), fees included."""
+        return sum(p.cash for p in self.positions.values() if venue in (None, p.venue))
+
     def total_abs(self) -> float:
         return sum(abs(p.qty) for p in self.positions.values())
 
@@ -93,4 +106,5 @@ class Portfolio:
         unrealized = sum(p.unrealized_pnl for p in self.positions.values())
         return {"realized_pnl": realized, "unrealized_pnl": unrealized,
                 "pnl": realized + unrealized,
-                "fees": sum(p.fees for p in self.positions.values())}
+                "fees": sum(p.fees for p in self.positions.values()),
+                "cash": self.cash()}

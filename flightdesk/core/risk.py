@@ -1,29 +1,63 @@
 """Pre-trade risk: every order from every strategy passes ``RiskValidator.check``.
 
 A rejection is a value, not an exception: a :class:`RiskDecision` with an enum reason and
-the numbers that failed (the limit and the value that broke it).
+the numbers that failed (the limit and the value that broke it). The checks, in order:
+
+1. desk state — kill switch; ``HALTED``; ``REDUCING`` lets only position-reducing orders
+   through (as does ``reduce_only`` on the order itself);
+2. the order itself — positive finite qty, a limit/stop price where its type needs one;
+3. size — ``max_order_qty``; ``max_position`` per instrument and ``max_total_position``
+   counted worst case, i.e. with every open order filled; ``max_notional`` of that worst
+   case at mid;
+4. market — a two-sided book, not older than ``stale_ms`` on the engine clock; a limit or
+   stop price within ``price_band_bps`` of mid; no crossing the desk's own resting orders;
+5. rate — ``max_orders_per_s`` as a token bucket (burst = one second's worth);
+6. custom rules registered through ``flightdesk_register_risk_rules``.
+
+Loss limits move the desk mode: the day's PnL below ``-daily_loss_limit`` or a drawdown
+from the PnL peak beyond ``max_drawdown`` switch to ``loss_action`` (``reducing`` or
+``halted``). A new UTC day (engine clock) lifts a daily-loss stop; a drawdown stop stays
+until :meth:`RiskValidator.reset_mode`. A limit of 0 turns that check off.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from flightdesk.core.orders import Order
+from flightdesk.core.errors import ConfigError
+from flightdesk.core.orders import Order, OrderType
+
+logger = logging.getLogger(__name__)
+DAY_NS = 86_400 * 1_000_000_000
 
 
 class RiskReason(str, Enum):
     KILL_SWITCH = "kill_switch"
+    HALTED = "halted"
+    REDUCING_ONLY = "reducing_only"
+    REDUCE_ONLY = "reduce_only"
     MAX_ORDER_QTY = "max_order_qty"
     MAX_POSITION = "max_position"
     MAX_TOTAL_POSITION = "max_total_position"
     MAX_NOTIONAL = "max_notional"
+    MAX_ORDER_RATE = "max_order_rate"
+    PRICE_BAND = "price_band"
+    STALE_BOOK = "stale_book"
+    SELF_CROSS = "self_cross"
     NO_MARKET = "no_market"
     INVALID_ORDER = "invalid_order"
     CUSTOM_RULE = "custom_rule"
+
+
+class DeskMode(str, Enum):
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +84,26 @@ RiskRule = Callable[[Order, "RiskView"], "RiskDecision | None"]
 
 @dataclass(frozen=True, slots=True)
 class RiskView:
-    """What a rule may look at: the positions and the instrument's mid."""
+    """What a rule may look at: positions, open orders, the market, the engine clock.
+
+    ``total_position`` is the worst-case absolute position summed over all instruments,
+    this one included; ``own_bid``/``own_ask`` are the desk's best resting prices here.
+    """
 
     position: float
     total_position: float
     mid: float
+    open_buy: float = 0.0
+    open_sell: float = 0.0
+    own_bid: float = -math.inf
+    own_ask: float = math.inf
+    book_age_ns: int = -1  # -1: unknown (no book update seen through the engine)
+    other_notional: float = 0.0
+    now: int = 0
+
+
+def _reject(reason: RiskReason, limit: float, value: float, detail: str = "") -> RiskDecision:
+    return RiskDecision(False, reason, limit, value, detail)
 
 
 class RiskValidator:
@@ -67,32 +116,167 @@ class RiskValidator:
         self.max_total_position = float(config["max_total_position"])
         self.max_notional = float(config["max_notional"])
         self.killed = bool(config["kill_switch"])
+        self.rate = float(config.get("max_orders_per_s", 0.0))
+        self.price_band = float(config.get("price_band_bps", 0.0)) * 1e-4
+        self.stale_ns = int(float(config.get("stale_ms", 0.0)) * 1e6)
+        self.self_cross = bool(config.get("self_cross", True))
+        self.loss_limit = float(config.get("daily_loss_limit", 0.0))
+        self.max_drawdown = float(config.get("max_drawdown", 0.0))
+        try:
+            self.loss_action = DeskMode(str(config.get("loss_action", "reducing")))
+        except ValueError:
+            raise ConfigError("risk.loss_action must be 'reducing' or 'halted', got "
+                              f"{config.get('loss_action')!r}", key="risk.loss_action") from None
         self.rules = dict(rules or {})
+        self.mode = DeskMode.ACTIVE
+        self.mode_reason = ""
+        self._tokens = max(self.rate, 1.0)
+        self._refilled = -1
+        self._day = -1
+        self._day_start = 0.0
+        self._peak = 0.0
 
+    # -- the check ----------------------------------------------------------------------
     def check(self, order: Order, view: RiskView) -> RiskDecision:
+        decision = (self._state(order, view) or self._order(order) or self._size(order, view)
+                    or self._market(order, view) or self._rate(view.now)
+                    or self._rules(order, view))
+        if decision is not None:
+            return decision
+        if self.rate > 0:
+            self._tokens -= 1.0
+        return APPROVED
+
+    def _state(self, order: Order, view: RiskView) -> RiskDecision | None:
         if self.killed:
-            return RiskDecision(False, RiskReason.KILL_SWITCH, 0.0, order.qty, "kill switch on")
+            return _reject(RiskReason.KILL_SWITCH, 0.0, order.qty, "kill switch on")
+        if self.mode is DeskMode.HALTED:
+            return _reject(RiskReason.HALTED, 0.0, order.qty, self.mode_reason)
+        if self.mode is DeskMode.REDUCING or order.reduce_only:
+            allowed = max(0.0, -order.side.sign * view.position)
+            if order.qty > allowed + 1e-9:
+                reason = RiskReason.REDUCE_ONLY if order.reduce_only else RiskReason.REDUCING_ONLY
+                detail = "order must reduce the position" + (
+                    f"; desk is reducing: {self.mode_reason}" if self.mode_reason else "")
+                return _reject(reason, allowed, order.qty, detail)
+        return None
+
+    @staticmethod
+    def _order(order: Order) -> RiskDecision | None:
         if not (order.qty > 0 and math.isfinite(order.qty)):
-            return RiskDecision(False, RiskReason.INVALID_ORDER, 0.0, order.qty,
-                                "qty must be positive and finite")
+            return _reject(RiskReason.INVALID_ORDER, 0.0, order.qty,
+                           "qty must be positive and finite")
+        if order.has_limit and not (order.limit_px > 0 and math.isfinite(order.limit_px)):
+            return _reject(RiskReason.INVALID_ORDER, 0.0, order.limit_px,
+                           f"{order.order_type.value} order needs a positive finite limit_px")
+        if order.is_stop and not (order.stop_px > 0 and math.isfinite(order.stop_px)):
+            return _reject(RiskReason.INVALID_ORDER, 0.0, order.stop_px,
+                           f"{order.order_type.value} order needs a positive finite stop_px")
+        return None
+
+    def _size(self, order: Order, view: RiskView) -> RiskDecision | None:
         if order.qty > self.max_order_qty + 1e-9:
-            return RiskDecision(False, RiskReason.MAX_ORDER_QTY, self.max_order_qty, order.qty)
-        after = view.position + order.side.sign * order.qty
-        if abs(after) > self.max_position + 1e-9:
-            return RiskDecision(False, RiskReason.MAX_POSITION, self.max_position, abs(after))
-        total = view.total_position - abs(view.position) + abs(after)
+            return _reject(RiskReason.MAX_ORDER_QTY, self.max_order_qty, order.qty)
+        pos = view.position
+        now = max(abs(pos + view.open_buy), abs(pos - view.open_sell))
+        if order.side.sign > 0:
+            after = max(abs(pos + view.open_buy + order.qty), abs(pos - view.open_sell))
+        else:
+            after = max(abs(pos + view.open_buy), abs(pos - view.open_sell - order.qty))
+        if after <= now:
+            return None  # an order that cannot grow the worst case never breaks a limit
+        if after > self.max_position + 1e-9:
+            return _reject(RiskReason.MAX_POSITION, self.max_position, after)
+        total = view.total_position - now + after
         if total > self.max_total_position + 1e-9:
-            return RiskDecision(False, RiskReason.MAX_TOTAL_POSITION, self.max_total_position,
-                                total)
+            return _reject(RiskReason.MAX_TOTAL_POSITION, self.max_total_position, total)
         if not math.isfinite(view.mid):
-            return RiskDecision(False, RiskReason.NO_MARKET, math.nan, math.nan,
-                                f"no two-sided book for {order.symbol}")
-        notional = abs(after) * view.mid
+            return _reject(RiskReason.NO_MARKET, math.nan, math.nan,
+                           f"no two-sided book for {order.symbol}")
+        notional = view.other_notional + after * view.mid
         if notional > self.max_notional:
-            return RiskDecision(False, RiskReason.MAX_NOTIONAL, self.max_notional, notional)
+            return _reject(RiskReason.MAX_NOTIONAL, self.max_notional, notional)
+        return None
+
+    def _market(self, order: Order, view: RiskView) -> RiskDecision | None:
+        mid = view.mid
+        if not math.isfinite(mid):
+            return _reject(RiskReason.NO_MARKET, math.nan, math.nan,
+                           f"no two-sided book for {order.symbol}")
+        if self.stale_ns and view.book_age_ns > self.stale_ns:
+            return _reject(RiskReason.STALE_BOOK, self.stale_ns / 1e6, view.book_age_ns / 1e6,
+                           f"{order.venue}:{order.symbol} book age in ms")
+        if self.price_band:
+            for px in (order.limit_px, order.stop_px):
+                if px == px and abs(px - mid) > self.price_band * mid:
+                    return _reject(RiskReason.PRICE_BAND, self.price_band * 1e4,
+                                   abs(px - mid) / mid * 1e4,
+                                   f"price {px:g} vs mid {mid:g}, in bps")
+        if self.self_cross and order.order_type is not OrderType.STOP:
+            px = order.worst_price()
+            if order.side.sign > 0 and view.own_ask < math.inf and px >= view.own_ask:
+                return _reject(RiskReason.SELF_CROSS, view.own_ask, px,
+                               "buy would trade with the desk's own resting sell")
+            if order.side.sign < 0 and view.own_bid > -math.inf and px <= view.own_bid:
+                return _reject(RiskReason.SELF_CROSS, view.own_bid, px,
+                               "sell would trade with the desk's own resting buy")
+        return None
+
+    def _rate(self, now: int) -> RiskDecision | None:
+        if self.rate <= 0:
+            return None
+        if self._refilled >= 0 and now > self._refilled:
+            self._tokens = min(max(self.rate, 1.0),
+                               self._tokens + (now - self._refilled) * 1e-9 * self.rate)
+        self._refilled = max(now, self._refilled)
+        if self._tokens < 1.0:
+            return _reject(RiskReason.MAX_ORDER_RATE, self.rate, self.rate + 1.0,
+                           "orders in the last second (token bucket empty)")
+        return None
+
+    def _rules(self, order: Order, view: RiskView) -> RiskDecision | None:
         for name, rule in self.rules.items():
-            decision = rule(order, view)
+            try:
+                decision = rule(order, view)
+            except Exception as exc:  # a broken rule must fail closed, not open
+                logger.exception("risk rule %s raised", name)
+                return _reject(RiskReason.CUSTOM_RULE, math.nan, math.nan,
+                               f"rule {name} raised {type(exc).__name__}: {exc}")
             if decision is not None and not decision.approved:
                 return RiskDecision(False, decision.reason or RiskReason.CUSTOM_RULE,
                                     decision.limit, decision.value, decision.detail or name)
-        return APPROVED
+        return None
+
+    # -- loss limits --------------------------------------------------------------------
+    def update_pnl(self, pnl: float, now: int) -> DeskMode | None:
+        """Feed the desk's total PnL; returns the new mode when it changes."""
+        day = now // DAY_NS
+        changed = None
+        if day != self._day:
+            self._day, self._day_start = day, pnl
+            if self.mode_reason.startswith("daily loss"):
+                changed = self._set_mode(DeskMode.ACTIVE, "")
+        self._peak = max(self._peak, pnl)
+        if self.mode is not DeskMode.ACTIVE and self.mode is self.loss_action:
+            return changed
+        day_loss = self._day_start - pnl
+        if self.loss_limit and day_loss > self.loss_limit:
+            return self._set_mode(self.loss_action,
+                                  f"daily loss {day_loss:g} > {self.loss_limit:g}")
+        drawdown = self._peak - pnl
+        if self.max_drawdown and drawdown > self.max_drawdown:
+            return self._set_mode(self.loss_action,
+                                  f"drawdown {drawdown:g} > {self.max_drawdown:g}")
+        return changed
+
+    def _set_mode(self, mode: DeskMode, reason: str) -> DeskMode | None:
+        if mode is self.mode:
+            return None
+        self.mode, self.mode_reason = mode, reason
+        logger.warning("desk mode -> %s %s", mode.value, reason)
+        return mode
+
+    def reset_mode(self) -> None:
+        """Back to ACTIVE (an operator decision after a drawdown stop)."""
+        self._set_mode(DeskMode.ACTIVE, "")
+        self._peak = -math.inf

@@ -1,8 +1,14 @@
 """The trading path: signals -> orders -> risk -> paper broker -> portfolio -> store.
 
-Signals state a wanted position; the Trader sends the difference to the current position
-as a market order. Every order state change, fill and position change becomes a row; rows
-are committed to the store and published on the bus only after the commit.
+A market signal (``order_type`` null or ``market``) states a wanted position: the Trader
+sends the difference to the current position as a market order. A limit signal
+(``limit``, ``limit_ioc``, ``limit_fok``, ``post_only``) places ``qty`` at ``limit_px`` on
+its side and replaces the strategy's open orders on that instrument and side; ``flat``
+with a limit type cancels them. Every order state change, fill and position change
+becomes a row; rows are committed to the store and published on the bus only after the
+commit. The engine feeds book updates and trades in (``on_book``/``on_trade``) so resting
+orders can fill, and calls ``on_marked`` after marking positions, which delivers due
+latency events, records markouts and applies the loss limits.
 """
 
 from __future__ import annotations
@@ -21,15 +27,31 @@ from flightdesk.core.batcher import RowBuffer
 from flightdesk.core.book import L2Book
 from flightdesk.core.broker import PaperBroker
 from flightdesk.core.errors import SchemaError
-from flightdesk.core.orders import Fill, IdMaker, Order, OrderStatus, OrderType, Side, order_row
+from flightdesk.core.events import TradeMsg
+from flightdesk.core.markouts import Markouts
+from flightdesk.core.orders import (
+    Fill,
+    IdMaker,
+    Order,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    order_row,
+)
 from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.risk import RiskValidator, RiskView
+from flightdesk.core.risk import DeskMode, RiskDecision, RiskValidator, RiskView
 
 logger = logging.getLogger(__name__)
 
 BookLookup = Callable[[str, str], "L2Book | None"]
+Key = tuple[str, str]
 _SIDE_SIGN = {"buy": 1.0, "sell": -1.0, "flat": 0.0}
 _SIGNALS = schemas.schema("signals")
+#: signal ``order_type`` -> (time in force, post-only) for limit orders
+LIMIT_TYPES = {"limit": (TimeInForce.GTC, False), "limit_ioc": (TimeInForce.IOC, False),
+               "limit_fok": (TimeInForce.FOK, False), "post_only": (TimeInForce.GTC, True)}
 
 
 class Trader:
@@ -43,6 +65,9 @@ class Trader:
         self.ids = ids
         self.books = books
         self.clock = clock
+        broker.books = books
+        broker.position = portfolio.qty
+        broker.report = self._report
         self.orders = RowBuffer("orders")
         self.fills = RowBuffer("fills")
         self.positions = RowBuffer("positions")
@@ -50,7 +75,10 @@ class Trader:
         self.counters: Counter[str] = Counter()
         self.tick_to_trade_ns: deque[int] = deque(maxlen=100_000)
         self.new_fills: list[Fill] = []
+        self.book_ts: dict[Key, int] = {}
+        self.markouts = Markouts(self.mid)
 
+    # -- signals ------------------------------------------------------------------------
     def on_signals(self, strategy: str, batch: pa.RecordBatch, ts_origin: int) -> None:
         """Validate a strategy's signals batch and act on every row."""
         if not batch.schema.equals(_SIGNALS):
@@ -60,68 +88,198 @@ class Trader:
         if bad:
             raise SchemaError(f"signals column 'side' has {bad[0]!r}; expected buy, sell or "
                               "flat", stream="signals", field="side")
+        types = batch.column("order_type").to_pylist()
+        odd = [t for t in types if t is not None and t != "market" and t not in LIMIT_TYPES]
+        if odd:
+            raise SchemaError(f"signals column 'order_type' has {odd[0]!r}; expected market, "
+                              f"{', '.join(LIMIT_TYPES)} or null", stream="signals",
+                              field="order_type")
         self.counters["signals"] += batch.num_rows
         venues = batch.column("venue").to_pylist()
         symbols = batch.column("symbol").to_pylist()
         qtys = batch.column("qty").to_pylist()
+        pxs = batch.column("limit_px").to_pylist()
         for i, side in enumerate(sides):
             qty = qtys[i]
             qty = abs(qty) if qty is not None and qty == qty else 0.0
-            self.target(strategy, venues[i], symbols[i], _SIDE_SIGN[side] * qty, ts_origin)
+            if types[i] in LIMIT_TYPES:
+                self._limit_signal(strategy, venues[i], symbols[i], side, qty, pxs[i],
+                                   types[i], ts_origin)
+            else:
+                self.target(strategy, venues[i], symbols[i], _SIDE_SIGN[side] * qty, ts_origin)
+
+    def _limit_signal(self, strategy: str, venue: str, symbol: str, side: str, qty: float,
+                      px: float | None, kind: str, ts_origin: int) -> None:
+        for state in list(self.broker.by_key.get((venue, symbol), {}).values()):
+            if state.order.strategy == strategy and side in ("flat", state.order.side.value):
+                self.cancel(state.order.order_id, "replaced by a new signal")
+        if side == "flat" or qty <= 0:
+            return
+        if px is None or not math.isfinite(px):
+            raise SchemaError(f"a {kind!r} signal needs limit_px (got {px!r})",
+                              stream="signals", field="limit_px")
+        tif, post_only = LIMIT_TYPES[kind]
+        self.place(strategy, venue, symbol, Side(side), qty, OrderType.LIMIT, limit_px=px,
+                   tif=tif, post_only=post_only, ts_origin=ts_origin)
 
     def target(self, strategy: str, venue: str, symbol: str, wanted: float,
                ts_origin: int) -> None:
         """Move the (venue, symbol) position to ``wanted`` with one market order."""
-        current = self.portfolio.qty(venue, symbol)
-        delta = wanted - current
+        delta = wanted - self.portfolio.qty(venue, symbol)
         if abs(delta) < 1e-12:
             return
         side = Side.BUY if delta > 0 else Side.SELL
+        self.place(strategy, venue, symbol, side, abs(delta), ts_origin=ts_origin)
+
+    # -- orders -------------------------------------------------------------------------
+    def place(self, strategy: str, venue: str, symbol: str, side: Side, qty: float,
+              order_type: OrderType = OrderType.MARKET, *, limit_px: float = math.nan,
+              stop_px: float = math.nan, tif: TimeInForce = TimeInForce.GTC,
+              post_only: bool = False, reduce_only: bool = False, ts_origin: int = 0) -> Order:
+        """Build an order with a fresh id and submit it; returns the order."""
         order = Order(self.ids.order_id(), self.clock(), strategy, venue, symbol, side,
-                      OrderType.MARKET, abs(delta), ts_origin=ts_origin)
+                      order_type, qty, limit_px, ts_origin, stop_px, tif, post_only, reduce_only)
         self.submit(order)
+        return order
 
     def submit(self, order: Order) -> list[Fill]:
-        """Risk-check ``order`` and, if approved, fill it against the live book."""
+        """Risk-check ``order`` and, if approved, send it to the broker.
+
+        Returns the fills it got at once (none when it rests, or arrives after a latency).
+        """
         self.counters["orders"] += 1
+        now = self.clock()
         self.orders.add(order_row(order, OrderStatus.NEW, order.ts))
-        book = self.books(order.venue, order.symbol)
-        mid = _mid(book)
-        view = RiskView(self.portfolio.qty(order.venue, order.symbol),
-                        self.portfolio.total_abs(), mid)
-        decision = self.risk.check(order, view)
+        decision = self.risk.check(order, self.view(order, now))
         if not decision.approved:
-            self.counters["rejected"] += 1
-            self.counters[f"rejected_{decision.reason.value if decision.reason else 'x'}"] += 1
-            self.orders.add(order_row(order, OrderStatus.REJECTED, self.clock(),
-                                      decision.describe()))
-            self.event("risk_rejection", order.venue, order.symbol,
-                       f"{order.order_id} {order.side.value} {order.qty:g}: "
-                       f"{decision.describe()}")
+            self._rejected(order, decision, now)
             return []
-        self.orders.add(order_row(order, OrderStatus.ACCEPTED, self.clock()))
-        fills = self.broker.execute(order, book, self.clock()) if book is not None else []
-        self._book_fills(order, fills)
+        start = len(self.new_fills)
+        self.broker.submit(OrderState(order), now)
+        fills = self.new_fills[start:]
+        if fills and order.ts_origin:
+            self.tick_to_trade_ns.append(time.time_ns() - order.ts_origin)
         return fills
 
-    def _book_fills(self, order: Order, fills: list[Fill]) -> None:
-        filled = 0.0
+    def cancel(self, order_id: str, reason: str = "cancelled by request") -> bool:
+        """Cancel an open order (after the cancel latency); False if it is not open."""
+        return self.broker.cancel(order_id, self.clock(), reason)
+
+    def replace(self, order_id: str, qty: float | None = None,
+                limit_px: float | None = None) -> Order | None:
+        """Cancel ``order_id`` and submit a copy with a new qty and/or price (new id)."""
+        state = self.broker.orders.get(order_id)
+        if state is None or not self.cancel(order_id, "replaced"):
+            return None
+        old = state.order
+        return self.place(old.strategy, old.venue, old.symbol, old.side,
+                          old.qty if qty is None else qty, old.order_type,
+                          limit_px=old.limit_px if limit_px is None else limit_px,
+                          stop_px=old.stop_px, tif=old.tif, post_only=old.post_only,
+                          reduce_only=old.reduce_only)
+
+    def cancel_all(self, reason: str = "cancel-all") -> int:
+        n = self.broker.cancel_all(reason)
+        if n:
+            self.event("cancel_all", "", "", f"{n} open orders cancelled: {reason}")
+        return n
+
+    def flatten(self, strategy: str = "flatten") -> int:
+        """Cancel every open order and send reduce-only market orders to close positions."""
+        self.cancel_all("flatten")
+        sent = 0
+        for (venue, symbol), pos in list(self.portfolio.positions.items()):
+            if abs(pos.qty) > 1e-12:
+                side = Side.SELL if pos.qty > 0 else Side.BUY
+                self.place(strategy, venue, symbol, side, abs(pos.qty), reduce_only=True)
+                sent += 1
+        return sent
+
+    def kill(self, on: bool = True) -> int:
+        """The kill switch: every later order is rejected; on also cancels open orders."""
+        self.risk.killed = on
+        self.event("kill_switch", "", "", "on" if on else "off")
+        return self.cancel_all("kill switch") if on else 0
+
+    def view(self, order: Order, now: int) -> RiskView:
+        """What risk sees for ``order``: worst-case positions, own orders, market age."""
+        key = order.key
+        book = self.books(order.venue, order.symbol)
+        pos = self.portfolio.qty(*key)
+        buy, sell, own_bid, own_ask = self.broker.exposure(key)
+        total = other_notional = 0.0
+        for k in self.portfolio.positions.keys() | self.broker.by_key.keys():
+            if k == key:
+                continue
+            p = self.portfolio.qty(*k)
+            b, s, _, _ = self.broker.exposure(k)
+            worst = max(abs(p + b), abs(p - s))
+            total += worst
+            other_notional += worst * self._price(k)
+        total += max(abs(pos + buy), abs(pos - sell))
+        seen = self.book_ts.get(key)
+        return RiskView(pos, total, _mid(book), buy, sell, own_bid, own_ask,
+                        now - seen if seen is not None else -1, other_notional, now)
+
+    # -- market events (from the engine) ------------------------------------------------
+    def on_book(self, venue: str, symbol: str, book: L2Book) -> None:
+        """A book update was applied: note its time, let resting orders see it."""
+        now = self.clock()
+        self.book_ts[(venue, symbol)] = now
+        if self.broker.by_key:
+            self.broker.on_book((venue, symbol), book, now)
+
+    def on_trade(self, trade: TradeMsg) -> None:
+        if self.broker.by_key:
+            self.broker.on_trade(trade, self.clock())
+
+    def on_marked(self) -> None:
+        """After positions were marked: due latency events, markouts, loss limits."""
+        now = self.clock()
+        self.broker.poll(now)
+        if self.markouts.pending():
+            for m in self.markouts.due(now):
+                self.event("markout", m.venue, m.symbol,
+                           f"fill={m.fill_id} strategy={m.strategy} horizon={m.horizon_s}s "
+                           f"mid={m.mid:g} bps={m.bps:.3f}")
+        mode = self.risk.update_pnl(self.portfolio.totals()["pnl"], now)
+        if mode is not None:
+            self.event("risk_mode", "", "", f"{mode.value}: {self.risk.mode_reason}")
+            if mode is not DeskMode.ACTIVE:
+                self.cancel_all(f"desk {mode.value}: {self.risk.mode_reason}")
+
+    def _price(self, key: Key) -> float:
+        mid = self.mid(*key)
+        if math.isfinite(mid):
+            return mid
+        pos = self.portfolio.positions.get(key)
+        return pos.mark if pos is not None and math.isfinite(pos.mark) else 0.0
+
+    def mid(self, venue: str, symbol: str) -> float:
+        return _mid(self.books(venue, symbol))
+
+    # -- rows -----------------------------------------------------------------------------
+    def _rejected(self, order: Order, decision: RiskDecision, now: int) -> None:
+        self.counters["rejected"] += 1
+        self.counters[f"rejected_{decision.reason.value if decision.reason else 'x'}"] += 1
+        self.orders.add(order_row(order, OrderStatus.REJECTED, now, decision.describe()))
+        self.event("risk_rejection", order.venue, order.symbol,
+                   f"{order.order_id} {order.side.value} {order.qty:g}: {decision.describe()}")
+
+    def _report(self, state: OrderState, status: OrderStatus, reason: str,
+                fills: list[Fill]) -> None:
+        now = fills[0].ts if fills else self.clock()
         for fill in fills:
             pos = self.portfolio.apply(fill)
             pos.mark = pos.mark if math.isfinite(pos.mark) else fill.price
-            filled += fill.qty
             self.fills.add(fill.row())
             self.positions.add(pos.row(fill.ts))
             self.new_fills.append(fill)
-        if fills:
-            self.counters["fills"] += len(fills)
-            if order.ts_origin:
-                self.tick_to_trade_ns.append(time.time_ns() - order.ts_origin)
-        status = OrderStatus.FILLED if filled >= order.qty - 1e-12 else (
-            OrderStatus.CANCELLED)
-        reason = "" if status is OrderStatus.FILLED else (
-            f"book had {filled:g} of {order.qty:g}; rest cancelled (IOC)")
-        self.orders.add(order_row(order, status, self.clock(), reason, filled))
+            self.markouts.add(fill)
+        self.counters["fills"] += len(fills)
+        if status.is_final:
+            self.counters[f"orders_{status.value}"] += 1
+        self.orders.add(order_row(state.order, status, now, reason, state.filled))
 
     def event(self, kind: str, venue: str, symbol: str, detail: str) -> None:
         self.events.add({"ts": self.clock(), "kind": kind, "venue": venue, "symbol": symbol,
