@@ -31,6 +31,7 @@ KIND_NAMES = {"venues": "venue", "strategies": "strategy", "risk_rules": "risk r
 DEFAULT_PLUGINS = (
     "flightdesk.plugins.venues.builtin",
     "flightdesk.plugins.strategies.threshold",
+    "flightdesk.plugins.strategies.onnx",
 )
 
 

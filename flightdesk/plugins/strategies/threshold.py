@@ -1,18 +1,25 @@
-"""The threshold strategy: trade the order-book imbalance at the touch.
+"""The threshold strategy: trade the order-book imbalance.
 
-Wants a long position when ``imbalance`` exceeds ``imbalance_threshold`` and a short one
-below ``-imbalance_threshold``, with a confidence that grows from 0 at the threshold to 1
-at full imbalance. A signal is emitted only when the wanted side of an instrument changes,
-and not sooner than ``holding_period_ms`` after the previous change.
+The score of a row is the imbalance at the touch, or its mean over the last
+``feature_window_ms`` of the instrument when that is > 0. Above ``imbalance_threshold`` the
+strategy wants a long position, below ``-imbalance_threshold`` a short one, with a
+confidence that grows from 0 at the threshold to 1 at full imbalance; opinions under
+``min_confidence`` are no opinion. :class:`flightdesk.core.policy.SignalPolicy` turns the
+opinions into signals: a change only after ``holding_period_ms``, and a held position decays
+to ``flat`` after ``signal_decay_ms``-scaled time without support. The order size is
+``order_size_fraction`` of the risk limit ``max_position``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from flightdesk.core.features import RollingWindow, instrument_groups
+from flightdesk.core.policy import SignalPolicy, apply_policy, side_names
 from flightdesk.core.strategy import Strategy, signals_batch
 from flightdesk.plugins.hookspecs import hookimpl
 
@@ -27,54 +34,51 @@ class ThresholdStrategy(Strategy):
         "enabled": True,
         "imbalance_threshold": 0.3,
         "min_confidence": 0.3,
-        "order_size_fraction": 0.25,
+        "feature_window_ms": 0.0,
+        "signal_decay_ms": 2000.0,
         "holding_period_ms": 500,
+        "order_size_fraction": 0.25,
+        "time_budget_ms": 1000.0,
     }
 
-    def __init__(self, name: str, config: dict[str, Any]) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         super().__init__(name, config)
-        self._side: dict[str, int] = {}
-        self._since: dict[str, int] = {}
+        cfg = self.config
+        self.threshold = float(cfg["imbalance_threshold"])
+        window = float(cfg["feature_window_ms"])
+        self.window = RollingWindow(window, mid_stats=False) if window > 0 else None
+        self.policy = SignalPolicy(float(cfg["min_confidence"]), float(cfg["holding_period_ms"]),
+                                   float(cfg["signal_decay_ms"]))
 
     def on_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
-        thr = float(self.config["imbalance_threshold"])
-        imb = batch.column("imbalance").to_numpy()
-        with np.errstate(invalid="ignore"):
-            conf = np.clip((np.abs(imb) - thr) / max(1.0 - thr, 1e-12), 0.0, 1.0)
-            want = np.where(conf >= float(self.config["min_confidence"]), np.sign(imb), 0.0)
-        want[~np.isfinite(imb) | (np.abs(imb) <= thr)] = 0.0
-        candidates = np.flatnonzero(want)
-        if candidates.size == 0:
-            return None
-        rows = self._changes(batch, candidates, want)
-        if not rows:
-            return None
-        idx = np.asarray(rows)
-        ts = batch.column("ts_event").to_numpy()[idx]
-        venue = batch.column("venue").take(pa.array(idx)).to_pylist()
-        symbol = batch.column("symbol").take(pa.array(idx)).to_pylist()
-        sides = np.where(want[idx] > 0, "buy", "sell").astype(object)
-        qty = self.order_qty()
-        hold = int(self.config["holding_period_ms"])
-        return signals_batch(ts, venue, symbol, sides, strength=np.abs(imb[idx]),
-                             confidence=conf[idx], holding_period_ms=hold,
-                             qty=np.full(idx.size, qty), strategy=self.name)
-
-    def _changes(self, batch: pa.RecordBatch, candidates: np.ndarray,
-                 want: np.ndarray) -> list[int]:
-        symbols = batch.column("symbol")
+        groups = instrument_groups(batch)
         ts = batch.column("ts_event").to_numpy()
-        hold_ns = int(self.config["holding_period_ms"]) * 1_000_000
-        rows = []
-        for i in candidates.tolist():
-            sym = symbols[i].as_py()
-            side = int(want[i])
-            if self._side.get(sym) == side or ts[i] - self._since.get(sym, -hold_ns) < hold_ns:
-                continue
-            self._side[sym] = side
-            self._since[sym] = int(ts[i])
-            rows.append(i)
-        return rows
+        score = self.score(batch, groups, ts)
+        with np.errstate(invalid="ignore"):
+            conf = np.clip((np.abs(score) - self.threshold) / max(1.0 - self.threshold, 1e-12),
+                           0.0, 1.0)
+        d = apply_policy(self.policy, groups, ts, score, conf)
+        if d.rows.size == 0:
+            return None
+        idx = pa.array(d.rows)
+        sides = side_names(d.sides)
+        qty = np.where(d.sides != 0, self.order_qty(), 0.0)
+        return signals_batch(ts[d.rows], batch.column("venue").take(idx),
+                             batch.column("symbol").take(idx), sides,
+                             strength=score[d.rows], confidence=d.confidence,
+                             holding_period_ms=int(self.config["holding_period_ms"]), qty=qty,
+                             strategy=self.name)
+
+    def score(self, batch: pa.RecordBatch, groups: list[tuple[Any, np.ndarray]],
+              ts: np.ndarray) -> np.ndarray:
+        """The imbalance per row, or its rolling mean over ``feature_window_ms``."""
+        imb = batch.column("imbalance").to_numpy()
+        if self.window is None:
+            return imb
+        out = np.empty(batch.num_rows)
+        for key, idx in groups:
+            out[idx] = self.window.update(key, ts[idx], imb[idx]).mean
+        return out
 
     def order_qty(self) -> float:
         max_position = float(self.ctx.risk["max_position"]) if self.ctx else 1.0
