@@ -17,6 +17,7 @@ COMMANDS = (
     "flightdesk.commands.tail",
     "flightdesk.commands.plugins",
     "flightdesk.commands.normalize",
+    "flightdesk.commands.record",
 )
 
 
