@@ -34,6 +34,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
+from flightdesk.core.isolation import reason_of, run_on_batch
 from flightdesk.core.store import Store
 from flightdesk.core.strategy import Strategy
 from flightdesk.core.trading import Trader
@@ -204,6 +205,7 @@ class EngineCore:
         trades = self.trades.take()
         if trades is not None:
             self.bus.publish("trades", trades)
+            self._run_strategies(trades, "trades")
         book_rows = self.book_rows.take()
         if book_rows is not None:
             self.bus.publish("book", book_rows)
@@ -217,17 +219,17 @@ class EngineCore:
                 pos.mark = (bp + ap) * 0.5
         self.trader.on_marked()  # latency events, markouts, loss limits
 
-    def _run_strategies(self, quotes: pa.RecordBatch) -> None:
+    def _run_strategies(self, quotes: pa.RecordBatch, stream: str = "quotes") -> None:
         for slot in self.slots:
-            if not slot.enabled or slot.quarantined or "quotes" not in slot.strategy.streams:
+            if not slot.enabled or slot.quarantined or stream not in slot.strategy.streams:
                 continue
             batch = slot.select(quotes)
             if batch.num_rows == 0:
                 continue
             slot.batches += 1
             try:
-                signals = slot.strategy.on_batch(batch)
-                if signals is not None and signals.num_rows:
+                signals = run_on_batch(slot.strategy, batch)  # timed, schema-checked
+                if signals is not None:
                     slot.signals += signals.num_rows
                     self.trader.on_signals(slot.name, signals, self.last_ts_recv)
             except Exception as exc:
@@ -253,6 +255,7 @@ class EngineCore:
         slot.errors += 1
         slot.quarantined = f"{type(exc).__name__}: {exc}"
         self.counters["quarantines"] += 1
+        self.counters[f"quarantines_{reason_of(exc).value}"] += 1
         logger.error("strategy %s quarantined: %s", slot.name, slot.quarantined)
         self.trader.event("quarantine", "", "", f"strategy {slot.name}: {slot.quarantined}")
 
