@@ -30,6 +30,9 @@ def check(stream: str, batch: pa.RecordBatch) -> pa.RecordBatch:
     """``batch`` conformed to ``stream``'s schema, or a :class:`SchemaError` saying why not."""
     if stream not in PUT_STREAMS:
         raise TicketError(f"do_put takes {' or '.join(PUT_STREAMS)} batches, not {stream!r}")
+    for name in ("ts_recv", "seq"):  # the desk assigns these; senders may leave them out
+        if name not in batch.schema.names:
+            batch = batch.append_column(name, pa.array(np.zeros(batch.num_rows, np.int64)))
     batch = schemas.conform(stream, batch)
     for name in ("venue", "symbol", "side", "price", "qty", "ts_event"):
         if batch.column(name).null_count:

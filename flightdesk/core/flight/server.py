@@ -24,7 +24,7 @@ from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
 from flightdesk.core.flight import history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import Role, require
-from flightdesk.core.flight.ingest import Ingestor
+from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
 from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
 from flightdesk.core.flight.tickets import StreamRequest, parse_request
 
@@ -154,6 +154,9 @@ class DeskFlightServer(flight.FlightServerBase):
                writer: flight.FlightMetadataWriter) -> None:
         require(context, Role.TRADE, "do_put")
         req = self._descriptor_request(descriptor)
+        if req.stream not in PUT_STREAMS:
+            self.ingest.rejected += 1
+            self._fail(f"do_put takes {' or '.join(PUT_STREAMS)} batches, not {req.stream!r}")
         rows = 0
         for chunk in reader:
             if chunk.data is not None and chunk.data.num_rows:
