@@ -211,7 +211,9 @@ def test_actions_switch_strategies_flatten_and_cancel(desk):
     with pytest.raises(fl.FlightServerError, match='"on" must be true or false'):
         action(client, "kill", {"on": "yes"})
     assert action(client, "cancel-all") == {"open_orders_cancelled": 0}
+    open_before = sum(1 for q in eng.positions()["qty"].to_pylist() if abs(q) > 1e-12)
     result = action(client, "flatten")
-    assert result["left"] == {}
-    assert all(abs(p) < 1e-9 for p in eng.positions()["qty"].to_pylist())
+    assert result["orders_sent"] == open_before
+    wait_for(lambda: all(abs(q) < 1e-9 for q in eng.positions()["qty"].to_pylist()),
+             what="every position closed")
     assert action(client, "strategies", {"name": "threshold", "enabled": True})["enabled"]

@@ -111,26 +111,22 @@ class DeskState:
                          if self.core is not None else [])
 
     def cancel_all(self) -> dict[str, Any]:
-        """Cancel every resting order (the broker's, if it keeps any)."""
+        """Cancel every open order."""
         def run() -> dict[str, Any]:
-            cancel = getattr(self.broker, "cancel_all", None)  # brokers with resting orders
-            n = int(cancel("cancel-all requested") or 0) if cancel is not None else 0
-            self.trader.event("cancel_all", "", "", f"{n} open orders cancelled")
+            n = self.trader.cancel_all("cancel-all requested")
             self.core.flush() if self.core is not None else None
             return {"open_orders_cancelled": n}
         return self.call(run)
 
     def flatten(self) -> dict[str, Any]:
-        """Target a zero position on every instrument, through the normal risk path."""
+        """Cancel open orders and close every position (reduce-only market orders, through
+        the normal risk path); fills may follow after the broker's latency."""
         def run() -> dict[str, Any]:
-            now = time.time_ns()
-            keys = [k for k, p in self.portfolio.positions.items() if p.qty]
-            for venue, symbol in keys:
-                self.trader.target("flatten", venue, symbol, 0.0, now)
+            sent = self.trader.flatten()
             self.core.flush() if self.core is not None else None
-            left = {f"{v}:{s}": self.portfolio.qty(v, s) for v, s in keys}
-            return {"flattened": [f"{v}:{s}" for v, s in keys],
-                    "left": {k: q for k, q in left.items() if q}}
+            left = {f"{v}:{s}": p.qty for (v, s), p in self.portfolio.positions.items()
+                    if abs(p.qty) > 1e-12}
+            return {"orders_sent": sent, "open_positions": left}
         return self.call(run)
 
     def enable_strategy(self, name: str, enabled: bool) -> dict[str, Any]:
