@@ -84,11 +84,11 @@ class Engine:
 
     def orders(self) -> pa.Table:
         self.desk.store.flush()
-        return self.desk.store.query("SELECT * FROM orders ORDER BY rowid")
+        return self.desk.store.read("orders")
 
     def fills(self) -> pa.Table:
         self.desk.store.flush()
-        return self.desk.store.query("SELECT * FROM fills ORDER BY rowid")
+        return self.desk.store.read("fills")
 
     def kill(self, on: bool = True) -> dict[str, Any]:
         return self.desk.kill(on)

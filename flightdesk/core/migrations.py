@@ -11,19 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow as pa
-
 from flightdesk.core import schemas
+from flightdesk.core.dialects import Dialect
 from flightdesk.core.errors import StoreError
 
 SCHEMA_VERSION = 2  # 1: orders, fills, positions, events; 2: + metrics, snapshots, runs
 TABLES = ("orders", "fills", "positions", "events", "performance_metrics",
           "strategy_snapshots", "runs")
-_SQL_TYPES = {pa.int64(): "INTEGER", pa.float64(): "REAL", pa.string(): "TEXT",
-              pa.bool_(): "INTEGER"}
 
 
-def migrate(cur: Any) -> int:
+def migrate(cur: Any, dialect: Dialect) -> int:
     """Bring the store behind ``cur`` up to this code's schema; return its old version."""
     cur.execute("CREATE TABLE IF NOT EXISTS flightdesk_meta (key TEXT PRIMARY KEY, value TEXT)")
     cur.execute("SELECT value FROM flightdesk_meta WHERE key = 'schema_version'")
@@ -33,20 +30,18 @@ def migrate(cur: Any) -> int:
         raise StoreError(f"store schema version {old} is newer than this flightdesk "
                          f"({SCHEMA_VERSION}); upgrade flightdesk to open it")
     for table in TABLES:
-        _migrate_table(cur, table)
-    cur.execute("INSERT OR REPLACE INTO flightdesk_meta (key, value) VALUES "
-                f"('schema_version', '{SCHEMA_VERSION}')")
+        _migrate_table(cur, dialect, table)
+    cur.execute(dialect.set_meta("schema_version", str(SCHEMA_VERSION)))
     return old
 
 
-def _migrate_table(cur: Any, table: str) -> None:
+def _migrate_table(cur: Any, dialect: Dialect, table: str) -> None:
     schema = schemas.schema(table)
-    cur.execute(f"PRAGMA table_info({table})")
-    have = {r[1] for r in cur.fetchall()}
+    have = dialect.columns(cur, table)
     if not have:
         cur.adbc_ingest(table, schema.empty_table(), mode="create_append")
         return
     for field in schema:
         if field.name not in have:
             cur.execute(f'ALTER TABLE {table} ADD COLUMN "{field.name}" '
-                        f"{_SQL_TYPES[field.type]}")
+                        f"{dialect.types[field.type]}")

@@ -18,7 +18,7 @@ _SIGN = {"buy": 1, "sell": -1}
 
 def recover_positions(store: Store, portfolio: Portfolio) -> int:
     """Apply every stored fill to ``portfolio``; return how many fills were replayed."""
-    fills = store.query("SELECT venue, symbol, side, price, qty, fee FROM fills ORDER BY rowid")
+    fills = store.read("fills", "venue, symbol, side, price, qty, fee")
     cols = [fills.column(c).to_pylist() for c in ("venue", "symbol", "side", "price", "qty",
                                                  "fee")]
     for venue, symbol, side, price, qty, fee in zip(*cols, strict=True):

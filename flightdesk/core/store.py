@@ -1,4 +1,4 @@
-"""The store: ADBC SQLite (WAL) with one writer thread and batched ingest.
+"""The store: ADBC SQLite (WAL) or PostgreSQL, one writer thread, batched ingest.
 
 Producers call :meth:`Store.submit` with a table name, a RecordBatch and an optional
 callback; the writer thread groups what is queued (up to ``batch_rows`` or ``flush_ms``),
@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import adbc_driver_sqlite.dbapi as sqlite_dbapi
 import pyarrow as pa
 
 from flightdesk.core import schemas
+from flightdesk.core.dialects import dialect_for
 from flightdesk.core.errors import StoreError
 from flightdesk.core.migrations import migrate
 from flightdesk.core.types import OnCommit
@@ -32,9 +32,11 @@ _STOP = object()
 class Store:
     """One SQLite file, one writer thread (see the module docstring)."""
 
-    def __init__(self, path: str | Path, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, target: str | Path, config: Mapping[str, Any] | None = None) -> None:
+        """``target``: a SQLite file path, or a ``postgresql://`` ADBC URI."""
         cfg = dict(config or {})
-        self.path = Path(path)
+        self.dialect = dialect_for(target)
+        self.path = target if isinstance(target, Path) else Path(str(self.dialect))
         self.batch_rows = int(cfg.get("batch_rows", 2048))
         self.flush_s = float(cfg.get("flush_ms", 20)) / 1000.0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(cfg.get("queue_size", 100_000)))
@@ -48,13 +50,12 @@ class Store:
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> Store:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = self._connect()
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open store {self.dialect}: {exc}") from exc
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(conn, ready),
                                         name="flightdesk-store", daemon=True)
@@ -63,12 +64,11 @@ class Store:
         return self
 
     def _connect(self) -> Any:
-        conn = sqlite_dbapi.connect(str(self.path), autocommit=True)
+        conn = self.dialect.connect()
         try:
             with conn.cursor() as cur:
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                self.migrated_from = migrate(cur)
+                self.dialect.setup(cur)
+                self.migrated_from = migrate(cur, self.dialect)
         except BaseException:
             conn.close()
             raise
@@ -177,14 +177,20 @@ class Store:
     # -- reading --------------------------------------------------------------------
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> pa.Table:
         """Run a read query on a fresh connection (safe from any thread)."""
-        with sqlite_dbapi.connect(str(self.path), autocommit=True) as conn:
+        with self.dialect.connect() as conn:
             with conn.cursor() as cur:
                 cur.execute(sql, params) if params else cur.execute(sql)
                 return cur.fetch_arrow_table()
 
+    def read(self, table: str, columns: str = "*") -> pa.Table:
+        """All rows of a store table in commit order (any dialect)."""
+        return self.query(f"SELECT {columns} FROM {table} "
+                          f"ORDER BY {self.dialect.order_by(table)}")
+
     def stats(self) -> dict[str, Any]:
-        return {"path": str(self.path), "rows_written": self.rows_written,
-                "commits": self.commits, "errors": self.errors, "last_error": self.last_error,
+        return {"path": str(self.dialect), "dialect": self.dialect.name,
+                "rows_written": self.rows_written, "commits": self.commits,
+                "errors": self.errors, "last_error": self.last_error,
                 "queued": self._queue.qsize()}
 
 
