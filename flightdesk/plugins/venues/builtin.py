@@ -12,6 +12,7 @@ def flightdesk_register_venues(register: Any) -> None:
     from flightdesk.plugins.venues.binance.config import make_venue as make_binance
     from flightdesk.plugins.venues.coinbase.config import make_venue as make_coinbase
     from flightdesk.plugins.venues.kraken.config import make_venue as make_kraken
+    from flightdesk.plugins.venues.mexc.config import make_venue as make_mexc
     from flightdesk.plugins.venues.okx.config import make_venue as make_okx
     from flightdesk.plugins.venues.sim.venue import make_sim_venue
 
@@ -20,3 +21,4 @@ def flightdesk_register_venues(register: Any) -> None:
     register("kraken", make_kraken)
     register("okx", make_okx)
     register("coinbase", make_coinbase)
+    register("mexc", make_mexc)
