@@ -24,6 +24,7 @@ from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
 from flightdesk.core.flight import history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import Role, require
+from flightdesk.core.flight.exchange import serve_exchange
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
 from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
 from flightdesk.core.flight.tickets import StreamRequest, parse_request
@@ -162,6 +163,13 @@ class DeskFlightServer(flight.FlightServerBase):
             if chunk.data is not None and chunk.data.num_rows:
                 rows += self._guard(self.ingest.put, req.stream, chunk.data)
         writer.write(pa.py_buffer(json.dumps({"rows": rows}).encode()))
+
+    def do_exchange(self, context: Any, descriptor: flight.FlightDescriptor,
+                    reader: flight.MetadataRecordBatchReader,
+                    writer: flight.MetadataRecordBatchWriter) -> None:
+        """A remote strategy: market batches out, signals in (see flight/exchange.py)."""
+        require(context, Role.TRADE, "do_exchange")
+        serve_exchange(self.desk, descriptor, reader, writer, _peer(context))
 
     # -- actions --------------------------------------------------------------------
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
