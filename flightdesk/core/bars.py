@@ -1,0 +1,197 @@
+"""OHLCV bars from trades (1s to 1d) and a rolling 24-hour ticker per symbol.
+
+:class:`BarBuilder` keeps one open bar per (venue, symbol, interval); bars are aligned to
+the epoch (``open_time = ts - ts % interval``, UTC days for ``1d``) on the trades' venue
+time. A trade in a later bucket closes the open bar, which becomes a row of the ``bars``
+stream; buckets without trades produce no bar (as exchanges do). A trade older than the
+open bar (out of order) is still counted in it rather than reopening a closed bar.
+
+:class:`Ticker24h` is the rolling 24 h statistics exchanges publish (open, high, low, last,
+volume, quote volume, trade count, change), kept exactly over a sliding window with
+monotonic deques for the high and low: O(1) amortized per trade.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from flightdesk.core import schemas
+from flightdesk.core.errors import ConfigError
+from flightdesk.core.events import TradeMsg
+
+__all__ = ["INTERVALS", "BarBuilder", "Ticker24h", "TickerStats", "interval_ns"]
+
+_UNITS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
+          "d": 86_400_000_000_000}
+#: the standard intervals, shortest first
+INTERVALS = ("1s", "5s", "15s", "30s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h",
+             "6h", "8h", "12h", "1d")
+DAY_NS = _UNITS["d"]
+
+
+def interval_ns(name: str) -> int:
+    """``"15m"`` -> ns; the intervals 1s..1d in s/m/h/d units (ConfigError otherwise)."""
+    count, unit = name[:-1], name[-1:]
+    if unit not in _UNITS or not count.isdigit() or int(count) <= 0:
+        raise ConfigError(f"bad bar interval {name!r}; use e.g. {', '.join(INTERVALS)}")
+    ns = int(count) * _UNITS[unit]
+    if ns > DAY_NS:
+        raise ConfigError(f"bar interval {name!r} is longer than 1d")
+    return ns
+
+
+class _Bar:
+    __slots__ = ("open_time", "open", "high", "low", "close", "volume", "trades")
+
+    def __init__(self, open_time: int, price: float, qty: float) -> None:
+        self.open_time = open_time
+        self.open = self.high = self.low = self.close = price
+        self.volume = qty
+        self.trades = 1
+
+    def add(self, price: float, qty: float) -> None:
+        if price > self.high:
+            self.high = price
+        elif price < self.low:
+            self.low = price
+        self.close = price
+        self.volume += qty
+        self.trades += 1
+
+
+class BarBuilder:
+    """Closed OHLCV bars from trades for each interval (see the module docstring)."""
+
+    def __init__(self, intervals: Iterable[str] = ("1s", "1m", "1h", "1d")) -> None:
+        self.intervals = [(name, interval_ns(name)) for name in intervals]
+        self._open: dict[tuple[str, str, str], _Bar] = {}
+        self.rows: list[tuple[Any, ...]] = []
+        self.schema = schemas.schema("bars")
+
+    def add(self, t: TradeMsg) -> None:
+        ts, px, qty = t.ts_event, t.price, t.qty
+        bars = self._open
+        for name, size in self.intervals:
+            key = (t.venue, t.symbol, name)
+            start = ts - ts % size
+            bar = bars.get(key)
+            if bar is None:
+                bars[key] = _Bar(start, px, qty)
+            elif start > bar.open_time:
+                self._close(key, bar)
+                bars[key] = _Bar(start, px, qty)
+            else:
+                bar.add(px, qty)
+
+    def add_many(self, trades: Iterable[TradeMsg]) -> None:
+        for t in trades:
+            self.add(t)
+
+    def _close(self, key: tuple[str, str, str], bar: _Bar) -> None:
+        self.rows.append((key[0], key[1], key[2], bar.open_time, bar.open, bar.high, bar.low,
+                          bar.close, bar.volume, bar.trades))
+
+    def close_all(self) -> None:
+        """Close every open bar (end of a replay or a shutdown)."""
+        for key, bar in sorted(self._open.items(), key=lambda kv: kv[1].open_time):
+            self._close(key, bar)
+        self._open.clear()
+
+    def open_bar(self, venue: str, symbol: str, interval: str) -> dict[str, Any] | None:
+        """The bar being built for ``interval`` (None before the first trade)."""
+        bar = self._open.get((venue, symbol, interval))
+        if bar is None:
+            return None
+        return {s: getattr(bar, s) for s in _Bar.__slots__}
+
+    def take(self) -> pa.RecordBatch | None:
+        """The bars closed since the last call, as a ``bars`` batch (None if none)."""
+        if not self.rows:
+            return None
+        rows, self.rows = self.rows, []
+        cols = list(zip(*rows, strict=True))
+        arrays = [pa.array(c, f.type) for c, f in zip(cols, self.schema, strict=False)]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+@dataclass(frozen=True, slots=True)
+class TickerStats:
+    """Rolling-window statistics of one symbol."""
+
+    venue: str
+    symbol: str
+    open: float
+    high: float
+    low: float
+    last: float
+    volume: float
+    quote_volume: float
+    trades: int
+    change_pct: float
+    first_ts: int
+    last_ts: int
+
+
+class _Window:
+    __slots__ = ("trades", "highs", "lows", "volume", "quote_volume")
+
+    def __init__(self) -> None:
+        self.trades: deque[tuple[int, float, float]] = deque()
+        self.highs: deque[tuple[int, float]] = deque()  # decreasing prices
+        self.lows: deque[tuple[int, float]] = deque()  # increasing prices
+        self.volume = 0.0
+        self.quote_volume = 0.0
+
+
+class Ticker24h:
+    """Rolling statistics per (venue, symbol) over the last ``window_ns`` of trades."""
+
+    def __init__(self, window_ns: int = DAY_NS) -> None:
+        self.window_ns = window_ns
+        self._windows: dict[tuple[str, str], _Window] = {}
+
+    def add(self, t: TradeMsg) -> None:
+        w = self._windows.get((t.venue, t.symbol))
+        if w is None:
+            w = self._windows[(t.venue, t.symbol)] = _Window()
+        ts, px, qty = t.ts_event, t.price, t.qty
+        w.trades.append((ts, px, qty))
+        w.volume += qty
+        w.quote_volume += px * qty
+        while w.highs and w.highs[-1][1] <= px:
+            w.highs.pop()
+        w.highs.append((ts, px))
+        while w.lows and w.lows[-1][1] >= px:
+            w.lows.pop()
+        w.lows.append((ts, px))
+        self._expire(w, ts - self.window_ns)
+
+    @staticmethod
+    def _expire(w: _Window, cutoff: int) -> None:
+        trades = w.trades
+        while trades and trades[0][0] <= cutoff:
+            _, px, qty = trades.popleft()
+            w.volume -= qty
+            w.quote_volume -= px * qty
+        while w.highs[0][0] <= cutoff:
+            w.highs.popleft()
+        while w.lows[0][0] <= cutoff:
+            w.lows.popleft()
+
+    def get(self, venue: str, symbol: str) -> TickerStats | None:
+        w = self._windows.get((venue, symbol))
+        if w is None or not w.trades:
+            return None
+        first, last = w.trades[0], w.trades[-1]
+        return TickerStats(venue, symbol, first[1], w.highs[0][1], w.lows[0][1], last[1],
+                           w.volume, w.quote_volume, len(w.trades),
+                           (last[1] - first[1]) / first[1] * 100.0, first[0], last[0])
+
+    def all(self) -> list[TickerStats]:
+        out = [self.get(v, s) for v, s in sorted(self._windows)]
+        return [s for s in out if s is not None]

@@ -1,0 +1,111 @@
+"""Bars from trades and the rolling 24h ticker, checked against brute force on real trades."""
+
+from __future__ import annotations
+
+import gzip
+from collections import defaultdict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from venue_helpers import data_file
+
+from flightdesk.core import schemas
+from flightdesk.core.bars import INTERVALS, BarBuilder, Ticker24h, interval_ns
+from flightdesk.core.errors import ConfigError
+from flightdesk.core.events import TradeMsg
+from flightdesk.plugins.venues.binance.parse import BinanceProtocol
+
+
+@pytest.fixture(scope="module")
+def trades() -> list[TradeMsg]:
+    proto = BinanceProtocol()
+    out = []
+    with gzip.open(data_file("binance", "btcusdt_20240808.gz"), "rb") as fh:
+        for line in fh:
+            ts, frame = line.rstrip(b"\n").split(b" ", 1)
+            if b'"trade"' in frame[:60] or b'@trade"' in frame[:60]:
+                out.extend(e for e in proto.parse(frame, int(ts)) if type(e) is TradeMsg)
+    assert len(out) == 9757
+    return out
+
+
+def brute(trades: list[TradeMsg], size: int) -> list[tuple]:
+    groups: dict[int, list[TradeMsg]] = defaultdict(list)
+    for t in trades:
+        groups[t.ts_event - t.ts_event % size].append(t)
+    return [(start, g[0].price, max(t.price for t in g), min(t.price for t in g), g[-1].price,
+             sum(t.qty for t in g), len(g)) for start, g in sorted(groups.items())]
+
+
+@pytest.mark.parametrize("interval", ["1s", "1m", "5m", "1h", "1d"])
+def test_bars_equal_brute_force_on_the_recorded_trades(trades, interval):
+    builder = BarBuilder([interval])
+    builder.add_many(trades)
+    builder.close_all()
+    batch = builder.take()
+    assert batch is not None and batch.schema == schemas.schema("bars")
+    got = list(zip(*(batch.column(c).to_pylist() for c in (
+        "open_time", "open", "high", "low", "close", "volume", "trades")), strict=True))
+    want = brute(trades, interval_ns(interval))
+    assert [g[:5] + g[6:] for g in got] == [w[:5] + w[6:] for w in want]
+    assert [g[5] for g in got] == pytest.approx([w[5] for w in want], rel=1e-12)
+    assert set(batch.column("interval").to_pylist()) == {interval}
+    assert sum(batch.column("trades").to_pylist()) == 9757
+
+
+def test_bars_close_as_time_moves_and_open_bar_is_visible(trades):
+    builder = BarBuilder(["1m"])
+    builder.add_many(trades[:2000])
+    closed = builder.take()
+    assert closed is not None and closed.num_rows == len(brute(trades[:2000], 60 * 10**9)) - 1
+    bar = builder.open_bar("binance", "BTCUSDT", "1m")
+    assert bar is not None and bar["close"] == trades[1999].price
+    assert builder.take() is None
+
+
+def test_rolling_ticker_equals_brute_force(trades):
+    window = 30 * 10**9  # a 30 s window over a 6-minute recording exercises expiry
+    ticker = Ticker24h(window)
+    for i, t in enumerate(trades):
+        ticker.add(t)
+        if i % 997 == 0 or i == len(trades) - 1:
+            live = [x for x in trades[:i + 1] if x.ts_event > t.ts_event - window]
+            s = ticker.get("binance", "BTCUSDT")
+            assert s is not None
+            assert (s.open, s.high, s.low, s.last, s.trades) == (
+                live[0].price, max(x.price for x in live), min(x.price for x in live),
+                live[-1].price, len(live))
+            assert s.volume == pytest.approx(sum(x.qty for x in live), rel=1e-9)
+    assert ticker.get("binance", "ETHUSDT") is None
+    day = Ticker24h()
+    for t in trades:
+        day.add(t)
+    [stats] = day.all()
+    assert stats.trades == 9757 and stats.first_ts == trades[0].ts_event
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**12), st.floats(1, 1e5), st.floats(0, 10)),
+                min_size=1, max_size=60))
+def test_bar_invariants(rows):
+    trades = [TradeMsg("v", "S", ts, ts, str(i), px, q, "buy")
+              for i, (ts, px, q) in enumerate(sorted(rows))]
+    builder = BarBuilder(["1s", "1m"])
+    builder.add_many(trades)
+    builder.close_all()
+    batch = builder.take()
+    assert batch is not None
+    for row in batch.to_pylist():
+        assert row["low"] <= min(row["open"], row["close"]) <= max(row["open"], row["close"]) \
+            <= row["high"]
+    assert sum(r["trades"] for r in batch.to_pylist() if r["interval"] == "1s") == len(trades)
+
+
+def test_interval_names():
+    assert [interval_ns(i) for i in ("1s", "1m", "1h", "1d")] == [
+        10**9, 60 * 10**9, 3600 * 10**9, 86400 * 10**9]
+    assert len(INTERVALS) == 16
+    for bad in ("0s", "1w", "2d", "m", "1.5m"):
+        with pytest.raises(ConfigError):
+            interval_ns(bad)
