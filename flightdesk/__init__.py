@@ -14,6 +14,9 @@ from flightdesk.core.errors import (
     StrategyError,
     TicketError,
 )
+from flightdesk.core import features
+from flightdesk.core.features import FeatureSet, RollingWindow, instrument_groups
+from flightdesk.core.policy import SignalPolicy, apply_policy, side_names
 from flightdesk.core.strategy import Strategy, StrategyContext, signals_batch
 from flightdesk.plugins.hookspecs import hookimpl
 
@@ -22,16 +25,23 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "Engine",
+    "FeatureSet",
     "FlightdeskError",
     "ParseError",
     "PluginError",
+    "RollingWindow",
     "SchemaError",
+    "SignalPolicy",
     "Strategy",
     "StrategyContext",
     "StrategyError",
     "TicketError",
     "__version__",
+    "apply_policy",
     "connect",
+    "features",
     "hookimpl",
+    "instrument_groups",
+    "side_names",
     "signals_batch",
 ]

@@ -30,9 +30,10 @@ def test_every_hook_has_a_test():
 def test_public_surface_is_sorted_and_pinned():
     assert flightdesk.__all__ == sorted(flightdesk.__all__)
     assert flightdesk.__all__ == [
-        "ConfigError", "Engine", "FlightdeskError", "ParseError", "PluginError",
-        "SchemaError", "Strategy", "StrategyContext", "StrategyError", "TicketError",
-        "__version__", "connect", "hookimpl", "signals_batch"]
+        "ConfigError", "Engine", "FeatureSet", "FlightdeskError", "ParseError", "PluginError",
+        "RollingWindow", "SchemaError", "SignalPolicy", "Strategy", "StrategyContext",
+        "StrategyError", "TicketError", "__version__", "apply_policy", "connect", "features",
+        "hookimpl", "instrument_groups", "side_names", "signals_batch"]
 
 
 class AlwaysBuy(flightdesk.Strategy):

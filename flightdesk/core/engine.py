@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flightdesk.core import schemas
+from flightdesk.core import schemas, telemetry
 from flightdesk.core.batcher import QuoteBuffer, TradeBuffer
 from flightdesk.core.book import L2Book
 from flightdesk.core.books import BookKeeper
@@ -41,6 +41,8 @@ from flightdesk.core.trading import Trader
 from flightdesk.core.venue import Venue
 
 logger = logging.getLogger(__name__)
+_QUOTES = {"stream": "quotes"}  # metric attributes, built once
+_TRADES = {"stream": "trades"}
 
 
 class StrategySlot:
@@ -53,6 +55,7 @@ class StrategySlot:
         self.symbols = [str(s) for s in cfg.get("symbols") or []]
         self.enabled = bool(cfg.get("enabled", True))
         self.quarantined = ""
+        self.metric_attrs = {"strategy": strategy.name}
         self.wants_fills = type(strategy).on_fills is not Strategy.on_fills
         self.batches = 0
         self.signals = 0
@@ -197,14 +200,18 @@ class EngineCore:
     # -- output ---------------------------------------------------------------------
     def flush(self) -> None:
         """Publish buffered market data, run the strategies, and store trading rows."""
+        t0 = time.perf_counter()
         quotes = self.quotes.take()
         if quotes is not None:  # quotes first: they are what strategies trade on
+            telemetry.feature_calculation.record(time.perf_counter() - t0)
+            telemetry.market_updates.add(quotes.num_rows, _QUOTES)
             self.bus.publish("quotes", quotes)
             self._mark()
             self._run_strategies(quotes)
         trades = self.trades.take()
         if trades is not None:
             self.bus.publish("trades", trades)
+            telemetry.market_updates.add(trades.num_rows, _TRADES)
             self._run_strategies(trades, "trades")
         book_rows = self.book_rows.take()
         if book_rows is not None:
@@ -231,6 +238,7 @@ class EngineCore:
                 signals = run_on_batch(slot.strategy, batch)  # timed, schema-checked
                 if signals is not None:
                     slot.signals += signals.num_rows
+                    telemetry.signals_generated.add(signals.num_rows, slot.metric_attrs)
                     self.trader.on_signals(slot.name, signals, self.last_ts_recv)
             except Exception as exc:
                 self.quarantine(slot, exc)

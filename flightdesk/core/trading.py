@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from flightdesk.core import schemas
+from flightdesk.core import schemas, telemetry
 from flightdesk.core.batcher import RowBuffer
 from flightdesk.core.book import L2Book
 from flightdesk.core.broker import PaperBroker
@@ -142,12 +142,14 @@ class Trader:
         self.submit(order)
         return order
 
+    @telemetry.traced_order
     def submit(self, order: Order) -> list[Fill]:
         """Risk-check ``order`` and, if approved, send it to the broker.
 
         Returns the fills it got at once (none when it rests, or arrives after a latency).
         """
         self.counters["orders"] += 1
+        telemetry.orders_submitted.add(1)
         now = self.clock()
         self.orders.add(order_row(order, OrderStatus.NEW, order.ts))
         decision = self.risk.check(order, self.view(order, now))
@@ -158,7 +160,9 @@ class Trader:
         self.broker.submit(OrderState(order), now)
         fills = self.new_fills[start:]
         if fills and order.ts_origin:
-            self.tick_to_trade_ns.append(time.time_ns() - order.ts_origin)
+            elapsed = time.time_ns() - order.ts_origin
+            self.tick_to_trade_ns.append(elapsed)
+            telemetry.tick_to_trade.record(elapsed / 1e9)
         return fills
 
     def cancel(self, order_id: str, reason: str = "cancelled by request") -> bool:
