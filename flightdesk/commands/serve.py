@@ -21,6 +21,10 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--flight-port", type=int, help="Flight port; 0 picks a free one")
     serve.add_argument("--flight-host", help="Flight bind address (default 127.0.0.1)")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="log lines as text or one JSON object each (default: [desk])")
+    serve.add_argument("--health-port", type=int,
+                       help="serve HTTP /health, /ready, /metrics on this port (0: free)")
     serve.set_defaults(func=run)
 
 
@@ -35,8 +39,22 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("flight", {})["port"] = args.flight_port
     if args.flight_host:
         overrides.setdefault("flight", {})["host"] = args.flight_host
-    desk = Desk(load_config(args.config, overrides=overrides))
+    if args.health_port is not None:
+        overrides.setdefault("telemetry", {}).update(health=True, health_port=args.health_port)
+    config = load_config(args.config, overrides=overrides)
+    _telemetry(args, config)
+    desk = Desk(config)
     return asyncio.run(_serve(desk))
+
+
+def _telemetry(args: argparse.Namespace, config: Any) -> None:
+    """Logging format, and the OpenTelemetry SDK for /metrics (applications install it)."""
+    from flightdesk.core import telemetry
+
+    telemetry.configure_logging(args.log_level, args.log_format or config["desk"]["log_format"])
+    tcfg = config["telemetry"]
+    if tcfg["enabled"] and tcfg["health"] and tcfg["prometheus"]:
+        telemetry.install_prometheus()
 
 
 async def _serve(desk: Any) -> int:
@@ -61,6 +79,8 @@ def _banner(desk: Any) -> None:
     strategies = ", ".join(s.name for s in desk.strategy_list) or "none"
     lines = [f"flightdesk serving: venues {venues}; strategies {strategies}",
              f"store: {desk.store.path}"]
+    if desk.health is not None:
+        lines.append(f"health: {desk.health.url}/health /ready /metrics")
     if uri:
         lines += [f"Flight listening on {uri}", "connect from Python:",
                   CONNECT_SNIPPET.format(uri=uri)]

@@ -70,6 +70,7 @@ class Desk(DeskState):
                               for n, t in self.config["strategies"].items()]
         self.core: EngineCore | None = None
         self.flight: Any = None
+        self.health: Any = None  # the HTTP /health, /ready, /metrics server
         self.recorder: Recorder | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_ns = time.time_ns()
@@ -127,6 +128,7 @@ class Desk(DeskState):
             self._start_strategies()
             self.pm.hook.flightdesk_startup(desk=self)
             self._start_flight()
+            self._start_health()
             if self.config["store"]["history"]:
                 self.history = HistoryWriter(self.bus, self.history_root, self.ids.run).start()
             queue: asyncio.Queue[Any] = asyncio.Queue(int(self.config["desk"]["queue_size"]))
@@ -220,6 +222,16 @@ class Desk(DeskState):
             except Exception as exc:
                 self.core.quarantine(slot, exc)
 
+    def _start_health(self) -> None:
+        from flightdesk.core import telemetry
+
+        telemetry.observe(self)  # gauges and counters read at collection time
+        cfg = self.config["telemetry"]
+        if cfg["health"]:
+            from flightdesk.core.health import HealthServer
+
+            self.health = HealthServer(self, cfg["health_host"], cfg["health_port"]).start()
+
     def _start_flight(self) -> None:
         cfg = self.config["flight"]
         if not cfg["enabled"]:
@@ -258,6 +270,8 @@ class Desk(DeskState):
         if self.flight is not None:
             await asyncio.to_thread(self.flight.shutdown)
         self.bus.close()
+        if self.health is not None:
+            self.health.stop()
 
     def stop(self) -> None:
         """Ask the desk to stop (from any thread)."""

@@ -71,6 +71,23 @@ class TickerMsg:
 
 
 @dataclass(slots=True)
+class BarMsg:
+    """A bar the venue computed itself (Alpaca minute bars, say); times in ns."""
+
+    venue: str
+    symbol: str
+    interval: str
+    open_time: int
+    ts_recv: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trades: int = 0
+
+
+@dataclass(slots=True)
 class Resync:
     """The parser lost sync on one instrument: its book must be discarded and rebuilt."""
 
@@ -120,4 +137,5 @@ class Outbound:
     frame: str
 
 
-MarketEvent = BookMsg | TradeMsg | TickerMsg | Resync | SnapshotRequest | Status | Outbound
+MarketEvent = (BookMsg | TradeMsg | TickerMsg | BarMsg | Resync | SnapshotRequest | Status
+               | Outbound)

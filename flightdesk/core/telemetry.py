@@ -1,0 +1,189 @@
+"""Metrics and spans through ``opentelemetry-api``, plus structured (JSON) logs.
+
+Library code only *records*: with no SDK installed every call is a cheap no-op, and when an
+application installs a ``MeterProvider``/``TracerProvider`` (``flightdesk serve`` does, for
+Prometheus ``/metrics``, when the ``otel`` extra is installed) the same instruments start
+reporting. Costs are kept off the per-event path: counters and histograms are recorded per
+batch or per order, spans per order; everything that already exists as a counter in
+``status`` (reconnects, gaps, checksum failures, parse errors, drops, PnL, positions,
+buffer use) is *observed* by callbacks at collection time, for free on the hot path.
+
+Latencies are in seconds with microsecond-scale bucket advice (the SDK default buckets
+assume milliseconds).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from opentelemetry import metrics, trace
+
+#: 1 µs ... 1 s, for tick-to-trade and feature calculation
+LATENCY_BUCKETS_S = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
+                     2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0)
+
+meter = metrics.get_meter("flightdesk")
+tracer = trace.get_tracer("flightdesk")
+
+market_updates = meter.create_counter(
+    "market_updates_total", unit="1", description="quotes and trades rows published")
+signals_generated = meter.create_counter(
+    "signals_generated_total", unit="1", description="signal rows returned by strategies")
+orders_submitted = meter.create_counter(
+    "orders_submitted_total", unit="1", description="orders sent to risk and the broker")
+tick_to_trade = meter.create_histogram(
+    "tick_to_trade_duration_seconds", unit="s",
+    description="receive time of the triggering frame to the order's fills",
+    explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S)
+feature_calculation = meter.create_histogram(
+    "feature_calculation_duration_seconds", unit="s",
+    description="time to build one quotes batch with its features",
+    explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S)
+
+_desks: weakref.WeakSet[Any] = weakref.WeakSet()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def traced_order(submit: F) -> F:
+    """Wrap ``Trader.submit(order)`` in an ``order.submit`` span (one per order)."""
+    @functools.wraps(submit)
+    def traced(self: Any, order: Any) -> Any:
+        attrs = {"order.id": order.order_id, "order.strategy": order.strategy,
+                 "order.venue": order.venue, "order.symbol": order.symbol,
+                 "order.side": order.side.value, "order.qty": float(order.qty)}
+        with tracer.start_as_current_span("order.submit", attributes=attrs) as span:
+            fills = submit(self, order)
+            span.set_attribute("order.fills", len(fills))
+            return fills
+    return traced  # type: ignore[return-value]  # same signature as ``submit``
+
+
+def observe(desk: Any) -> None:
+    """Report ``desk``'s gauges and counters at collection time (until it is collected)."""
+    _desks.add(desk)
+
+
+def forget(desk: Any) -> None:
+    _desks.discard(desk)
+
+
+def _each(fn: Any) -> Any:
+    """A callback yielding ``fn(desk)``'s observations for every observed desk."""
+    def callback(options: metrics.CallbackOptions) -> Iterator[metrics.Observation]:
+        for desk in list(_desks):
+            try:
+                yield from fn(desk)
+            except Exception:  # noqa: BLE001 - a collection must never break the desk
+                logging.getLogger(__name__).debug("metrics callback failed", exc_info=True)
+    return callback
+
+
+def _obs(value: float, desk: Any, **attrs: Any) -> metrics.Observation:
+    return metrics.Observation(value, {"desk": desk.config["desk"]["name"], **attrs})
+
+
+def _pnl(desk: Any) -> Iterable[metrics.Observation]:
+    totals = desk.portfolio.totals()
+    for kind in ("realized_pnl", "unrealized_pnl"):
+        if kind in totals:
+            yield _obs(float(totals[kind]), desk, kind=kind.split("_")[0])
+
+
+def _positions(desk: Any) -> Iterable[metrics.Observation]:
+    for (venue, symbol), pos in list(desk.portfolio.positions.items()):
+        yield _obs(float(pos.qty), desk, venue=venue, symbol=symbol)
+
+
+def _utilization(desk: Any) -> Iterable[metrics.Observation]:
+    for sub in desk.bus.stats():
+        yield _obs(sub["queued"] / max(1, sub.get("maxlen") or desk.bus.buffer), desk,
+                   channel=f"{sub['stream']}:{sub['id']}")
+
+
+def _counter(source: str, key: str) -> Any:
+    def read(desk: Any) -> Iterable[metrics.Observation]:
+        core = desk.core
+        if core is None:
+            return
+        counters = core.counters if source == "engine" else core.books.counters
+        yield _obs(float(counters.get(key, 0)), desk)
+    return read
+
+
+def _reconnects(desk: Any) -> Iterable[metrics.Observation]:
+    core = desk.core
+    for name, venue in (core.venues.items() if core is not None else ()):
+        stats = venue.feed.stats() if venue.feed is not None else {}
+        yield _obs(float(stats.get("reconnects", 0)), desk, venue=name)
+
+
+def _drops(desk: Any) -> Iterable[metrics.Observation]:
+    total = sum(sub["drops"] for sub in desk.bus.stats())
+    yield _obs(float(total), desk)
+
+
+meter.create_observable_gauge("pnl_total", [_each(_pnl)], unit="1",
+                              description="PnL in quote currency (realized, unrealized)")
+meter.create_observable_gauge("position_size", [_each(_positions)], unit="1",
+                              description="position quantity per instrument")
+meter.create_observable_gauge("channel_utilization_ratio", [_each(_utilization)], unit="1",
+                              description="queued / capacity of each subscriber buffer")
+for _name, _source, _key, _doc in (
+        ("book_gaps_total", "books", "resyncs_gap", "sequence gaps that forced a resync"),
+        ("checksum_failures_total", "books", "checksum_failures", "book checksum mismatches"),
+        ("parse_errors_total", "engine", "parse_errors", "frames that could not be parsed"),
+        ("queue_drops_total", "engine", "queue_drops", "frames dropped on a full queue")):
+    meter.create_observable_counter(_name, [_each(_counter(_source, _key))], unit="1",
+                                    description=_doc)
+meter.create_observable_counter("feed_reconnects_total", [_each(_reconnects)], unit="1",
+                                description="venue feed reconnects")
+meter.create_observable_counter("subscriber_drops_total", [_each(_drops)], unit="1",
+                                description="batches dropped for slow subscribers")
+
+
+# -- applications only ------------------------------------------------------------------
+def install_prometheus() -> bool:
+    """Install an SDK ``MeterProvider`` exporting to prometheus_client's registry.
+
+    For applications (``flightdesk serve``), never library code. False when the ``otel``
+    extra is not installed."""
+    try:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from opentelemetry.sdk.metrics import MeterProvider
+    except ImportError:
+        return False
+    metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
+    return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record: ts, level, logger, message (+ exc)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": record.created, "level": record.levelname, "logger": record.name,
+               "message": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Root logging for applications: ``fmt`` is ``text`` or ``json``."""
+    if fmt not in ("text", "json"):
+        from flightdesk.core.errors import ConfigError
+
+        raise ConfigError(f"log format must be text or json, got {fmt!r}",
+                          key="desk.log_format")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
