@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flightdesk.core import schemas, telemetry
+from flightdesk.core.bars import BarBuilder, Ticker24h
 from flightdesk.core.batcher import QuoteBuffer, TradeBuffer
 from flightdesk.core.book import L2Book
 from flightdesk.core.books import BookKeeper
@@ -24,6 +25,7 @@ from flightdesk.core.bookstream import BookRows
 from flightdesk.core.bus import Bus
 from flightdesk.core.errors import ParseError
 from flightdesk.core.events import (
+    BarMsg,
     BookMsg,
     MarketEvent,
     Outbound,
@@ -92,6 +94,8 @@ class EngineCore:
         self.store = store
         self.quotes = QuoteBuffer(depth_levels)
         self.trades = TradeBuffer()
+        self.bars = BarBuilder()  # OHLCV from trades, published on the `bars` stream
+        self.ticker24 = Ticker24h()
         self.book_rows = BookRows()  # the live `book` stream, fed only while subscribed
         self.slots: list[StrategySlot] = []
         self.counters: Counter[str] = Counter()
@@ -101,7 +105,7 @@ class EngineCore:
         self._handlers: dict[type, Callable[[Any], None]] = {
             BookMsg: self._on_book, TradeMsg: self._on_trade, TickerMsg: self._on_ticker,
             Resync: self._on_resync, SnapshotRequest: self._on_snapshot_request,
-            Outbound: self._on_outbound, Status: self._on_status,
+            Outbound: self._on_outbound, Status: self._on_status, BarMsg: self._on_bar,
         }
         self.books.listeners.append(self._resync_event)
 
@@ -167,8 +171,15 @@ class EngineCore:
 
     def _on_trade(self, trade: TradeMsg) -> None:
         self.trades.add(trade)
+        self.bars.add(trade)
+        self.ticker24.add(trade)
         if self.trader.broker.by_key:  # only when some order is open
             self.trader.on_trade(trade)
+
+    def _on_bar(self, b: BarMsg) -> None:
+        """A bar the venue computed: published as is (trades' bars come from ``bars``)."""
+        self.bars.rows.append((b.venue, b.symbol, b.interval, b.open_time, b.open, b.high,
+                               b.low, b.close, b.volume, b.trades))
 
     def _on_ticker(self, t: TickerMsg) -> None:
         self.tickers[(t.venue, t.symbol)] = t
@@ -213,6 +224,9 @@ class EngineCore:
             self.bus.publish("trades", trades)
             telemetry.market_updates.add(trades.num_rows, _TRADES)
             self._run_strategies(trades, "trades")
+        bars = self.bars.take()
+        if bars is not None:
+            self.bus.publish("bars", bars)
         book_rows = self.book_rows.take()
         if book_rows is not None:
             self.bus.publish("book", book_rows)
