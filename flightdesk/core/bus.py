@@ -57,6 +57,7 @@ class Subscriber:
 
     def stats(self) -> dict[str, Any]:
         return {"id": self.id, "stream": self.stream, "queued": len(self._buf),
+                "maxlen": self.maxlen,
                 "delivered": self.delivered, "drops": self.drops, **self.params}
 
 

@@ -101,7 +101,7 @@ def _positions(desk: Any) -> Iterable[metrics.Observation]:
 
 def _utilization(desk: Any) -> Iterable[metrics.Observation]:
     for sub in desk.bus.stats():
-        yield _obs(sub["queued"] / max(1, sub.get("maxlen") or desk.bus.buffer), desk,
+        yield _obs(sub["queued"] / max(1, sub["maxlen"]), desk,
                    channel=f"{sub['stream']}:{sub['id']}")
 
 

@@ -100,4 +100,7 @@ def _int(obj: dict[str, Any], key: str, what: str) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise TicketError(f"{what} key {key!r} must be an integer, got {value!r}")
+    if not -(2**63) <= value < 2**63:
+        raise TicketError(f"{what} key {key!r} must fit in int64 (ns since the epoch), "
+                          f"got {value}")
     return value
