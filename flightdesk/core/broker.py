@@ -45,7 +45,7 @@ from flightdesk.core.queue_model import QueueMode, QueueModel
 
 Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]
-Report = Callable[[OrderState, OrderStatus, str, list[Fill]], None]
+Report = Callable[[OrderState, OrderStatus, str, list[Fill], int], None]
 PositionLookup = Callable[[str, str], float]
 _ARRIVE, _CANCEL = 0, 1
 
@@ -83,7 +83,8 @@ class PaperBroker:
         self.position = position
         self.latency = LatencyModel(config)
         self.queue = QueueModel(_queue_mode(config), float(config.get("queue_power", 2.0)))
-        self.report: Report = lambda state, status, reason, fills: None
+        self.report: Report = lambda state, status, reason, fills, ts: None
+        self.now = 0  # engine time of the event being handled
         self.orders: dict[str, OrderState] = {}  # open orders by id
         self.by_key: dict[Key, dict[str, OrderState]] = {}  # open orders per instrument
         self.resting: dict[Key, list[OrderState]] = {}  # working at the venue
@@ -100,6 +101,7 @@ class PaperBroker:
     def submit(self, state: OrderState, now: int) -> None:
         """Send a risk-approved order; it arrives after the entry latency."""
         order = state.order
+        self.now = now
         self.orders[order.order_id] = state
         self.by_key.setdefault(order.key, {})[order.order_id] = state
         if self.latency.zero:
@@ -113,14 +115,17 @@ class PaperBroker:
         if state is None or state.cancel_requested:
             return False
         state.cancel_requested = True
+        self.now = now
         if self.latency.zero:
             self._finish(state, OrderStatus.CANCELLED, reason)
         else:
             self._schedule(now + self.latency.cancel(), _CANCEL, state)
         return True
 
-    def cancel_all(self, reason: str, key: Key | None = None) -> int:
+    def cancel_all(self, reason: str, key: Key | None = None, now: int | None = None) -> int:
         """Cancel every open order (of ``key``) at once — the kill switch path."""
+        if now is not None:
+            self.now = now
         states = list(self.orders.values()) if key is None else list(
             self.by_key.get(key, {}).values())
         for state in states:
@@ -154,6 +159,7 @@ class PaperBroker:
             due, _, action, state = heapq.heappop(pending)
             if not state.is_open:
                 continue
+            self.now = due
             if action == _ARRIVE:
                 self._arrive(state, due)
             else:
@@ -162,6 +168,7 @@ class PaperBroker:
     def on_book(self, key: Key, book: L2Book, now: int) -> None:
         if self._pending:
             self.poll(now)
+        self.now = now
         working = self.resting.get(key)
         if not working:
             return
@@ -172,6 +179,7 @@ class PaperBroker:
     def on_trade(self, trade: TradeMsg, now: int) -> None:
         if self._pending:
             self.poll(now)
+        self.now = now
         working = self.resting.get((trade.venue, trade.symbol))
         if not working:
             return
@@ -308,7 +316,7 @@ class PaperBroker:
     def _set(self, state: OrderState, status: OrderStatus, reason: str,
              fills: list[Fill]) -> None:
         state.status = status
-        self.report(state, status, reason, fills)
+        self.report(state, status, reason, fills, self.now)
 
     def _finish(self, state: OrderState, status: OrderStatus, reason: str,
                 fills: list[Fill] | None = None) -> None:

@@ -253,7 +253,9 @@ class RiskValidator:
         day = now // DAY_NS
         changed = None
         if day != self._day:
-            self._day, self._day_start = day, pnl
+            # the run starts at 0 PnL; later days start where the previous one ended
+            self._day_start = pnl if self._day >= 0 else 0.0
+            self._day = day
             if self.mode_reason.startswith("daily loss"):
                 changed = self._set_mode(DeskMode.ACTIVE, "")
         self._peak = max(self._peak, pnl)

@@ -183,7 +183,7 @@ class Trader:
                           reduce_only=old.reduce_only)
 
     def cancel_all(self, reason: str = "cancel-all") -> int:
-        n = self.broker.cancel_all(reason)
+        n = self.broker.cancel_all(reason, now=self.clock())
         if n:
             self.event("cancel_all", "", "", f"{n} open orders cancelled: {reason}")
         return n
@@ -271,8 +271,7 @@ class Trader:
                    f"{order.order_id} {order.side.value} {order.qty:g}: {decision.describe()}")
 
     def _report(self, state: OrderState, status: OrderStatus, reason: str,
-                fills: list[Fill]) -> None:
-        now = fills[0].ts if fills else self.clock()
+                fills: list[Fill], now: int) -> None:
         for fill in fills:
             pos = self.portfolio.apply(fill)
             pos.mark = pos.mark if math.isfinite(pos.mark) else fill.price

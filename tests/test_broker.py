@@ -1,0 +1,283 @@
+"""Paper broker scenarios, hand-computed: every order type, time in force, the queue model,
+latency, cancel/replace, fees. ``Market`` drives a real Trader/PaperBroker/RiskValidator
+with a book and a clock the test controls."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from factories import make_book, make_ids
+
+from flightdesk.core.broker import PaperBroker
+from flightdesk.core.events import TradeMsg
+from flightdesk.core.orders import Liquidity, Order, OrderType, Side, TimeInForce
+from flightdesk.core.portfolio import Portfolio
+from flightdesk.core.risk import RiskValidator
+from flightdesk.core.trading import Trader
+
+LOOSE = {"max_order_qty": 100.0, "max_position": 100.0, "max_total_position": 200.0,
+         "max_notional": 1e9, "kill_switch": False, "max_orders_per_s": 0.0,
+         "price_band_bps": 0.0, "stale_ms": 0.0, "self_cross": True,
+         "daily_loss_limit": 0.0, "max_drawdown": 0.0, "loss_action": "reducing"}
+FEES = {"taker_fee_bps": 10.0, "maker_fee_bps": 1.0}
+MS = 1_000_000
+
+
+class Market:
+    """One instrument (sim:BTCUSDT) with a controllable book, trades and engine clock."""
+
+    def __init__(self, risk: dict | None = None, broker: dict | None = None,
+                 bids: list | None = None, asks: list | None = None) -> None:
+        self.now = 1_000 * MS
+        self.book = make_book(bids, asks)
+        self.portfolio = Portfolio()
+        ids = make_ids()
+        self.broker = PaperBroker({**FEES, **(broker or {})}, ids)
+        self.risk = RiskValidator({**LOOSE, **(risk or {})})
+        self.trader = Trader(self.risk, self.broker, self.portfolio, ids, self.lookup,
+                             lambda: self.now)
+        self.rows: dict[str, list[dict]] = {"orders": [], "fills": [], "events": []}
+
+    def lookup(self, venue: str, symbol: str):
+        return self.book if self.book.bids and self.book.asks else None
+
+    def place(self, side: str, qty: float, order_type: str = "limit", **kw) -> Order:
+        return self.trader.place("t", "sim", "BTCUSDT", Side(side), qty, OrderType(order_type),
+                                 **kw)
+
+    def set(self, bids=(), asks=(), dt_ms: float = 0.0) -> None:
+        """Set absolute level quantities (qty "0" deletes), then tell the trader."""
+        self.now += int(dt_ms * MS)
+        self.book.apply_bids([list(b) for b in bids])
+        self.book.apply_asks([list(a) for a in asks])
+        self.trader.on_book("sim", "BTCUSDT", self.book)
+
+    def trade(self, px: float, qty: float, aggressor: str = "sell", dt_ms: float = 0.0) -> None:
+        self.now += int(dt_ms * MS)
+        self.trader.on_trade(TradeMsg("sim", "BTCUSDT", self.now, self.now, "x", px, qty,
+                                      aggressor))
+
+    def advance(self, ms: float) -> None:
+        self.now += int(ms * MS)
+        self.trader.on_marked()
+
+    def collect(self) -> dict[str, list[dict]]:
+        for stream, rows in self.trader.take_rows().items():
+            self.rows.setdefault(stream, []).extend(rows)
+        return self.rows
+
+    def statuses(self, order: Order) -> list[str]:
+        return [r["status"] for r in self.collect()["orders"] if r["order_id"] == order.order_id]
+
+    def fills(self, order: Order) -> list[tuple[float, float, str]]:
+        return [(f["price"], f["qty"], f["liquidity"]) for f in self.collect()["fills"]
+                if f["order_id"] == order.order_id]
+
+    def state(self, order: Order):
+        return self.broker.orders.get(order.order_id)
+
+
+# -- market and marketable orders ------------------------------------------------------
+
+
+def test_market_order_walks_the_book_and_expires_what_the_book_lacks():
+    m = Market()
+    order = m.place("buy", 5.0, "market")
+    assert m.fills(order) == [(101.0, 1.0, "taker"), (102.0, 3.0, "taker")]
+    assert m.statuses(order) == ["new", "accepted", "partially_filled", "expired"]
+    assert m.portfolio.qty("sim", "BTCUSDT") == 4.0
+    fees = [f["fee"] for f in m.rows["fills"]]
+    assert fees == pytest.approx([101.0 * 1e-3, 306.0 * 1e-3])
+
+
+def test_ioc_limit_takes_up_to_its_price_and_expires_the_rest():
+    m = Market()
+    order = m.place("buy", 3.0, limit_px=101.5, tif=TimeInForce.IOC)
+    assert m.fills(order) == [(101.0, 1.0, "taker")]
+    assert m.statuses(order) == ["new", "accepted", "partially_filled", "expired"]
+    assert not m.broker.orders
+
+
+def test_fok_fills_completely_or_not_at_all():
+    m = Market()
+    too_big = m.place("buy", 5.0, limit_px=102.0, tif=TimeInForce.FOK)  # 4 available
+    assert m.fills(too_big) == []
+    assert m.statuses(too_big) == ["new", "accepted", "expired"]
+    fits = m.place("buy", 3.0, limit_px=102.0, tif=TimeInForce.FOK)
+    assert m.fills(fits) == [(101.0, 1.0, "taker"), (102.0, 2.0, "taker")]
+    assert m.statuses(fits)[-1] == "filled"
+
+
+def test_marketable_gtc_limit_takes_then_rests_the_rest_at_its_price():
+    m = Market()
+    order = m.place("sell", 2.5, limit_px=98.5)  # bids 99 x1, 98 x2: takes 1 @ 99
+    assert m.fills(order) == [(99.0, 1.0, "taker")]
+    state = m.state(order)
+    assert state.resting and state.remaining == 1.5 and state.queue_ahead == 0.0
+    m.trade(98.5, 0.5, aggressor="buy")  # a buyer lifts our 98.5 offer: first in queue
+    assert m.fills(order)[-1] == (98.5, 0.5, "maker")
+    assert m.statuses(order) == ["new", "accepted", "partially_filled", "partially_filled"]
+
+
+def test_post_only_expires_instead_of_taking_and_rests_when_passive():
+    m = Market()
+    taking = m.place("buy", 1.0, limit_px=101.0, post_only=True)
+    assert m.statuses(taking) == ["new", "accepted", "expired"] and m.fills(taking) == []
+    passive = m.place("buy", 1.0, limit_px=100.0, post_only=True)
+    assert m.statuses(passive) == ["new", "accepted"] and m.state(passive).resting
+
+
+# -- the queue model ----------------------------------------------------------------------
+
+
+def test_resting_bid_behind_five_lots_fills_only_after_five_lots_traded_at_its_price():
+    m = Market(bids=[("99.0", "5"), ("98.0", "2")])
+    order = m.place("buy", 2.0, limit_px=99.0)
+    assert m.state(order).queue_ahead == 5.0
+    m.trade(99.0, 3.0)
+    m.set(bids=[("99.0", "2")])
+    m.trade(99.0, 2.0)  # 5 lots traded: the queue ahead is gone, nothing left for us
+    m.set(bids=[("99.0", "0")])
+    assert m.fills(order) == [] and m.state(order).queue_ahead == 0.0
+    m.trade(99.0, 1.5)  # smaller than our size: a partial fill
+    assert m.fills(order) == [(99.0, 1.5, "maker")]
+    m.trade(99.0, 4.0)
+    assert m.fills(order) == [(99.0, 1.5, "maker"), (99.0, 0.5, "maker")]
+    assert m.statuses(order) == ["new", "accepted", "partially_filled", "filled"]
+    assert m.rows["fills"][0]["fee"] == pytest.approx(99.0 * 1.5 * 1e-4)  # maker rate
+
+
+def test_trades_at_other_prices_or_from_our_side_do_not_advance_the_queue():
+    m = Market(bids=[("99.0", "5")])
+    order = m.place("buy", 1.0, limit_px=99.0)
+    m.trade(100.0, 3.0)  # above our bid
+    m.trade(99.0, 3.0, aggressor="buy")  # a buyer cannot trade with our bid
+    assert m.state(order).queue_ahead == 5.0
+
+
+def test_trade_through_our_price_fills_us_up_to_its_size():
+    m = Market(bids=[("99.0", "5")])
+    order = m.place("buy", 2.0, limit_px=99.0)
+    m.trade(98.5, 0.5)
+    assert m.fills(order) == [(99.0, 0.5, "maker")]  # at our price, not the trade's
+
+
+def test_opposite_touch_reaching_our_price_fills_us_at_our_price():
+    m = Market(bids=[("99.0", "5")], asks=[("101.0", "1")])
+    order = m.place("buy", 2.0, limit_px=100.0)  # inside the spread: nobody ahead
+    assert m.state(order).queue_ahead == 0.0
+    m.set(asks=[("101.0", "0"), ("100.0", "0.7")])
+    assert m.fills(order) == [(100.0, 0.7, "maker")]
+
+
+def test_conservative_queue_ignores_cancellations_but_never_exceeds_the_displayed_size():
+    m = Market(bids=[("99.0", "5")])
+    order = m.place("buy", 1.0, limit_px=99.0)
+    m.set(bids=[("99.0", "8")])  # 3 join behind us
+    m.set(bids=[("99.0", "6")])  # 2 cancelled, position unknown: assume behind
+    assert m.state(order).queue_ahead == 5.0
+    m.set(bids=[("99.0", "3")])  # 3 more cancelled: at most 3 can be ahead now
+    assert m.state(order).queue_ahead == 3.0
+
+
+def test_probabilistic_queue_takes_a_power_share_of_cancellations():
+    m = Market(broker={"queue_model": "probabilistic", "queue_power": 2.0},
+               bids=[("99.0", "5")])
+    order = m.place("buy", 1.0, limit_px=99.0)
+    m.set(bids=[("99.0", "8")])  # ahead 5, behind 3
+    m.set(bids=[("99.0", "6")])  # 2 cancelled: 2 * 25 / (25 + 9) from the front
+    assert m.state(order).queue_ahead == pytest.approx(5.0 - 2.0 * 25.0 / 34.0)
+
+
+def test_probabilistic_queue_does_not_count_trades_as_cancellations():
+    m = Market(broker={"queue_model": "probabilistic"}, bids=[("99.0", "5")])
+    order = m.place("buy", 1.0, limit_px=99.0)
+    m.set(bids=[("99.0", "8")])
+    m.trade(99.0, 2.0)
+    m.set(bids=[("99.0", "6")])  # the decrease is the trade, not a cancellation
+    assert m.state(order).queue_ahead == 3.0
+
+
+# -- stops -------------------------------------------------------------------------------
+
+
+def test_stop_buy_waits_then_becomes_a_market_order():
+    m = Market()
+    order = m.place("buy", 2.0, "stop", stop_px=101.5)
+    assert m.statuses(order) == ["new", "accepted"] and m.fills(order) == []
+    m.trade(101.0, 1.0, aggressor="buy")
+    assert m.fills(order) == []
+    m.trade(101.5, 1.0, aggressor="buy")
+    assert m.fills(order) == [(101.0, 1.0, "taker"), (102.0, 1.0, "taker")]
+    assert m.statuses(order) == ["new", "accepted", "triggered", "filled"]
+
+
+def test_stop_limit_sell_triggers_on_the_bid_then_rests_its_rest():
+    m = Market()
+    order = m.place("sell", 2.0, "stop_limit", stop_px=98.0, limit_px=97.5)
+    m.set(bids=[("99.0", "0"), ("98.0", "0"), ("97.8", "1")])
+    assert m.fills(order) == [(97.8, 1.0, "taker")]
+    state = m.state(order)
+    assert state.resting and state.remaining == 1.0 and state.queue_ahead == 0.0
+    assert m.statuses(order) == ["new", "accepted", "triggered", "partially_filled"]
+
+
+# -- latency, cancel, replace ---------------------------------------------------------------
+
+
+def test_entry_latency_meets_the_book_as_it_is_when_the_order_arrives():
+    m = Market(broker={"latency_ms": 10.0})
+    order = m.place("buy", 1.0, "market")
+    assert m.statuses(order) == ["new"]
+    m.set(asks=[("101.0", "0"), ("103.0", "1")], dt_ms=5)  # not arrived yet
+    assert m.fills(order) == []
+    m.set(asks=[("104.0", "1")], dt_ms=6)  # t = 11 ms: arrives and meets this book
+    assert m.fills(order) == [(102.0, 1.0, "taker")]
+    accepted = [r for r in m.rows["orders"] if r["status"] == "accepted"][0]
+    assert accepted["ts"] == 1_000 * MS + 10 * MS  # accepted at arrival, on the engine clock
+
+
+def test_cancel_latency_lets_the_order_fill_meanwhile():
+    m = Market(broker={"cancel_latency_ms": 5.0}, bids=[("99.0", "1")])
+    order = m.place("buy", 2.0, limit_px=99.0)
+    assert m.trader.cancel(order.order_id)
+    m.trade(99.0, 1.5, dt_ms=2)  # 1 ahead, 0.5 reaches us before the cancel lands
+    m.advance(4)
+    assert m.fills(order) == [(99.0, 0.5, "maker")]
+    assert m.statuses(order)[-1] == "cancelled" and not m.broker.orders
+    assert not m.trader.cancel(order.order_id)  # no longer open
+
+
+def test_replace_cancels_and_sends_a_new_order_with_a_new_id():
+    m = Market()
+    old = m.place("buy", 1.0, limit_px=99.0)
+    new = m.trader.replace(old.order_id, limit_px=98.5, qty=2.0)
+    assert new is not None and new.order_id != old.order_id
+    assert m.statuses(old)[-1] == "cancelled"
+    assert m.state(new).resting and (new.limit_px, new.qty) == (98.5, 2.0)
+
+
+def test_reduce_only_stops_at_a_flat_position():
+    m = Market()
+    m.place("buy", 1.0, "market")
+    closing = m.place("sell", 1.0, limit_px=100.0, reduce_only=True)  # rests above the bid
+    m.place("sell", 1.0, "market")  # flat now: the resting reduce-only order cannot fill
+    m.trade(100.0, 5.0, aggressor="buy")
+    assert m.fills(closing) == [] and m.portfolio.qty("sim", "BTCUSDT") == 0.0
+
+
+def test_fees_per_venue_override_the_defaults():
+    m = Market(broker={"venue_fees": [{"venue": "sim", "maker_bps": -1.0, "taker_bps": 5.0}]})
+    m.place("buy", 1.0, "market")
+    assert m.collect()["fills"][0]["fee"] == pytest.approx(101.0 * 5e-4)
+    assert m.broker.fees.rate("other", Liquidity.TAKER) == pytest.approx(1e-3)
+    assert m.broker.fees.rate("sim", Liquidity.MAKER) == pytest.approx(-1e-4)
+
+
+def test_execute_is_a_stateless_taker_walk():
+    fills = PaperBroker(FEES, make_ids()).execute(
+        Order("x", 1, "t", "sim", "BTCUSDT", Side.SELL, OrderType.LIMIT, 2.0, 98.5),
+        make_book(), 5)
+    assert [(f.price, f.qty) for f in fills] == [(99.0, 1.0)]
+    assert math.isclose(fills[0].fee, 99.0 * 1e-3)
