@@ -16,6 +16,8 @@ COMMANDS = (
     "flightdesk.commands.control",
     "flightdesk.commands.tail",
     "flightdesk.commands.plugins",
+    "flightdesk.commands.new_plugin",
+    "flightdesk.commands.backtest",
     "flightdesk.commands.normalize",
     "flightdesk.commands.record",
 )
