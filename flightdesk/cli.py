@@ -17,7 +17,6 @@ COMMANDS = (
     "flightdesk.commands.tail",
     "flightdesk.commands.plugins",
     "flightdesk.commands.new_plugin",
-    "flightdesk.commands.backtest",
     "flightdesk.commands.normalize",
     "flightdesk.commands.record",
 )
