@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from flightdesk.core import schemas
+from flightdesk.core.orders import order_row
 
 if TYPE_CHECKING:
     from flightdesk.core.flight.tickets import StreamRequest
@@ -54,6 +55,9 @@ class DeskState:
             "trading": dict(self.trader.counters),
             "tick_to_trade_us": latency_summary(self.trader.tick_to_trade_ns),
             "pnl": self.portfolio.totals(),
+            "risk_mode": {"mode": self.risk.mode.value, "reason": self.risk.mode_reason},
+            "open_orders": len(self.trader.broker.orders),
+            "markouts_bps": self.trader.markouts.summary(),
             "run_id": self.ids.run,
             "recovered_fills": self.recovered_fills,
         }
@@ -100,10 +104,9 @@ class DeskState:
 
     def kill(self, on: bool = True) -> dict[str, Any]:
         def flip() -> dict[str, Any]:
-            self.risk.killed = on
-            self.trader.event("kill_switch", "", "", "on" if on else "off")
+            cancelled = self.trader.kill(on)  # on: also cancels every open order
             self.core.flush() if self.core is not None else None
-            return {"kill_switch": on, "open_orders_cancelled": 0}
+            return {"kill_switch": on, "open_orders_cancelled": cancelled}
         return self.call(flip)
 
     def strategies(self) -> list[dict[str, Any]]:
@@ -154,8 +157,8 @@ class DeskState:
         """Current state for ``mode: snapshot`` tickets."""
         if req.stream == "positions":
             return self.positions_table()
-        if req.stream == "orders":  # market orders never rest: no open orders to show
-            return schemas.schema("orders").empty_table()
+        if req.stream == "orders":  # the open orders, each as its latest state
+            return self.call(self._orders_snapshot)
         if req.stream == "quotes":
             return self.call(self._quotes_snapshot)
         if req.stream == "book":
@@ -164,6 +167,13 @@ class DeskState:
 
         raise TicketError(f"stream {req.stream!r} has no snapshot mode; snapshot streams are "
                           "positions, orders, quotes, book")
+
+    def _orders_snapshot(self) -> pa.Table:
+        rows = [order_row(s.order, s.status, s.order.ts, "", s.filled)
+                for s in self.trader.broker.open_orders()]
+        for seq, row in enumerate(rows, 1):
+            row["seq"] = seq
+        return pa.Table.from_pylist(rows, schema=schemas.schema("orders"))
 
     def _quotes_snapshot(self) -> pa.Table:
         rows = []
