@@ -16,6 +16,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--venue", help="venue type for every capture (default: from the URL or "
                                    "the message shape)")
+    p.add_argument("--bars", default="", metavar="INTERVALS",
+                   help="also write DIR/bars from the trades, e.g. 1m,1h")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=run)
 
@@ -23,7 +25,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from flightdesk.core.normalize import normalize
 
-    report = normalize(args.captures, args.out, args.venue)
+    intervals = [i for i in args.bars.split(",") if i]
+    report = normalize(args.captures, args.out, args.venue, intervals)
     print(json.dumps({"out": str(report.out), "rows": dict(report.rows),
                       "counters": dict(report.counters), "venues": report.venues}, indent=1))
     return 0

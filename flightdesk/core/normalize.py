@@ -7,7 +7,8 @@ resyncs) and the quote/trade batchers. One ``quotes`` row follows every book mes
 was applied, so the top of book can be compared message by message; the written ``quotes``
 files carry one extra column, ``update_id`` (the book's last venue update id after that
 message, -1 where the venue has none). ``tickers`` holds the venue's own best bid/offer
-messages (bookTicker and the like) and ``events`` the resyncs.
+messages (bookTicker and the like), ``events`` the resyncs, and ``bars`` the venue's own
+bars plus, on request, bars built from the trades.
 
 The venue of a record comes from ``--venue``, else from its connection's URL, else from
 the shape of its first frame. REST snapshots in a capture (``http`` records) are handed to
@@ -29,11 +30,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flightdesk.core import schemas
+from flightdesk.core.bars import BarBuilder
 from flightdesk.core.batcher import QuoteBuffer, TradeBuffer
 from flightdesk.core.books import BookKeeper
 from flightdesk.core.capture import CaptureKind, CaptureRecord, merge_captures
 from flightdesk.core.errors import FlightdeskError, ParseError
 from flightdesk.core.events import (
+    BarMsg,
     BookMsg,
     MarketEvent,
     Outbound,
@@ -126,7 +129,8 @@ class Normalizer:
 
     def __init__(self, out: str | Path, venue: str | None = None,
                  factories: dict[str, Callable[[str, dict[str, Any]], Venue]] | None = None,
-                 flush_rows: int = 65_536, stem: str = "part-0") -> None:
+                 flush_rows: int = 65_536, stem: str = "part-0",
+                 bar_intervals: Iterable[str] = ()) -> None:
         self.out = Path(out)
         self.forced = venue
         self.factories = factories if factories is not None else _registered_venues()
@@ -136,6 +140,7 @@ class Normalizer:
         self.keeper = BookKeeper(self.protocols)
         self.quotes = QuoteBuffer()
         self.trades = TradeBuffer()
+        self.bars = BarBuilder(bar_intervals)
         self._quote_ids: list[int] = []
         self._book: list[tuple[Any, ...]] = []
         self._book_seq = 0
@@ -146,9 +151,9 @@ class Normalizer:
         self._sink = _Sink(self.out, stem)
         self.keeper.listeners.append(self._resync_row)
         self._routes: dict[type, Callable[[Any], None]] = {
-            BookMsg: self._on_book, TradeMsg: self.trades.add, TickerMsg: self._on_ticker,
+            BookMsg: self._on_book, TradeMsg: self._on_trade, TickerMsg: self._on_ticker,
             Resync: self.keeper.resync, SnapshotRequest: self._on_request,
-            Outbound: self._count_outbound, Status: self._count_status,
+            Outbound: self._count_outbound, Status: self._count_status, BarMsg: self._on_bar,
         }
 
     # -- input ------------------------------------------------------------------------------
@@ -244,6 +249,14 @@ class Normalizer:
         rows.extend((*head, "bid", float(lv[0]), float(lv[1]), snap) for lv in msg.bids)
         rows.extend((*head, "ask", float(lv[0]), float(lv[1]), snap) for lv in msg.asks)
 
+    def _on_trade(self, t: TradeMsg) -> None:
+        self.trades.add(t)
+        self.bars.add(t)
+
+    def _on_bar(self, b: BarMsg) -> None:
+        self.bars.rows.append((b.venue, b.symbol, b.interval, b.open_time, b.open, b.high,
+                               b.low, b.close, b.volume, b.trades))
+
     def _on_ticker(self, t: TickerMsg) -> None:
         self._tickers.append((t.ts_event, t.ts_recv, t.venue, t.symbol, _f(t.bid_px),
                               _f(t.bid_qty), _f(t.ask_px), _f(t.ask_qty), t.update_id))
@@ -274,6 +287,9 @@ class Normalizer:
         trades = self.trades.take()
         if trades is not None:
             self._write("trades", trades)
+        bars = self.bars.take()
+        if bars is not None:
+            self._write("bars", bars)
         if self._book:
             self._write("book", self._book_batch())
         if self._tickers:
@@ -301,6 +317,7 @@ class Normalizer:
 
     def close(self) -> None:
         try:
+            self.bars.close_all()
             self.flush()
             if self._events:
                 self._write("events", pa.RecordBatch.from_pylist(
@@ -314,12 +331,17 @@ class Normalizer:
                               for n, p in self.protocols.items()}
 
 
-def normalize(captures: Iterable[str | Path], out: str | Path,
-              venue: str | None = None) -> NormalizeReport:
-    """Normalize ``captures`` (merged by receive time) into Parquet datasets under ``out``."""
+def normalize(captures: Iterable[str | Path], out: str | Path, venue: str | None = None,
+              bar_intervals: Iterable[str] = ()) -> NormalizeReport:
+    """Normalize ``captures`` (merged by receive time) into Parquet datasets under ``out``.
+
+    ``bar_intervals`` (e.g. ``["1m", "1h"]``) also writes ``bars`` built from the trades;
+    bars the venue sends itself (Alpaca) are always written.
+    """
     paths = [Path(c) for c in captures]
     stem = paths[0].name.split(".")[0] if len(paths) == 1 else "part-0"
-    return Normalizer(out, venue, stem=stem).run(merge_captures(paths))
+    return Normalizer(out, venue, stem=stem, bar_intervals=bar_intervals).run(
+        merge_captures(paths))
 
 
 def _protocol(factory: Callable[[str, dict[str, Any]], Venue], kind: str,

@@ -9,6 +9,7 @@ from flightdesk.plugins.hookspecs import hookimpl
 
 @hookimpl
 def flightdesk_register_venues(register: Any) -> None:
+    from flightdesk.plugins.venues.alpaca.config import make_venue as make_alpaca
     from flightdesk.plugins.venues.binance.config import make_venue as make_binance
     from flightdesk.plugins.venues.coinbase.config import make_venue as make_coinbase
     from flightdesk.plugins.venues.kraken.config import make_venue as make_kraken
@@ -22,3 +23,4 @@ def flightdesk_register_venues(register: Any) -> None:
     register("okx", make_okx)
     register("coinbase", make_coinbase)
     register("mexc", make_mexc)
+    register("alpaca", make_alpaca)

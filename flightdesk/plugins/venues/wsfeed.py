@@ -10,7 +10,8 @@ venue needs:
   our delays; a session that ended is followed by an exponential backoff with jitter
   (uniform in [d/2, d], d = ``backoff_initial`` * 2**failures, capped at ``backoff_max``),
   the failure count resetting once a session delivered a frame;
-* a watchdog aborts a connection that delivered no frame for ``silence_timeout`` seconds;
+* a watchdog aborts a connection that delivered no frame for ``silence_timeout`` seconds
+  (0 turns it off, for venues that are legitimately silent, such as stocks at night);
 * after every reconnect (not the first connect) ``on_reconnect(venue)`` is called: frames
   were lost, so the engine resyncs every symbol of the venue;
 * ``tap(kind, url, data, ts_ns)``, when set, sees every frame sent and every connect (the
@@ -148,7 +149,7 @@ class WsFeed(Feed):
             counters["reconnects"] += 1
             self._notify_reconnect()
         start = counters["frames"]
-        helpers = [asyncio.create_task(self._watchdog(ws))]
+        helpers = [asyncio.create_task(self._watchdog(ws))] if self.silence_timeout > 0 else []
         if self.ping_frame is not None:
             helpers.append(asyncio.create_task(self._pinger(ws)))
         try:
