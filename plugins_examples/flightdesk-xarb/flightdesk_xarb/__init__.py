@@ -1,0 +1,5 @@
+"""flightdesk-xarb: a cross-venue arbitrage detector."""
+
+from flightdesk_xarb.plugin import CrossVenueArb
+
+__all__ = ["CrossVenueArb"]
