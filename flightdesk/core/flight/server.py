@@ -46,7 +46,7 @@ class DeskFlightServer(flight.FlightServerBase):
         self.errors = 0
         self.ingest = Ingestor(desk)
         cache = int(desk.config["flight"].get("sql_cache", 64))
-        self.sql = SqlService(desk.store.path, desk.store.query, cache)
+        self.sql = SqlService(desk.store.query, cache)
 
     @property
     def uri(self) -> str:
@@ -131,7 +131,7 @@ class DeskFlightServer(flight.FlightServerBase):
                 batch = sub.get(timeout=0.2)
                 if batch is None:
                     continue
-                batch = self._filter(req, batch)
+                batch = self._filter(req, _coalesce(sub, batch))
                 if batch.num_rows:
                     yield self._project(req, batch)
         finally:
@@ -203,6 +203,18 @@ class DeskFlightServer(flight.FlightServerBase):
     def _error(self, message: str) -> flight.FlightServerError:
         self.errors += 1
         return flight.FlightServerError(message)
+
+
+def _coalesce(sub: Any, batch: pa.RecordBatch, limit: int = 64) -> pa.RecordBatch:
+    """``batch`` and whatever else is already queued, as one batch: a reader that fell
+    behind catches up with one write instead of many (``seq`` stays contiguous)."""
+    more: list[pa.RecordBatch] = []
+    while len(more) < limit:
+        nxt = sub.get(timeout=0)
+        if nxt is None:
+            break
+        more.append(nxt)
+    return pa.concat_batches([batch, *more]) if more else batch
 
 
 def _peer(context: Any) -> str:

@@ -23,7 +23,6 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -115,13 +114,24 @@ def _text(fields: dict[int, list[bytes | int]], number: int) -> bytes:
 
 
 # -- checking a query ------------------------------------------------------------------
-def check_select(sql: str, db_path: Path, tables: Iterable[str]) -> None:
-    """Raise :class:`TicketError` unless ``sql`` is one read-only query over ``tables``."""
+CATALOG_SQL = ("SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p "
+               "WHERE m.type = 'table' ORDER BY m.name, p.cid")
+
+
+def check_select(sql: str, catalog: dict[str, list[str]], queryable: Iterable[str]) -> None:
+    """Raise :class:`TicketError` unless ``sql`` is one read-only query over ``queryable``.
+
+    The query is compiled (``EXPLAIN``, never run) by the stdlib's SQLite against an
+    in-memory copy of the store's *catalog* (``table -> columns``), with an authorizer that
+    allows reads of the queryable tables only. It never opens the store file: two SQLite
+    libraries in one process (the stdlib's and the ADBC driver's) must not share a database
+    file, or closing one connection drops the other's POSIX locks.
+    """
     match = _FIRST_WORD.match(sql)
     word = match.group(1).upper() if match else ""
     if word not in ("SELECT", "WITH"):
         raise TicketError(f"only SELECT queries are allowed here; got {word or 'nothing'!r}")
-    allowed = set(tables)
+    allowed = set(queryable)
     denied: list[str] = []
 
     def authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
@@ -137,8 +147,11 @@ def check_select(sql: str, db_path: Path, tables: Iterable[str]) -> None:
                           "SELECT queries are allowed")
         return sqlite3.SQLITE_DENY
 
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn = sqlite3.connect(":memory:")
     try:
+        for table, columns in catalog.items():
+            cols = ", ".join(_quote(c) for c in columns)
+            conn.execute(f"CREATE TABLE {_quote(table)} ({cols})")
         conn.set_authorizer(authorize)
         conn.execute(f"EXPLAIN {sql}").close()
     except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
@@ -149,12 +162,15 @@ def check_select(sql: str, db_path: Path, tables: Iterable[str]) -> None:
         conn.close()
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 # -- the service -----------------------------------------------------------------------
 class SqlService:
     """Statement queries: checked, run at GetFlightInfo, held until their one DoGet."""
 
-    def __init__(self, db_path: Path, run: Callable[[str], pa.Table], cache: int = 64) -> None:
-        self.db_path = db_path
+    def __init__(self, run: Callable[[str], pa.Table], cache: int = 64) -> None:
         self.run = run
         self.cache_size = cache
         self._results: OrderedDict[bytes, pa.Table] = OrderedDict()
@@ -162,12 +178,19 @@ class SqlService:
         self.queries = 0
         self.rejected = 0
 
+    def catalog(self) -> dict[str, list[str]]:
+        """The store's tables and their columns (through the store's own driver)."""
+        rows = self.run(CATALOG_SQL)
+        out: dict[str, list[str]] = {}
+        for table, column in zip(rows.column("t").to_pylist(), rows.column("c").to_pylist(),
+                                 strict=True):
+            if not table.startswith("sqlite_"):
+                out.setdefault(table, []).append(column)
+        return out
+
     def tables(self) -> list[str]:
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as conn:
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
-                                                "WHERE type = 'table'")}
-        conn.close()
-        return [t for t in QUERYABLE if t in names]
+        catalog = self.catalog()
+        return [t for t in QUERYABLE if t in catalog]
 
     def prepare(self, message: str, fields: dict[int, list[bytes | int]]
                 ) -> tuple[pa.Schema, bytes, int]:
@@ -177,7 +200,8 @@ class SqlService:
                                       "answers plain statement queries (SELECT)")
         query = _text(fields, 1).decode("utf-8", "replace")
         try:
-            check_select(query, self.db_path, self.tables())
+            catalog = self.catalog()
+            check_select(query, catalog, [t for t in QUERYABLE if t in catalog])
         except TicketError:
             self.rejected += 1
             raise
