@@ -1,86 +1,285 @@
-"""Venue hot path on the recorded sessions: parse -> BookKeeper.apply -> top of book.
+"""Ingest throughput per venue on the recordings, with cryptofeed and a plain-dict baseline.
 
-Frames are read into memory first; each run builds a fresh protocol and BookKeeper and
-times only the loop. Prints a markdown table (median of ``--runs``, default 3)::
+Every venue runs the live hot path on its recording, frames held in memory first:
+``protocol.parse`` -> events routed by type -> ``BookKeeper.apply`` (sequencing, checksum,
+crossed check) -> ``QuoteBuffer.add`` (the quotes row with features) -> top of book read
+after every frame, and the quote rows turned into Arrow batches every 4,096 rows (the
+desk's ``max_batch_rows``). "levels/s" counts every level of every applied book message.
 
-    python bench/bench_venues.py [--data ../shared/data] [--runs 3]
+Baselines on the Binance recording (``binance/btcusdt_20240808.gz``), in the same run:
+
+* **cryptofeed** (``pip install 'flightdesk[bench]'``): its own ``Binance.message_handler``
+  on every frame, the REST snapshot answered from the recording (its ``http_conn`` is
+  given the recorded body), an ``L2_BOOK`` callback, and the best bid/ask read from its
+  book after every frame. Its symbol table is filled in advance (it would fetch
+  ``exchangeInfo``); its warnings for the ``trade`` stream it does not handle are silenced.
+* **plain dict**: ``json.loads``, ``if``/``elif`` on the event type, one dict of float
+  price -> float qty per side, ``max``/``min`` over the keys after every frame.
+
+Prints a markdown table (median of ``--runs``) and, with ``--write``, replaces the
+``## Venues and ingest`` section of ``bench/RESULTS.md``::
+
+    python bench/bench_venues.py [--runs 5] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from flightdesk.core.books import BookKeeper
-from flightdesk.core.events import BookMsg
-from flightdesk.core.venue import VenueProtocol
-from flightdesk.plugins.venues.coinbase import CoinbaseProtocol
-from flightdesk.plugins.venues.kraken import KrakenProtocol
-from flightdesk.plugins.venues.okx import OkxProtocol
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic MEXC session lives with the tests
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CASES = [
-    ("kraken", KrakenProtocol, "kraken/KRAKEN.ws.50.0", "v1 book-1000, 10 pairs, CRC32"),
-    ("okx", OkxProtocol, "okx/OKX.ws.1.0", "books-l2-tbt, 10 inst, CRC32"),
-    ("coinbase", CoinbaseProtocol, "coinbase/COINBASE.ws.28.0", "legacy level2, 10 products"),
-]
+from flightdesk.core.batcher import QuoteBuffer  # noqa: E402
+from flightdesk.core.books import BookKeeper  # noqa: E402
+from flightdesk.core.capture import CaptureKind, read_capture  # noqa: E402
+from flightdesk.core.events import (  # noqa: E402
+    BarMsg,
+    BookMsg,
+    Outbound,
+    Resync,
+    SnapshotRequest,
+    Status,
+    TickerMsg,
+    TradeMsg,
+)
+from flightdesk.core.venue import VenueProtocol  # noqa: E402
+from flightdesk.plugins.venues.binance.parse import BinanceProtocol  # noqa: E402
+from flightdesk.plugins.venues.coinbase import CoinbaseProtocol  # noqa: E402
+from flightdesk.plugins.venues.kraken import KrakenProtocol  # noqa: E402
+from flightdesk.plugins.venues.mexc import MexcProtocol  # noqa: E402
+from flightdesk.plugins.venues.okx import OkxProtocol  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SECTION = "## Venues and ingest"
+BATCH_ROWS = 4096
+
+# (frame, ts_recv, is REST snapshot, symbol of the snapshot)
+Frames = list[tuple[Any, int, bool, str]]
 
 
-def received_frames(path: Path) -> list[tuple[str, int]]:
-    """Received frames of a cryptofeed text capture (``<ts>: <frame>`` lines)."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            head, sep, frame = line.rstrip("\n").partition(": ")
-            if sep and " <- " not in head:
-                out.append((frame, int(float(head) * 1e9)))
+def load(rel: str) -> Frames:
+    out: Frames = []
+    for rec in read_capture(DATA / rel):
+        if rec.kind is CaptureKind.RECV:
+            out.append((rec.data, rec.ts_recv, False, ""))
+        elif rec.kind is CaptureKind.HTTP:
+            out.append((rec.data, rec.ts_recv, True, "BTCUSDT"))
     return out
 
 
-def run_once(venue: str, factory: type[VenueProtocol],
-             frames: list[tuple[str, int]]) -> tuple[float, int]:
-    proto = factory(venue)
-    keeper = BookKeeper({venue: proto})
-    parse, apply = proto.parse, keeper.apply
-    books = 0
+def mexc_frames() -> Frames:
+    from mexc_frames import Session
+
+    session = Session(steps=20_000, seed=5)
+    frames: Frames = [(f, i, False, "") for i, f in enumerate(session.frames)]
+    frames.insert(1, (session.snapshot_at(0), 0, True, "BTCUSDT"))
+    return frames
+
+
+CASES: list[tuple[str, Callable[[], VenueProtocol], str, Callable[[], Frames]]] = [
+    ("binance", BinanceProtocol, "`btcusdt_20240808.gz`: depth@100ms + bookTicker + trade",
+     lambda: load("binance/btcusdt_20240808.gz")),
+    ("kraken", KrakenProtocol, "`KRAKEN.ws.50.0`: v1 book-1000, 10 pairs, CRC32 each update",
+     lambda: load("kraken/KRAKEN.ws.50.0")),
+    ("okx", OkxProtocol, "`OKX.ws.1.0`: books-l2-tbt, 10 instruments, CRC32 each message",
+     lambda: load("okx/OKX.ws.1.0")),
+    ("coinbase", CoinbaseProtocol, "`COINBASE.ws.28.0`: legacy level2, 10 products",
+     lambda: load("coinbase/COINBASE.ws.28.0")),
+    ("mexc", MexcProtocol, "synthetic protobuf aggre.depth, 20,000 pushes (no recording)",
+     mexc_frames),
+]
+
+
+# -- flightdesk ---------------------------------------------------------------------------
+def run_flightdesk(factory: Callable[[], VenueProtocol], frames: Frames) -> tuple[float, int, int]:
+    """Seconds, frames, levels applied."""
+    proto = factory()
+    keeper = BookKeeper({proto.name: proto})
+    quotes = QuoteBuffer()
+    levels = 0
+    last: list[Any] = [None]
+
+    def on_book(msg: BookMsg) -> None:
+        nonlocal levels
+        book = keeper.apply(msg)
+        if book is not None:
+            levels += len(msg.bids) + len(msg.asks)
+            quotes.add(msg, book)
+            last[0] = book
+
+    def ignore(ev: object) -> None:
+        pass
+
+    def resync(ev: Resync) -> None:
+        keeper.resync(ev)
+
+    routes: dict[type, Callable[[Any], None]] = {
+        BookMsg: on_book, TradeMsg: ignore, TickerMsg: ignore, Status: ignore, BarMsg: ignore,
+        Resync: resync, SnapshotRequest: ignore, Outbound: ignore}
+    parse, parse_snapshot = proto.parse, proto.parse_snapshot
     t0 = time.perf_counter()
-    for frame, ts in frames:
-        for ev in parse(frame, ts):
-            if type(ev) is BookMsg:
-                book = apply(ev)
-                if book is not None:
-                    book.top()
-                    books += 1
+    for frame, ts, is_snapshot, symbol in frames:
+        events = parse_snapshot(symbol, frame, ts) if is_snapshot else parse(frame, ts)
+        for ev in events:
+            routes[type(ev)](ev)
+        book = last[0]
+        if book is not None:
+            book.top()
+        if len(quotes) >= BATCH_ROWS:
+            quotes.take()
+    quotes.take()
     elapsed = time.perf_counter() - t0
     if keeper.counters["resyncs"]:
-        raise SystemExit(f"{venue}: unexpected resyncs {dict(keeper.counters)}")
-    return elapsed, books
+        raise SystemExit(f"{proto.name}: unexpected resyncs {dict(keeper.counters)}")
+    return elapsed, len(frames), levels
+
+
+# -- baselines (Binance) ------------------------------------------------------------------
+def run_plain_dict(frames: Frames) -> tuple[float, int, int]:
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    last_id = -1
+    levels = 0
+    t0 = time.perf_counter()
+    for frame, _, is_snapshot, _ in frames:
+        msg = json.loads(frame)
+        if is_snapshot:
+            bids = {float(p): float(q) for p, q in msg["bids"]}
+            asks = {float(p): float(q) for p, q in msg["asks"]}
+            last_id = msg["lastUpdateId"]
+            levels += len(bids) + len(asks)
+        else:
+            data = msg["data"]
+            if data.get("e") == "depthUpdate":
+                if data["u"] <= last_id:
+                    continue
+                for side, key in ((bids, "b"), (asks, "a")):
+                    for p, q in data[key]:
+                        if float(q) == 0.0:
+                            side.pop(float(p), None)
+                        else:
+                            side[float(p)] = float(q)
+                        levels += 1
+                last_id = data["u"]
+            elif data.get("e") == "trade":
+                pass
+        if bids and asks:
+            best = max(bids), min(asks)  # noqa: F841 - the read is what is measured
+    return time.perf_counter() - t0, len(frames), levels
+
+
+def run_cryptofeed(frames: Frames) -> tuple[float, int, int] | str:
+    """cryptofeed's own Binance handler, offline; a string says why it could not run."""
+    try:
+        from cryptofeed.defines import L2_BOOK
+        from cryptofeed.exchanges import Binance
+        from cryptofeed.symbols import Symbols
+    except ImportError as exc:
+        return f"cryptofeed is not installed ({exc}); pip install 'flightdesk[bench]'"
+    logging.getLogger("feedhandler").setLevel(logging.ERROR)
+    Symbols.set(Binance.id, {"BTC-USDT": "BTCUSDT"},
+                {"tick_size": {"BTC-USDT": "0.01"}, "instrument_type": {"BTC-USDT": "spot"}})
+    snapshot = next(f for f, _, s, _ in frames if s)
+    stream = [(f.decode() if isinstance(f, bytes) else f, ts / 1e9)
+              for f, ts, s, _ in frames if not s]
+    levels = [0]
+
+    class RecordedHttp:
+        async def read(self, url: str, **kw: Any) -> str:
+            return snapshot.decode() if isinstance(snapshot, bytes) else snapshot
+
+        async def close(self) -> None:
+            pass
+
+    async def on_book(book: Any, receipt: float) -> None:
+        if book.delta is not None:
+            levels[0] += len(book.delta["bid"]) + len(book.delta["ask"])
+
+    async def drive() -> float:
+        feed = Binance(symbols=["BTC-USDT"], channels=[L2_BOOK], callbacks={L2_BOOK: on_book})
+        feed.http_conn = RecordedHttp()
+        handler = feed.message_handler
+        books = feed._l2_book
+        t0 = time.perf_counter()
+        for frame, ts in stream:
+            await handler(frame, None, ts)
+            book = books.get("BTC-USDT")
+            if book is not None and book.book.bids and book.book.asks:
+                book.book.bids.index(0), book.book.asks.index(0)
+        return time.perf_counter() - t0
+
+    return asyncio.run(drive()), len(stream), levels[0]
+
+
+# -- report -------------------------------------------------------------------------------
+def median_run(fn: Callable[[], Any], runs: int) -> tuple[float, int, int] | str:
+    results = [fn() for _ in range(runs)]
+    if isinstance(results[0], str):
+        return results[0]
+    secs = statistics.median(r[0] for r in results)
+    return secs, results[0][1], results[0][2]
+
+
+def row(name: str, what: str, result: tuple[float, int, int] | str, base: float | None) -> str:
+    if isinstance(result, str):
+        return f"| {name} | {what} | – | – | – | – | not run: {result} |"
+    secs, frames, levels = result
+    rel = f"{(frames / secs) / base:.1f}×" if base else ""
+    return (f"| {name} | {what} | {frames:,} | {levels:,} | {frames / secs:,.0f} "
+            f"| {levels / secs:,.0f} | {rel} |")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--write", action="store_true", help=f"replace '{SECTION}' in RESULTS.md")
     args = ap.parse_args(argv)
-    print(f"Python {platform.python_version()} on {platform.machine()}, median of {args.runs}\n")
-    print("| venue | recording | frames | book msgs | median s | frames/s | book msgs/s |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for venue, factory, rel, what in CASES:
-        path = args.data / rel
-        if not path.exists():
-            print(f"| {venue} | {rel} (missing) | | | | | |")
-            continue
-        frames = received_frames(path)
-        results = [run_once(venue, factory, frames) for _ in range(args.runs)]
-        secs = statistics.median(r[0] for r in results)
-        books = results[0][1]
-        print(f"| {venue} | `{rel}` ({what}) | {len(frames):,} | {books:,} | {secs:.4f} "
-              f"| {len(frames) / secs:,.0f} | {books / secs:,.0f} |")
-    sys.stdout.flush()
+    binance = load("binance/btcusdt_20240808.gz")
+    cf = median_run(lambda: run_cryptofeed(binance), max(1, args.runs // 2))
+    base = None if isinstance(cf, str) else cf[1] / cf[0]
+    lines = [SECTION, "",
+             f"`python bench/bench_venues.py --runs {args.runs}` — Python "
+             f"{platform.python_version()} on {platform.machine()}, one core, median of "
+             f"{args.runs} runs (cryptofeed: {max(1, args.runs // 2)}). Path: parse -> "
+             "BookKeeper.apply -> quotes row (+ Arrow batch every 4,096 rows) -> top of book "
+             "after every frame. \"vs cf\" is frames/s relative to cryptofeed on the same "
+             "Binance recording (other venues have no cryptofeed baseline here).", "",
+             "| path | recording | frames | levels applied | frames/s | levels/s | vs cf |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for name, factory, what, frames_of in CASES:
+        frames = frames_of()
+        lines.append(row(f"flightdesk {name}", what,
+                         median_run(lambda f=factory, fr=frames: run_flightdesk(f, fr),
+                                    args.runs), base if name == "binance" else None))
+    lines.append(row("cryptofeed 2.x Binance handler", "`btcusdt_20240808.gz`", cf, base))
+    lines.append(row("plain dict book", "`btcusdt_20240808.gz`",
+                     median_run(lambda: run_plain_dict(binance), args.runs), base))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+def write_section(text: str) -> None:
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    start = old.find(SECTION)
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
+    RESULTS.write_text(new, encoding="utf-8")
 
 
 if __name__ == "__main__":
