@@ -151,6 +151,11 @@ class PaperBroker:
                     ask = order.limit_px
         return buy, sell, bid, ask
 
+    @property
+    def has_pending(self) -> bool:
+        """Arrivals or cancels still travelling (latency)."""
+        return bool(self._pending)
+
     # -- market events -----------------------------------------------------------------
     def poll(self, now: int) -> None:
         """Deliver the arrivals and cancels that are due on the engine clock."""

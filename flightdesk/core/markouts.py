@@ -52,6 +52,8 @@ class Markouts:
         """Record every markout whose horizon the engine clock ``now`` has passed."""
         out: list[Markout] = []
         for h, waiting in self._waiting.items():
+            if not waiting:
+                continue
             horizon_ns = h * 1_000_000_000
             while waiting and waiting[0].ts + horizon_ns <= now:
                 mark = self._record(waiting.popleft(), h)

@@ -101,6 +101,10 @@ class Portfolio:
     def snapshot(self) -> dict[Key, float]:
         return {k: p.qty for k, p in self.positions.items()}
 
+    def pnl(self) -> float:
+        """Realized + unrealized PnL of the whole desk."""
+        return sum(p.realized_pnl + p.unrealized_pnl for p in self.positions.values())
+
     def totals(self) -> dict[str, float]:
         realized = sum(p.realized_pnl for p in self.positions.values())
         unrealized = sum(p.unrealized_pnl for p in self.positions.values())

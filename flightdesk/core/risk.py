@@ -128,6 +128,8 @@ class RiskValidator:
             raise ConfigError("risk.loss_action must be 'reducing' or 'halted', got "
                               f"{config.get('loss_action')!r}", key="risk.loss_action") from None
         self.rules = dict(rules or {})
+        #: whether :meth:`update_pnl` has anything to do (a loss limit is configured)
+        self.watches_pnl = bool(self.loss_limit or self.max_drawdown)
         self.mode = DeskMode.ACTIVE
         self.mode_reason = ""
         self._tokens = max(self.rate, 1.0)

@@ -240,13 +240,13 @@ class Trader:
     def on_marked(self) -> None:
         """After positions were marked: due latency events, markouts, loss limits."""
         now = self.clock()
-        self.broker.poll(now)
-        if self.markouts.pending():
-            for m in self.markouts.due(now):
-                self.event("markout", m.venue, m.symbol,
-                           f"fill={m.fill_id} strategy={m.strategy} horizon={m.horizon_s}s "
-                           f"mid={m.mid:g} bps={m.bps:.3f}")
-        mode = self.risk.update_pnl(self.portfolio.totals()["pnl"], now)
+        if self.broker.has_pending:
+            self.broker.poll(now)
+        for m in self.markouts.due(now):
+            self.event("markout", m.venue, m.symbol,
+                       f"fill={m.fill_id} strategy={m.strategy} horizon={m.horizon_s}s "
+                       f"mid={m.mid:g} bps={m.bps:.3f}")
+        mode = self.risk.update_pnl(self.portfolio.pnl(), now) if self.risk.watches_pnl else None
         if mode is not None:
             self.event("risk_mode", "", "", f"{mode.value}: {self.risk.mode_reason}")
             if mode is not DeskMode.ACTIVE:
