@@ -8,7 +8,8 @@ divides, so the timer's own cost stays out of the figure):
 * ``PaperBroker.execute``: a market order walking 1-3 levels of a 200-level sim book;
 * a GTC limit order joining the queue (``Trader``-less ``PaperBroker.submit``) and being
   filled by a trade at its price (``on_trade``) — the resting-order path;
-* ``Trader.submit`` end to end (risk view + risk + broker + portfolio + rows), for context.
+* ``Trader.submit`` end to end (risk view + risk + broker + portfolio + rows), for context;
+* the engine's per-book-message hook (``Trader.on_book``) when no order is open.
 
 Baselines in the same run: a bare Python function call and a dict update, per iteration.
 
@@ -156,6 +157,18 @@ def bench_trader(samples: int, cfg: dict, book: L2Book,
     return per_call(submit, samples)
 
 
+def bench_book_hook(samples: int, cfg: dict, book: L2Book) -> tuple[float, float]:
+    """The engine calls ``Trader.on_book`` on every applied book message."""
+    ids = IdMaker("h")
+    trader = Trader(RiskValidator(cfg["risk"]), PaperBroker(cfg["broker"], ids), Portfolio(),
+                    ids, lambda v, s: book, time.time_ns)
+
+    def hook(i: int) -> None:
+        trader.on_book("sim", "BTCUSDT", book)
+
+    return per_call(hook, samples)
+
+
 def markdown(rows: dict[str, tuple[float, float]], samples: int) -> str:
     lines = [HEADING, "",
              f"`python bench/bench_risk_broker.py --samples {samples}`: per order, p50/p99 over "
@@ -187,6 +200,8 @@ def main() -> int:
     book = sim_book()
     n = args.samples
     rows = bench_baselines(n)
+    rows["engine hook: Trader.on_book per book message, no open order"] = bench_book_hook(
+        n, cfg.to_dict(), book)
     rows["risk check (all built-in checks, limit order)"] = bench_risk(n, dict(cfg["risk"]))
     rows["matching: market order walking 1-3 levels"] = bench_market(n, dict(cfg["broker"]),
                                                                       book)
