@@ -149,6 +149,7 @@ def test_markouts_at_1_10_60_seconds_of_mid_per_strategy():
     assert summary["1s_bps"] == pytest.approx(1.0 / 101.0 * 1e4, abs=1e-3)
     assert summary["10s_bps"] == pytest.approx(-0.75 / 101.0 * 1e4, abs=1e-3)
     assert summary["60s_bps"] == summary["10s_bps"] and summary["60s_n"] == 1
+    assert m.trader.markout_summary() == {"t": summary}
     details = [e["detail"] for e in m.collect()["events"] if e["kind"] == "markout"]
     assert len(details) == 3 and "horizon=1s mid=102" in details[0]
 

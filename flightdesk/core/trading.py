@@ -259,6 +259,10 @@ class Trader:
         pos = self.portfolio.positions.get(key)
         return pos.mark if pos is not None and math.isfinite(pos.mark) else 0.0
 
+    def markout_summary(self) -> dict[str, dict[str, float]]:
+        """Average fill markout per strategy and horizon, in bps (see core.markouts)."""
+        return self.markouts.summary()
+
     def mid(self, venue: str, symbol: str) -> float:
         return _mid(self.books(venue, symbol))
 
