@@ -18,6 +18,7 @@ from flightdesk.core import features
 from flightdesk.core.features import FeatureSet, RollingWindow, instrument_groups
 from flightdesk.core.policy import SignalPolicy, apply_policy, side_names
 from flightdesk.core.strategy import Strategy, StrategyContext, signals_batch
+from flightdesk.plugins.strategies.onnx import OnnxStrategy
 from flightdesk.plugins.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "Engine",
     "FeatureSet",
     "FlightdeskError",
+    "OnnxStrategy",
     "ParseError",
     "PluginError",
     "RollingWindow",

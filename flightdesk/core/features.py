@@ -206,10 +206,12 @@ class FeatureSet:
         windows = sorted({s.window_ms for s in self.specs if s.name in _WINDOW_FEATURES})
         self.windows = {w: RollingWindow(w) for w in windows}
 
-    def compute(self, batch: pa.RecordBatch, dtype: type = np.float64) -> np.ndarray:
-        """``(rows, features)`` matrix in the order of ``names``."""
+    def compute(self, batch: pa.RecordBatch, dtype: type = np.float64,
+                groups: list[tuple[Key, np.ndarray]] | None = None) -> np.ndarray:
+        """``(rows, features)`` matrix in the order of ``names`` (``groups``: the batch's
+        :func:`instrument_groups`, when the caller has them already)."""
         out = np.empty((batch.num_rows, len(self.specs)), dtype=dtype)
-        stats = self._window_stats(batch) if self.windows else {}
+        stats = self._window_stats(batch, groups) if self.windows else {}
         for j, spec in enumerate(self.specs):
             if spec.name in _COLUMN_FEATURES:
                 out[:, j] = batch.column(spec.name).to_numpy()
@@ -217,13 +219,14 @@ class FeatureSet:
                 out[:, j] = stats[spec.window_ms][spec.name]
         return out
 
-    def _window_stats(self, batch: pa.RecordBatch) -> dict[float, dict[str, np.ndarray]]:
+    def _window_stats(self, batch: pa.RecordBatch, groups: list[tuple[Key, np.ndarray]] | None
+                      ) -> dict[float, dict[str, np.ndarray]]:
         n = batch.num_rows
         ts = batch.column("ts_event").to_numpy()
         imb = batch.column("imbalance").to_numpy()
         mids = batch.column("mid").to_numpy()
         out = {w: {k: np.empty(n) for k in _WINDOW_FEATURES} for w in self.windows}
-        for key, idx in instrument_groups(batch):
+        for key, idx in groups if groups is not None else instrument_groups(batch):
             for w, window in self.windows.items():
                 st = window.update(key, ts[idx], imb[idx], mids[idx])
                 cols = out[w]

@@ -10,8 +10,9 @@ turns the stream of opinions into a few signals:
 * **decay**: without support the held confidence decays as ``c * exp(-dt / signal_decay_ms)``;
   when it falls below ``min_confidence`` the policy goes ``flat`` (0 disables decay).
 
-The work is vectorized over runs of equal opinions, not rows, and the state is carried
-between batches, so the signals do not depend on how the stream is split into batches.
+The work jumps from change to change with ``searchsorted`` over the rows of each opinion
+(a Python step per signal, not per row), and the state is carried between batches, so the
+signals do not depend on how the stream is split into batches.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ class _Held:
     since: float = -math.inf  # ns of the last change
     support_ts: float = -math.inf
     support_conf: float = 0.0
+
+
+class _Rows:
+    """One instrument's rows of a batch, indexed by opinion."""
+
+    def __init__(self, ts: np.ndarray, want: np.ndarray, confidence: np.ndarray) -> None:
+        self.ts = ts
+        self.confidence = confidence
+        self.nonzero = np.flatnonzero(want)
+        self.by_side = {v: np.flatnonzero(want == v) for v in (-1, 0, 1)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,37 +73,77 @@ class SignalPolicy:
 
     def decide(self, key: Key, ts: np.ndarray, want: np.ndarray, confidence: np.ndarray
                ) -> Decisions:
+        """Signals for one instrument's rows; ``ts`` is made non-decreasing."""
         held = self.held.setdefault(key, _Held())
-        rows: list[int] = []
+        ts = np.maximum.accumulate(np.asarray(ts, dtype=np.int64))
+        rows = _Rows(ts, want, confidence)
+        out_rows: list[int] = []
         sides: list[int] = []
         confs: list[float] = []
-        n = want.size
-        bounds = np.flatnonzero(want[1:] != want[:-1]) + 1
-        starts = np.concatenate(([0], bounds)).tolist()
-        ends = np.concatenate((bounds, [n])).tolist()
-        for s, e in zip(starts, ends, strict=True):
-            v = int(want[s])
-            if v != held.side:
-                i = self._change_at(held, v, ts, s, e)
-                if i >= e:
-                    continue
-                c = float(confidence[i]) if v else self._decayed(held, float(ts[i]))
-                rows.append(i)
-                sides.append(v)
-                confs.append(c)
-                held.side, held.since = v, float(ts[i])
-            if v and v == held.side:
-                held.support_ts, held.support_conf = float(ts[e - 1]), float(confidence[e - 1])
-        return Decisions(np.asarray(rows, np.int64), np.asarray(sides, np.int8),
+        pos = 0
+        while pos < ts.size:  # jump from change to change: few iterations per batch
+            change = self._next_change(held, rows, pos)
+            r = min(change, self._next_flat(held, rows, pos, change))
+            if r >= ts.size:
+                break
+            self._support(held, rows, pos, r + 1)
+            v = int(want[r])
+            out_rows.append(r)
+            sides.append(v)
+            confs.append(float(confidence[r]) if v else self._decayed(held, float(ts[r])))
+            held.side, held.since = v, float(ts[r])
+            if v:
+                held.support_ts, held.support_conf = float(ts[r]), float(confidence[r])
+            pos = r + 1
+        self._support(held, rows, pos, ts.size)
+        return Decisions(np.asarray(out_rows, np.int64), np.asarray(sides, np.int8),
                          np.asarray(confs, np.float64))
 
-    def _change_at(self, held: _Held, v: int, ts: np.ndarray, s: int, e: int) -> int:
-        earliest = held.since + self.hold_ns
-        if v == 0:
-            earliest = max(earliest, self._flat_time(held))
-        if earliest == math.inf:
-            return e
-        return s + int(np.searchsorted(ts[s:e], earliest, side="left"))
+    def _earliest(self, held: _Held, rows: _Rows, pos: int) -> int:
+        """The first row at or after ``pos`` outside the holding period."""
+        if held.since == -math.inf:
+            return pos
+        return max(pos, int(rows.ts.searchsorted(held.since + self.hold_ns, side="left")))
+
+    def _next_change(self, held: _Held, rows: _Rows, pos: int) -> int:
+        """The first row wanting another non-zero side, after the holding period."""
+        cand = rows.nonzero if held.side == 0 else rows.by_side[-held.side]
+        k = int(cand.searchsorted(self._earliest(held, rows, pos)))
+        return int(cand[k]) if k < cand.size else rows.ts.size
+
+    def _next_flat(self, held: _Held, rows: _Rows, pos: int, before: int) -> int:
+        """The first no-opinion row before ``before`` where the held side has decayed below
+        the minimum (only rows up to the next change matter: the scans add up to one pass)."""
+        n = rows.ts.size
+        if held.side == 0 or self.decay_ns <= 0 or self.min_confidence <= 0:
+            return n
+        zeros = rows.by_side[0]
+        zs = zeros[int(zeros.searchsorted(self._earliest(held, rows, pos))):
+                   int(zeros.searchsorted(before))]
+        if zs.size == 0:
+            return n
+        sup = rows.by_side[held.side]
+        j = sup.searchsorted(zs, side="right") - 1
+        inside = j >= 0
+        inside[inside] = sup[j[inside]] >= pos
+        last = sup[np.maximum(j, 0)] if sup.size else np.zeros_like(zs)
+        sup_ts = np.where(inside, rows.ts[last], held.support_ts)
+        sup_conf = np.where(inside, rows.confidence[last], held.support_conf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flat_t = sup_ts + self.decay_ns * np.log(np.maximum(sup_conf / self.min_confidence,
+                                                                1.0))
+        hit = np.flatnonzero((sup_conf > 0) & (rows.ts[zs] >= flat_t))
+        return int(zs[hit[0]]) if hit.size else n
+
+    def _support(self, held: _Held, rows: _Rows, start: int, stop: int) -> None:
+        """Rows in [start, stop) agreeing with the held side refresh it."""
+        if held.side == 0:
+            return
+        sup = rows.by_side[held.side]
+        k = int(sup.searchsorted(stop)) - 1
+        if k >= 0 and sup[k] >= start:
+            i = int(sup[k])
+            held.support_ts, held.support_conf = float(rows.ts[i]), float(rows.confidence[i])
 
     def _flat_time(self, held: _Held) -> float:
         if self.decay_ns <= 0 or self.min_confidence <= 0 or held.support_conf <= 0:

@@ -139,14 +139,15 @@ class OnnxStrategy(Strategy):
         self.skipped_rows = 0
 
     def on_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
-        x = self.features.compute(batch)
+        groups = instrument_groups(batch)
+        x = self.features.compute(batch, groups=groups)
         finite = np.isfinite(x).all(axis=1)
         score = self.model.score(np.where(finite[:, None], x, 0.0))
         self._check_scores(score, finite, x)
         score[~finite] = np.nan
         self.skipped_rows += int(x.shape[0] - finite.sum())
         ts = batch.column("ts_event").to_numpy()
-        d = apply_policy(self.policy, instrument_groups(batch), ts, score,
+        d = apply_policy(self.policy, groups, ts, score,
                          np.clip(np.abs(np.nan_to_num(score)), 0.0, 1.0))
         if d.rows.size == 0:
             return None

@@ -5,10 +5,10 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
+from flightdesk_sma_crossover import BarBuilder, SmaCrossover
 
 import flightdesk
 from flightdesk.core import schemas
-from flightdesk_sma_crossover import BarBuilder, SmaCrossover
 
 MS = 1_000_000
 

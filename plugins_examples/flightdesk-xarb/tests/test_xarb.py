@@ -5,10 +5,10 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
+from flightdesk_xarb import CrossVenueArb
 
 import flightdesk
 from flightdesk.core import schemas
-from flightdesk_xarb import CrossVenueArb
 
 MS = 1_000_000
 

@@ -1,0 +1,1 @@
+"""flightdesk-onnx-imbalance: an ONNX strategy with a model trained on recorded BTCUSDT quotes."""
