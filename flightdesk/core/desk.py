@@ -145,10 +145,13 @@ class Desk(DeskState):
             await self._shutdown(tasks, venues)
 
     def _feed_sinks(self, venue: Venue, queue: asyncio.Queue[Any]) -> tuple[Any, Any]:
-        """The feed's sinks (recorded when ``[desk] record``); its reconnects go in the queue."""
+        """The feed's sinks (recorded when ``[desk] record``) and its reconnect callback."""
+        core = self.core
+        assert core is not None
         if hasattr(venue.feed, "on_reconnect"):
+            # in line with the frames (which the feeds hand over on this loop's thread)
             venue.feed.on_reconnect = (  # type: ignore[union-attr]
-                lambda name: queue.put_nowait((name, RECONNECT, None, time.time_ns())))
+                lambda name: self._process(core, (name, RECONNECT, None, time.time_ns())))
         sink, snapshot_sink = self._sink(queue), self._snapshot_sink(queue)
         if self.config["desk"]["record"]:
             if self.recorder is None:
