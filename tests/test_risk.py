@@ -99,6 +99,9 @@ def test_reduce_only_orders_must_reduce():
     d = r.check(Order("o", 1, "t", "sim", "X", Side.SELL, OrderType.MARKET, 3.0,
                       reduce_only=True), RiskView(2.0, 2.0, 100.0))
     assert (d.reason, d.limit, d.value) == (RiskReason.REDUCE_ONLY, 2.0, 3.0)
+    d = r.check(Order("o", 1, "t", "sim", "X", Side.SELL, OrderType.MARKET, 1.0,
+                      reduce_only=True), RiskView(2.0, 2.0, 100.0, open_sell=1.5))
+    assert (d.reason, d.limit) == (RiskReason.REDUCE_ONLY, 0.5)  # open sells count
 
 
 def test_daily_loss_moves_the_desk_to_reducing_and_a_new_day_lifts_it():

@@ -155,7 +155,9 @@ class RiskValidator:
         if self.mode is DeskMode.HALTED:
             return _reject(RiskReason.HALTED, 0.0, order.qty, self.mode_reason)
         if self.mode is DeskMode.REDUCING or order.reduce_only:
-            allowed = max(0.0, -order.side.sign * view.position)
+            # what is left to close once the open orders on the same side have filled
+            same_side = view.open_buy if order.side.sign > 0 else view.open_sell
+            allowed = max(0.0, -order.side.sign * view.position - same_side)
             if order.qty > allowed + 1e-9:
                 reason = RiskReason.REDUCE_ONLY if order.reduce_only else RiskReason.REDUCING_ONLY
                 detail = "order must reduce the position" + (
