@@ -1,5 +1,6 @@
 """Every hook is documented and tested; plugins register, collide, and run in a desk."""
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import flightdesk
 from flightdesk.core.errors import ConfigError, PluginError
 from flightdesk.core.risk import RiskDecision, RiskReason
 from flightdesk.plugins import hookspecs
-from flightdesk.plugins.manager import collect, load_plugins, make_manager
+from flightdesk.plugins.manager import collect, load_plugins, make_manager, plugin_versions
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugin_hooks.md"
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("flightdesk_"))
@@ -31,9 +32,9 @@ def test_public_surface_is_sorted_and_pinned():
     assert flightdesk.__all__ == sorted(flightdesk.__all__)
     assert flightdesk.__all__ == [
         "ConfigError", "Engine", "FeatureSet", "FlightdeskError", "OnnxStrategy", "ParseError",
-        "PluginError", "RollingWindow", "SchemaError", "SignalPolicy", "Strategy", "StrategyContext",
-        "StrategyError", "TicketError", "__version__", "apply_policy", "connect", "features",
-        "hookimpl", "instrument_groups", "side_names", "signals_batch"]
+        "PluginError", "RollingWindow", "SchemaError", "SignalPolicy", "Strategy",
+        "StrategyContext", "StrategyError", "TicketError", "__version__", "apply_policy",
+        "connect", "features", "hookimpl", "instrument_groups", "side_names", "signals_batch"]
 
 
 class AlwaysBuy(flightdesk.Strategy):
@@ -162,3 +163,58 @@ def test_raising_strategy_is_quarantined_and_desk_keeps_trading(tmp_path):
     assert "ValueError: bad model" in slots["broken"]["quarantined"]
     assert slots["buyer"]["quarantined"] == ""
     assert status["engine"]["quarantines"] == 1
+
+
+@pytest.fixture
+def installed_plugins(tmp_path, monkeypatch):
+    """Two plugin distributions on sys.path, found through the `flightdesk` entry points."""
+    for name in ("alpha", "beta"):
+        (tmp_path / f"fd_{name}.py").write_text(
+            "import flightdesk\n\n"
+            f"class S(flightdesk.Strategy):\n    DEFAULTS = {{'type': '{name}'}}\n\n"
+            "@flightdesk.hookimpl\n"
+            f"def flightdesk_register_strategies(register):\n    register('{name}', S)\n")
+        info = tmp_path / f"fd_{name}-1.2.{len(name)}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fd-{name}\n"
+                                       f"Version: 1.2.{len(name)}\n")
+        (info / "entry_points.txt").write_text(f"[flightdesk]\n{name} = fd_{name}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("FLIGHTDESK_LOAD_PLUGINS", raising=False)
+    monkeypatch.delenv("FLIGHTDESK_TRACE_PLUGINS", raising=False)
+    return monkeypatch
+
+
+def test_entry_point_plugins_are_loaded_with_their_versions(installed_plugins):
+    pm = load_plugins()
+    reg = collect(pm)
+    assert {"alpha", "beta"} <= set(reg.strategies)
+    assert reg.owners[("strategies", "alpha")] == "alpha"
+    versions = dict(plugin_versions(pm))
+    assert (versions["alpha"], versions["beta"]) == ("1.2.5", "1.2.4")
+
+
+@pytest.mark.parametrize(("allow", "loaded"), [("beta", {"beta"}), ("", set()),
+                                                (" alpha , beta ", {"alpha", "beta"})])
+def test_load_plugins_allow_list(installed_plugins, allow, loaded):
+    installed_plugins.setenv("FLIGHTDESK_LOAD_PLUGINS", allow)
+    reg = collect(load_plugins())
+    assert {"alpha", "beta"} & set(reg.strategies) == loaded
+    assert "threshold" in reg.strategies  # the built-in plugins are always loaded
+
+
+def test_trace_plugins_logs_every_hook_call(installed_plugins, caplog):
+    installed_plugins.setenv("FLIGHTDESK_TRACE_PLUGINS", "1")
+    with caplog.at_level(logging.INFO, logger="flightdesk.plugins.manager"):
+        collect(load_plugins())
+    traced = [r.getMessage() for r in caplog.records if "plugin trace" in r.getMessage()]
+    assert any("flightdesk_register_strategies" in m for m in traced), traced
+
+
+def test_plugins_command_lists_plugins_versions_and_registrations(installed_plugins, capsys):
+    from flightdesk.cli import main
+
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha 1.2.5: strategy alpha" in out
+    assert "flightdesk.plugins.strategies.threshold 0.1.0: strategy threshold" in out

@@ -94,6 +94,8 @@ def collect(pm: pluggy.PluginManager) -> Registry:
                 _t[name] = factory
                 reg.owners[(_k, name)] = _p
 
+            if os.environ.get("FLIGHTDESK_TRACE_PLUGINS"):  # called directly: trace by hand
+                logger.info("plugin trace: %s(register) [%s]", hook.name, impl.plugin_name)
             try:
                 impl.function(register=register)
             except PluginError:
@@ -104,13 +106,13 @@ def collect(pm: pluggy.PluginManager) -> Registry:
 
 
 def plugin_versions(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
-    """(plugin name, distribution version) for every registered plugin."""
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    """(plugin name, distribution version) for every registered plugin: the version of the
+    distribution whose ``flightdesk`` entry point has the plugin's name, else flightdesk's."""
+    dists = {ep.name: ep.dist for ep in metadata.entry_points(group="flightdesk")}
     out = []
-    for name, plugin in pm.list_name_plugin():
-        dist = dists.get(id(plugin))
-        version = dist.version if dist is not None else _builtin_version()
-        out.append((name, version))
+    for name, _ in pm.list_name_plugin():
+        dist = dists.get(name)
+        out.append((name, dist.version if dist is not None else _builtin_version()))
     return out
 
 
