@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import site
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -18,10 +20,22 @@ import pyarrow.flight as fl
 
 
 def make_venv(where: Path) -> Path:
-    """A venv at ``where``; returns its python."""
+    """A venv at ``where`` that also sees this interpreter's packages; returns its python.
+
+    ``--system-site-packages`` reaches the base interpreter's packages only; when the tests
+    themselves run in a venv (CI), a ``.pth`` file adds that venv's site directories too
+    (through ``site.addsitedir``, so its editable installs work).
+    """
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
                     str(where)], check=True, timeout=120)
-    return where / "bin" / "python"
+    python = where / "bin" / "python"
+    target = subprocess.run([str(python), "-c", "import sysconfig; "
+                             "print(sysconfig.get_paths()['purelib'])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    parents = dict.fromkeys(site.getsitepackages() + [sysconfig.get_paths()["purelib"]])
+    lines = [f"import site; site.addsitedir({p!r})" for p in parents]
+    (Path(target) / "_flightdesk_parent.pth").write_text("\n".join(lines) + "\n")
+    return python
 
 
 def pip_install(python: Path, *packages: Path) -> None:
