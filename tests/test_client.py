@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -108,3 +110,13 @@ def test_cli_status_with_a_token_and_clear_refusals(desk):
     denied = run_cli("kill", "--url", desk.flight_uri, "--token", "rd")
     assert denied.returncode == 2 and "needs a trade token" in denied.stderr
     assert desk.status()["kill_switch"] is False
+
+
+def test_the_notebook_example_runs(tmp_path):
+    env = {**os.environ, "FLIGHTDESK_DATA": str(tmp_path / "data")}
+    env.pop("FLIGHTDESK_URL", None)
+    out = subprocess.run([sys.executable, "docs/notebook_example.py"], capture_output=True,
+                         text=True, timeout=120, env=env,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert "book levels;" in out.stdout and "tick-to-trade" in out.stdout

@@ -11,6 +11,7 @@ buffer while the ``book`` stream has subscribers, so the hot path pays nothing o
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,10 @@ from flightdesk.core.events import BookMsg
 class BookRows:
     """Buffered ``book`` rows; ``take()`` makes one RecordBatch with contiguous ``seq``."""
 
-    def __init__(self, snapshot_s: float = 5.0) -> None:
+    def __init__(self, snapshot_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.snapshot_s = snapshot_s
+        self.clock = clock
         self.schema = schemas.schema("book")
         self.rows: list[tuple[Any, ...]] = []
         self.seq = 0
@@ -42,7 +45,7 @@ class BookRows:
             self._reset = False
             self._last_snapshot.clear()
         key = (msg.venue, msg.symbol)
-        now = time.monotonic()
+        now = self.clock()
         last = self._last_snapshot.get(key)
         if msg.snapshot or last is None or now - last >= self.snapshot_s:
             self._last_snapshot[key] = now
