@@ -103,7 +103,8 @@ class SignalPolicy:
         """The first row at or after ``pos`` outside the holding period."""
         if held.since == -math.inf:
             return pos
-        return max(pos, int(rows.ts.searchsorted(held.since + self.hold_ns, side="left")))
+        at = np.int64(math.ceil(held.since + self.hold_ns))  # an int: no float copy of ts
+        return max(pos, int(rows.ts.searchsorted(at, side="left")))
 
     def _next_change(self, held: _Held, rows: _Rows, pos: int) -> int:
         """The first row wanting another non-zero side, after the holding period."""
@@ -123,6 +124,10 @@ class SignalPolicy:
         if zs.size == 0:
             return n
         sup = rows.by_side[held.side]
+        k = int(sup.searchsorted(pos))  # quick exit: no flat can come before this bound
+        bound = min(self._flat_time(held), rows.ts[sup[k]] if k < sup.size else math.inf)
+        if rows.ts[zs[-1]] < bound:
+            return n
         j = sup.searchsorted(zs, side="right") - 1
         inside = j >= 0
         inside[inside] = sup[j[inside]] >= pos

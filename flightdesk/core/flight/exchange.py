@@ -75,7 +75,8 @@ class RemoteStrategy(Strategy):
     def __init__(self, name: str, req: StreamRequest, peer: str) -> None:
         super().__init__(name, {"type": "remote", "venue": "", "symbols": [], "enabled": True,
                                 "peer": peer, "stream": req.stream})
-        self.rtt_ns: deque[int] = deque(maxlen=100_000)
+        #: (rows of the market batch, round trip in ns) per answered batch
+        self.rtt: deque[tuple[int, int]] = deque(maxlen=100_000)
         self.dropped = 0
 
 
@@ -87,7 +88,7 @@ class ExchangeSession:
         self.req = req
         self.remote = RemoteStrategy(req.strategy, req.subscribe, peer)
         self.slot = StrategySlot(self.remote)
-        self.sent: dict[int, int] = {}
+        self.sent: dict[int, tuple[int, int]] = {}
         self.n = 0
 
     def run(self, reader: flight.MetadataRecordBatchReader,
@@ -135,7 +136,7 @@ class ExchangeSession:
 
     def _send(self, writer: flight.MetadataRecordBatchWriter, batch: pa.RecordBatch) -> None:
         self.n += 1
-        self.sent[self.n] = time.perf_counter_ns()
+        self.sent[self.n] = (batch.num_rows, time.perf_counter_ns())
         writer.write_with_metadata(batch, pa.py_buffer(b'{"n": %d}' % self.n))
 
     def _ack(self, meta: Any) -> None:
@@ -145,9 +146,9 @@ class ExchangeSession:
             k = int(json.loads(meta.to_pybytes())["ack"])
         except (ValueError, KeyError, TypeError):
             return
-        t0 = self.sent.pop(k, None)
-        if t0 is not None:
-            self.remote.rtt_ns.append(time.perf_counter_ns() - t0)
+        sent = self.sent.pop(k, None)
+        if sent is not None:
+            self.remote.rtt.append((sent[0], time.perf_counter_ns() - sent[1]))
 
     def _filter(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         req = self.req.subscribe
