@@ -10,7 +10,9 @@ import pytest
 from factories import make_book, make_ids
 
 from flightdesk.core.broker import PaperBroker
+from flightdesk.core.errors import ConfigError
 from flightdesk.core.events import TradeMsg
+from flightdesk.core.latency import LatencyModel
 from flightdesk.core.orders import Liquidity, Order, OrderType, Side, TimeInForce
 from flightdesk.core.portfolio import Portfolio
 from flightdesk.core.risk import RiskValidator
@@ -281,3 +283,22 @@ def test_execute_is_a_stateless_taker_walk():
         make_book(), 5)
     assert [(f.price, f.qty) for f in fills] == [(99.0, 1.0)]
     assert math.isclose(fills[0].fee, 99.0 * 1e-3)
+
+
+def test_sampled_latency_is_seeded_and_has_the_configured_mean():
+    cfg = {"latency_ms": 1.0, "latency_jitter_ms": 2.0, "latency_dist": "exponential",
+           "latency_seed": 11}
+    a, b = LatencyModel(cfg), LatencyModel(cfg)
+    draws = [a.entry() for _ in range(4000)]
+    assert draws[:50] == [b.entry() for _ in range(50)]  # same seed, same delays
+    assert min(draws) >= 1 * MS
+    assert sum(draws) / len(draws) == pytest.approx(3 * MS, rel=0.1)
+    assert LatencyModel({"latency_ms": 0.0}).zero
+
+
+@pytest.mark.parametrize(("key", "value"), [("queue_model", "fifo"),
+                                            ("latency_dist", "gaussian"),
+                                            ("latency_ms", -1.0)])
+def test_bad_broker_settings_are_config_errors_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"broker.{key}"):
+        PaperBroker({**FEES, key: value}, make_ids())
