@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -240,6 +241,22 @@ def row(name: str, what: str, result: tuple[float, int, int] | str, base: float 
             f"| {levels / secs:,.0f} | {rel} |")
 
 
+def verdict(ours: tuple[float, int, int] | str, cf: tuple[float, int, int] | str) -> list[str]:
+    """The Binance figures against the issue's targets, in words."""
+    if isinstance(ours, str):
+        return []
+    secs, frames, levels = ours
+    out = [f"Against the targets on the Binance recording (>= 3,000,000 level updates/s, "
+           f">= 40x cryptofeed): {levels / secs:,.0f} levels/s is "
+           f"{levels / secs / 3e6:.0%} of the levels target, and {frames / secs:,.0f} frames/s "
+           f"(every frame: depth diffs, bookTicker, trades)"]
+    if not isinstance(cf, str):
+        out[0] += f" is {(frames / secs) / (cf[1] / cf[0]):.1f}x cryptofeed in this run"
+    out[0] += (". Load average when the run ended: "
+               f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 shared cores).")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -257,14 +274,18 @@ def main(argv: list[str] | None = None) -> None:
              "Binance recording (other venues have no cryptofeed baseline here).", "",
              "| path | recording | frames | levels applied | frames/s | levels/s | vs cf |",
              "|---|---|---:|---:|---:|---:|---:|"]
+    ours: tuple[float, int, int] | str = "not run"
     for name, factory, what, frames_of in CASES:
         frames = frames_of()
-        lines.append(row(f"flightdesk {name}", what,
-                         median_run(lambda f=factory, fr=frames: run_flightdesk(f, fr),
-                                    args.runs), base if name == "binance" else None))
+        result = median_run(lambda f=factory, fr=frames: run_flightdesk(f, fr), args.runs)
+        if name == "binance":
+            ours = result
+        lines.append(row(f"flightdesk {name}", what, result,
+                         base if name == "binance" else None))
     lines.append(row("cryptofeed 2.x Binance handler", "`btcusdt_20240808.gz`", cf, base))
     lines.append(row("plain dict book", "`btcusdt_20240808.gz`",
                      median_run(lambda: run_plain_dict(binance), args.runs), base))
+    lines += ["", *verdict(ours, cf)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
