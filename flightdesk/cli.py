@@ -17,6 +17,7 @@ COMMANDS = (
     "flightdesk.commands.tail",
     "flightdesk.commands.plugins",
     "flightdesk.commands.new_plugin",
+    "flightdesk.commands.backtest",
     "flightdesk.commands.normalize",
     "flightdesk.commands.record",
 )

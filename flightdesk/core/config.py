@@ -72,7 +72,8 @@ DEFAULTS: dict[str, Any] = {
         "queue_power": 2.0,
     },
     "store": {
-        "path": "flightdesk.sqlite",
+        "path": "flightdesk.sqlite",  # SQLite file under desk.data_dir
+        "uri": "",  # or an ADBC URI, e.g. postgresql://user@host/db (extra: postgres)
         "batch_rows": 2048,
         "flush_ms": 20,
         "history_dir": "",  # Parquet market-data history: <dir>/<stream>/ (pyarrow.dataset)

@@ -45,8 +45,11 @@ class Desk(DeskState):
     """One running desk (see the module docstring)."""
 
     def __init__(self, config: Config | None = None,
-                 plugins: Sequence[object] = ()) -> None:
+                 plugins: Sequence[object] = (), clock: Callable[[], int] | None = None,
+                 run_id: str = "") -> None:
         self.config = config or load_config()
+        #: the engine clock: wall time live, data time in a replay (see core.replay)
+        self.clock: Callable[[], int] = clock or time.time_ns
         pm = make_manager()
         for plugin in plugins:  # objects with @hookimpl functions, e.g. from a notebook
             pm.register(plugin)
@@ -57,13 +60,15 @@ class Desk(DeskState):
         self.stop_event = threading.Event()
         self.ready_event = threading.Event()
         self.bus = Bus(int(self.config["flight"]["subscriber_buffer"]))
-        self.store = Store(self.data_dir / self.config["store"]["path"], self.config["store"])
-        self.ids = IdMaker()
+        uri = self.config["store"]["uri"]
+        self.store = Store(uri or self.data_dir / self.config["store"]["path"],
+                           self.config["store"])
+        self.ids = IdMaker(run_id)
         self.portfolio = Portfolio()
         self.risk = RiskValidator(self.config["risk"], self.registry.risk_rules)
         self.broker = PaperBroker(self.config["broker"], self.ids)
         self.trader = Trader(self.risk, self.broker, self.portfolio, self.ids,
-                             self._book, time.time_ns)
+                             self._book, self.clock)
         self.venue_tables = {n: self._plugin_table("venues", n, t)
                              for n, t in self.config["venues"].items()}
         self.strategy_list = [self._build_strategy(n, t)
@@ -77,6 +82,8 @@ class Desk(DeskState):
         self.recovered_fills = 0
         self.history: HistoryWriter | None = None
         self._async_stop: asyncio.Event | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._unflushed = 0
 
     # -- construction -----------------------------------------------------------------
     def _plugin_table(self, section: str, name: str, table: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +132,7 @@ class Desk(DeskState):
             venues = self._build_venues()
             self.core = EngineCore(venues, self.trader, self.bus, self.store,
                                    int(self.config["desk"]["depth_levels"]))
-            self._start_strategies()
+            self.start_strategies()
             self.pm.hook.flightdesk_startup(desk=self)
             self._start_flight()
             self._start_health()
@@ -160,13 +167,36 @@ class Desk(DeskState):
         return sink, snapshot_sink
 
     def _sink(self, queue: asyncio.Queue[Any]) -> Callable[[str, Any, int], None]:
+        """Frames are processed as they arrive, on the loop thread, with no queue hop; the
+        flush runs once the feed has nothing more buffered (``call_soon``), or every
+        ``max_batch_rows`` frames: one row per batch when quiet, thousands when busy."""
+        core = self.core
+        assert core is not None
+        loop = asyncio.get_running_loop()
+        limit = int(self.config["desk"]["max_batch_rows"])
+        process = self._process
+
         def sink(venue: str, frame: Any, ts_recv: int) -> None:
-            try:
-                queue.put_nowait((venue, None, frame, ts_recv))
-            except asyncio.QueueFull:
-                if self.core is not None:
-                    self.core.counters["queue_drops"] += 1
+            process(core, (venue, None, frame, ts_recv))
+            self._unflushed += 1
+            if self._unflushed >= limit:
+                self._flush_now()
+            elif self._flush_handle is None:
+                self._flush_handle = loop.call_soon(self._flush_now)
         return sink
+
+    def _flush_now(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._unflushed = 0
+        core = self.core
+        assert core is not None
+        try:
+            core.flush()
+        except Exception:  # the loop must survive anything a flush meets
+            core.counters["flush_errors"] += 1
+            logger.exception("engine flush failed")
 
     def _snapshot_sink(self, queue: asyncio.Queue[Any]) -> Callable[[str, str, Any, int], None]:
         def sink(venue: str, symbol: str, body: Any, ts_recv: int) -> None:
@@ -184,11 +214,7 @@ class Desk(DeskState):
             while n < limit and not queue.empty():
                 self._process(core, queue.get_nowait())
                 n += 1
-            try:
-                core.flush()
-            except Exception:  # the loop must survive anything a flush meets
-                core.counters["flush_errors"] += 1
-                logger.exception("engine flush failed")
+            self._flush_now()
 
     @staticmethod
     def _process(core: EngineCore, item: tuple[str, str | None, Any, int]) -> None:
@@ -213,12 +239,13 @@ class Desk(DeskState):
             self.store.submit("performance_metrics", [self.performance_row()])
             self.store.submit("strategy_snapshots", self.strategy_rows())
 
-    def _start_strategies(self) -> None:
+    def start_strategies(self) -> None:
+        """Build the strategy slots on ``self.core`` and call each ``on_start``."""
         assert self.core is not None
         self.core.slots = [StrategySlot(s) for s in self.strategy_list]
         for slot in self.core.slots:
             ctx = StrategyContext(slot.name, slot.strategy.config, self.config["risk"],
-                                  time.time_ns, self.portfolio.snapshot,
+                                  self.clock, self.portfolio.snapshot,
                                   logging.getLogger(f"flightdesk.strategy.{slot.name}"))
             try:
                 slot.strategy.on_start(ctx)

@@ -204,6 +204,11 @@ class EngineCore:
     def _on_status(self, ev: Status) -> None:
         self.counters[f"status_{ev.kind}"] += 1
 
+    def add_venue(self, venue: Venue) -> None:
+        """Carry one more venue (replays meet venues as the capture reveals them)."""
+        self.venues[venue.name] = venue
+        self.books.protocols[venue.name] = venue.protocol
+
     def book(self, venue: str, symbol: str) -> L2Book | None:
         book = self.books.books.get((venue, symbol))
         return book if book is not None and book.bids and book.asks else None
@@ -216,9 +221,7 @@ class EngineCore:
         if quotes is not None:  # quotes first: they are what strategies trade on
             telemetry.feature_calculation.record(time.perf_counter() - t0)
             telemetry.market_updates.add(quotes.num_rows, _QUOTES)
-            self.bus.publish("quotes", quotes)
-            self._mark()
-            self._run_strategies(quotes)
+            self.on_quotes(quotes)
         trades = self.trades.take()
         if trades is not None:
             self.bus.publish("trades", trades)
@@ -231,6 +234,13 @@ class EngineCore:
         if book_rows is not None:
             self.bus.publish("book", book_rows)
         self._emit_rows()
+
+    def on_quotes(self, quotes: pa.RecordBatch) -> None:
+        """Publish a quotes batch and run the strategies on it (also used by replays of
+        normalized data, which arrive as quotes batches rather than frames)."""
+        self.bus.publish("quotes", quotes)
+        self._mark()
+        self._run_strategies(quotes)
 
     def _mark(self) -> None:
         for (venue, symbol), pos in self.trader.portfolio.positions.items():

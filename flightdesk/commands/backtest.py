@@ -1,0 +1,105 @@
+"""``flightdesk backtest INPUT... --strategy NAME --out DIR``: replay through the desk.
+
+``--param key=v1,v2`` (repeatable) runs the grid of values in parallel processes, one run
+per combination under ``DIR/run-<n>/``, and writes ``DIR/sweep.json`` and ``DIR/sweep.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from flightdesk.core.errors import ConfigError
+
+SWEEP_COLUMNS = ("pnl", "sharpe", "max_drawdown", "trades", "fill_ratio", "fees",
+                 "events_per_s")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("backtest", help="replay captures or normalized Parquet through the desk")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="raw captures (host, cryptofeed, hftbacktest) or normalized Parquet dirs")
+    p.add_argument("--strategy", required=True, help="strategy type, or a name in --config")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--config", help="TOML config (risk, broker, strategies...)")
+    p.add_argument("--venue", help="venue of the captures when it cannot be detected")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
+                   help="strategy parameter values; repeat for a grid")
+    p.add_argument("--batch-frames", type=int, default=64, help="frames per engine batch")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel sweep runs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_params(items: list[str]) -> list[dict[str, Any]]:
+    """``["a=1,2", "b=x"]`` -> ``[{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]``."""
+    from flightdesk.core.config import env_overrides
+
+    axes: list[tuple[str, list[Any]]] = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise ConfigError(f"--param {item!r} must look like key=v1,v2")
+        parsed = [env_overrides({f"FLIGHTDESK_X__{key.upper()}": v})["x"][key.lower()]
+                  for v in values.split(",")]
+        axes.append((key, parsed))
+    return [dict(zip([k for k, _ in axes], combo, strict=True))
+            for combo in itertools.product(*[v for _, v in axes])]
+
+
+def run(args: argparse.Namespace) -> int:
+    grid = parse_params(args.param)
+    if len(grid) <= 1:
+        summary = _one(args, args.out, grid[0] if grid else {}, not args.quiet)
+        print(json.dumps({k: summary[k] for k in ("pnl", "trades", "events_per_s")}))
+        print(f"wrote {Path(args.out) / 'report.html'}")
+        return 0
+    out = Path(args.out)
+    with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(grid)))) as pool:
+        futures = [pool.submit(_one, args, str(out / f"run-{i}"), params, False)
+                   for i, params in enumerate(grid)]
+        rows = [{"run": f"run-{i}", **grid[i], **{c: f.result()[c] for c in SWEEP_COLUMNS}}
+                for i, f in enumerate(futures)]
+    (out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    table = _markdown(rows)
+    (out / "sweep.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+def _one(args: argparse.Namespace, out: str, params: dict[str, Any],
+         show: bool) -> dict[str, Any]:
+    from flightdesk.core.backtest import run_backtest
+
+    return run_backtest(args.inputs, args.strategy, out, config=args.config, params=params,
+                        venue=args.venue, batch_frames=args.batch_frames,
+                        progress=_bar if show else None)
+
+
+def _bar(done: int, total: int, elapsed: float) -> None:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if total:
+        eta = (total - done) / rate if rate > 0 else 0.0
+        filled = int(30 * done / total)
+        text = (f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} events "
+                f"{rate:,.0f}/s ETA {eta:,.0f}s ")
+    else:
+        text = f"\r{done:,} events {rate:,.0f}/s "
+    print(text, end="", file=sys.stderr, flush=True)
+    if total and done >= total:
+        print(file=sys.stderr)
+
+
+def _markdown(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"{row[c]:.6g}" if isinstance(row[c], float)
+                                       else str(row[c]) for c in cols) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""``flightdesk backtest``: replay data through the desk and summarize what it did.
+
+The run is a real :class:`~flightdesk.core.desk.Desk` on a :class:`ReplayClock` with a
+fixed run id, so the same inputs and config give byte-identical ``fills.parquet``. Outputs
+in ``--out``: ``orders``/``fills``/``positions`` Parquet, ``backtest.sqlite`` (the store,
+queryable), ``summary.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flightdesk.core.capture import merge_captures
+from flightdesk.core.config import load_config
+from flightdesk.core.replay import ReplayClock, Replayer, quote_batches
+
+SECONDS_PER_YEAR = 365 * 86_400
+
+
+@dataclass
+class Curve:
+    """Equity, position and mid sampled on the data clock (at most every ``step_ns``)."""
+
+    step_ns: int = 100_000_000
+    ts: list[int] = field(default_factory=list)
+    equity: list[float] = field(default_factory=list)
+    position: list[float] = field(default_factory=list)
+    mid: list[float] = field(default_factory=list)
+
+    def sample(self, ts: int, equity: float, position: float, mid: float) -> None:
+        if self.ts and ts - self.ts[-1] < self.step_ns:
+            return
+        self.ts.append(ts)
+        self.equity.append(equity)
+        self.position.append(position)
+        self.mid.append(mid)
+
+
+def is_normalized(path: Path) -> bool:
+    return path.is_dir() and ((path / "quotes").exists() or any(path.glob("**/*.parquet")))
+
+
+def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
+                 config: str | Path | None = None, params: Mapping[str, Any] | None = None,
+                 venue: str | None = None, batch_frames: int = 64,
+                 progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+    """Run one backtest; write the outputs into ``out``; return the summary."""
+    from flightdesk.core.desk import Desk
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("backtest.sqlite", "backtest.sqlite-wal", "backtest.sqlite-shm"):
+        (out / name).unlink(missing_ok=True)
+    cfg = _config(config, strategy, params or {}, out)
+    clock = ReplayClock()
+    desk = Desk(cfg, clock=clock, run_id="bt")
+    curve = Curve()
+    replay = Replayer(desk, clock, batch_frames=batch_frames, venue=venue,
+                      on_flush=lambda ts: _sample(desk, curve, ts)).start()
+    paths = [Path(p) for p in inputs]
+    t0 = time.perf_counter()
+    try:
+        if all(is_normalized(p) for p in paths):
+            records = replay.run_quotes(_progress(quote_batches(paths), progress, t0, rows=True))
+        else:
+            recs = list(merge_captures(paths))
+            records = replay.run(_progress(recs, progress, t0, total=len(recs)))
+    finally:
+        replay.finish()
+    wall = time.perf_counter() - t0
+    tables = {t: desk.store.read(t)
+              for t in ("orders", "fills", "positions")}
+    for name, table in tables.items():
+        pq.write_table(_conform(name, table), out / f"{name}.parquet")
+    summary = summarize(desk, curve, tables, records, wall, strategy)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    from flightdesk.core.report import write_report
+
+    write_report(out / "report.html", summary, curve, tables["fills"])
+    return summary
+
+
+def _config(path: Any, strategy: str, params: Mapping[str, Any], out: Path) -> Any:
+    base = load_config(path) if path else None
+    table: dict[str, Any] = {}
+    if base is not None and strategy in base["strategies"]:
+        table = dict(base["strategies"][strategy])
+    table.setdefault("type", strategy)
+    table.pop("venue", None)  # a replay carries whatever venues the data holds
+    table.update(params)
+    overrides = {"desk": {"data_dir": str(out)}, "flight": {"enabled": False},
+                 "store": {"path": "backtest.sqlite", "recover": False,
+                           "metrics_interval_ms": 0},
+                 "strategies": {strategy: table}}
+    return load_config(path, overrides=overrides, env={})
+
+
+def _progress(items: Iterable[Any], report: Callable[[int, int, float], None] | None,
+              t0: float, total: int = 0, rows: bool = False) -> Iterable[Any]:
+    if report is None:
+        yield from items
+        return
+    done = 0
+    last = 0.0
+    for item in items:
+        yield item
+        done += item.num_rows if rows else 1
+        now = time.perf_counter()
+        if now - last > 0.5:
+            last = now
+            report(done, total, now - t0)
+    report(done, total, time.perf_counter() - t0)
+
+
+def _sample(desk: Any, curve: Curve, ts: int) -> None:
+    portfolio = desk.portfolio
+    totals = portfolio.totals()
+    pos = next(iter(portfolio.positions.values()), None)
+    mid = pos.mark if pos is not None else math.nan
+    if pos is None and desk.core is not None and desk.core.books.books:
+        bp, _, ap, _ = next(iter(desk.core.books.books.values())).top()
+        mid = (bp + ap) / 2
+    curve.sample(ts, totals["pnl"], pos.qty if pos else 0.0, mid)
+
+
+def _conform(name: str, table: pa.Table) -> pa.Table:
+    from flightdesk.core import schemas
+
+    return schemas.conform(name, table)
+
+
+def summarize(desk: Any, curve: Curve, tables: dict[str, pa.Table], records: int,
+              wall: float, strategy: str) -> dict[str, Any]:
+    """PnL, Sharpe, drawdown, trades, fill ratio, fees, markouts and speed of a run."""
+    totals = desk.portfolio.totals()
+    equity = np.asarray(curve.equity, dtype=np.float64)
+    drawdown = float(np.max(np.maximum.accumulate(equity) - equity)) if equity.size else 0.0
+    orders = tables["orders"]
+    statuses = orders.column("status").to_pylist() if orders.num_rows else []
+    accepted = statuses.count("accepted")
+    filled = statuses.count("filled") + statuses.count("partially_filled")
+    span = (curve.ts[-1] - curve.ts[0]) / 1e9 if len(curve.ts) > 1 else 0.0
+    return {
+        "strategy": strategy,
+        "pnl": totals["pnl"], "realized_pnl": totals["realized_pnl"],
+        "unrealized_pnl": totals["unrealized_pnl"], "fees": totals["fees"],
+        "sharpe": sharpe(curve), "max_drawdown": drawdown,
+        "orders": statuses.count("new"), "rejected": statuses.count("rejected"),
+        "trades": tables["fills"].num_rows,
+        "fill_ratio": filled / accepted if accepted else 0.0,
+        "markouts": _markouts(desk),
+        "positions": {f"{p.venue}:{p.symbol}": p.qty for p in desk.portfolio.positions.values()},
+        "events": records, "wall_s": round(wall, 3),
+        "events_per_s": round(records / wall, 1) if wall > 0 else 0.0,
+        "data_span_s": round(span, 3),
+        "engine": dict(desk.core.counters) if desk.core is not None else {},
+        "risk_rejections": {k: v for k, v in desk.trader.counters.items()
+                            if k.startswith("rejected_")},
+    }
+
+
+def sharpe(curve: Curve) -> float:
+    """Annualized Sharpe of per-second equity changes on the data clock (0 if too short)."""
+    if len(curve.ts) < 3:
+        return 0.0
+    ts = np.asarray(curve.ts, dtype=np.int64)
+    eq = np.asarray(curve.equity, dtype=np.float64)
+    grid = np.arange(ts[0], ts[-1], 1_000_000_000)
+    if grid.size < 3:
+        return 0.0
+    sampled = eq[np.searchsorted(ts, grid, side="right") - 1]
+    changes = np.diff(sampled)
+    sd = float(changes.std())
+    return float(changes.mean() / sd * math.sqrt(SECONDS_PER_YEAR)) if sd > 0 else 0.0
+
+
+def _markouts(desk: Any) -> dict[str, Any]:
+    for owner in (desk.trader, desk.broker):
+        fn = getattr(owner, "markout_summary", None)
+        if callable(fn):
+            return dict(fn())
+    return {}
