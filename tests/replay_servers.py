@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,10 +67,12 @@ def mutate(frame: str, how: str) -> str:
 
 @dataclass
 class Adapter:
-    """What differs between venues: subscribed symbols and the snapshot frame."""
+    """What differs between venues: subscribed symbols, the snapshot frame, and (venues with
+    a per-connection sequence) how to stamp a frame with its sequence number."""
 
     subscribed: Callable[[dict], list[str]]
     snapshot: Callable[[str, L2Book], str]
+    stamp: Callable[[str, int], str] | None = None
 
 
 def _levels(levels: list, n: int | None = None) -> list:
@@ -95,6 +98,53 @@ def coinbase_snapshot(symbol: str, book: L2Book) -> str:
                        "asks": _levels(book.ask_levels(len(book.asks)))})
 
 
+ADVANCED_TIME = "2021-04-17T16:43:37.000000Z"
+
+
+def advanced_updates(bids: list, asks: list) -> list[dict]:
+    return [{"side": side, "event_time": ADVANCED_TIME, "price_level": lv[0],
+             "new_quantity": lv[1]} for side, levels in (("bid", bids), ("offer", asks))
+            for lv in levels]
+
+
+def to_advanced(frame: str) -> str | None:
+    """A legacy Coinbase frame as Advanced Trade ``l2_data`` (sequence_num stamped later)."""
+    msg = json.loads(frame)
+    kind = msg.get("type")
+    if kind == "snapshot":
+        updates = advanced_updates(msg["bids"], msg["asks"])
+    elif kind == "l2update":
+        updates = [{"side": "bid" if side == "buy" else "offer", "event_time": msg["time"],
+                    "price_level": px, "new_quantity": sz} for side, px, sz in msg["changes"]]
+    else:
+        return None
+    return json.dumps({"channel": "l2_data", "client_id": "", "timestamp": ADVANCED_TIME,
+                       "sequence_num": -1, "events": [{"type": "update" if kind == "l2update"
+                                                       else "snapshot",
+                                                       "product_id": msg["product_id"],
+                                                       "updates": updates}]})
+
+
+def advanced_snapshot(symbol: str, book: L2Book) -> str:
+    updates = advanced_updates(book.bid_levels(len(book.bids)), book.ask_levels(len(book.asks)))
+    return json.dumps({"channel": "l2_data", "client_id": "", "timestamp": ADVANCED_TIME,
+                       "sequence_num": -1, "events": [{"type": "snapshot", "product_id": symbol,
+                                                       "updates": updates}]})
+
+
+_SEQ = re.compile(r'"sequence_num": -?\d+')
+
+
+def stamp_sequence(frame: str, seq: int) -> str:
+    return _SEQ.sub(f'"sequence_num": {seq}', frame, count=1)
+
+
+def advanced_session(legacy_frames: list[str]) -> list[str]:
+    """The legacy recording's book frames as Advanced Trade, numbered as one connection."""
+    out = [f for f in map(to_advanced, legacy_frames) if f is not None]
+    return [stamp_sequence(f, i) for i, f in enumerate(out)]
+
+
 ADAPTERS = {
     "kraken": Adapter(lambda m: m.get("pair", []) if m.get("event") == "subscribe" else [],
                       kraken_snapshot),
@@ -103,6 +153,9 @@ ADAPTERS = {
                    if m.get("op") == "subscribe" else [], okx_snapshot),
     "coinbase": Adapter(lambda m: m.get("product_ids", []) if m.get("type") == "subscribe"
                         else [], coinbase_snapshot),
+    "coinbase-advanced": Adapter(lambda m: m.get("product_ids", [])
+                                 if m.get("type") == "subscribe" and m.get("channel") == "level2"
+                                 else [], advanced_snapshot, stamp_sequence),
 }
 
 
@@ -125,6 +178,7 @@ class VenueReplay:
     def __post_init__(self) -> None:
         self.reference = Pump(self.protocol)
         self.adapter = ADAPTERS[self.venue]
+        self.seq = 0  # per-connection sequence (venues whose adapter stamps frames)
 
     async def __aenter__(self) -> VenueReplay:
         self.server = await serve(self._handler, "127.0.0.1", 0, compression=None,
@@ -145,8 +199,15 @@ class VenueReplay:
         self.reference.frame(self.frames[self.cursor], self.cursor)
         self.cursor += 1
 
+    async def _send(self, ws: ServerConnection, frame: str) -> None:
+        if self.adapter.stamp is not None:
+            frame = self.adapter.stamp(frame, self.seq)
+            self.seq += 1
+        await ws.send(frame)
+
     async def _handler(self, ws: ServerConnection) -> None:
         self.connections += 1
+        self.seq = 0
         pending: asyncio.Queue[str] = asyncio.Queue()
         subscribed = asyncio.Event()
         reader = asyncio.create_task(self._read(ws, pending, subscribed))
@@ -174,15 +235,17 @@ class VenueReplay:
             while not pending.empty():
                 symbol = pending.get_nowait()
                 book = self.reference.keeper.book(self.protocol.name, symbol)
-                await ws.send(self.adapter.snapshot(symbol, book))
+                await self._send(ws, self.adapter.snapshot(symbol, book))
                 self.snapshots_sent += 1
             fault = self.faults.pop(self.cursor, None)
             if fault is not None and await self._fault(ws, fault):
                 return
-            if fault != "gap":
+            if fault == "gap":
+                self.seq += 1  # sent by the venue, lost on the way
+            else:
                 frame = self.frames[self.cursor]
-                await ws.send(mutate(frame, fault) if fault in ("corrupt", "nan", "negative")
-                              else frame)
+                await self._send(ws, mutate(frame, fault)
+                                 if fault in ("corrupt", "nan", "negative") else frame)
             self._advance()
             if self.cursor % 32 == 0:
                 await asyncio.sleep(0)

@@ -19,7 +19,7 @@ import asyncio
 import json
 
 import pytest
-from replay_servers import VenueReplay, first_level
+from replay_servers import VenueReplay, advanced_session, first_level
 from venue_helpers import Pump, data_file
 
 from flightdesk.core.capture import CaptureKind, read_capture
@@ -172,4 +172,29 @@ def test_coinbase_legacy_faults_and_a_crossed_level(tmp_path):
     assert c["reconnects"] == 2 and c["parse_errors"] == 3
     assert c["books.resyncs_crossed"] == 1 and server.reference.keeper.counters[
         "crossed_books"] == 1  # the venue's own run met the same crossing
+    assert books_equal(desk, server)
+
+
+def test_coinbase_advanced_sequence_gap_resyncs_every_product_on_the_connection(tmp_path):
+    """The legacy recording's books as Advanced Trade l2_data, numbered per connection: a lost
+    message shows as a sequence_num jump, every product is resubscribed and rebuilt, and a
+    reconnect restarts the numbering (the protocol's connection state is reset)."""
+    legacy = recv_frames("coinbase", "COINBASE.ws.28.0")
+    frames = advanced_session(legacy)
+    products = sorted({json.loads(f)["events"][0]["product_id"] for f in frames})
+
+    async def main() -> tuple[Desk, VenueReplay]:
+        faults = {2000: "gap", 4000: "garbage", 6000: "drop", 8000: "gap"}
+        async with VenueReplay("coinbase-advanced", CoinbaseProtocol(api="advanced"), frames,
+                               faults, lost=25) as server:
+            table = {"type": "coinbase", "symbols": products, "ws_url": server.url}
+            return await run_desk(tmp_path, table, server), server
+
+    desk, server = asyncio.run(main())
+    c = counters(desk)
+    proto = desk.core.venues["coinbase"].protocol
+    assert proto.stats.by_kind["gap"] == 2 and c["books.resyncs_gap"] == 2 * len(products)
+    assert c["reconnects"] == 1 and c["books.resyncs_reconnect"] == len(products)
+    assert c["parse_errors"] == 1 and "stale_sequence" not in proto.stats.by_kind
+    assert server.snapshots_sent == 3 * len(products)  # two gaps and the reconnect
     assert books_equal(desk, server)
