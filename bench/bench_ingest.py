@@ -1,0 +1,257 @@
+"""Ingest benchmark: Binance frames -> parse -> BookKeeper -> top of book, on one core.
+
+Usage::
+
+    python bench/bench_ingest.py [--runs 5] [--profile] [--no-append]
+
+Loads ``../shared/data/binance/btcusdt_20240808.gz`` (hftbacktest capture: 3,451 depth
+diffs, 28,040 bookTicker, 9,757 trades, one REST snapshot) into memory, then times the
+whole path — ``BinanceProtocol.parse`` (or ``parse_snapshot`` for the REST line), every
+event routed by type, book messages applied by ``BookKeeper.apply``, ``L2Book.top()``
+read after every frame — and reports the median of ``--runs`` runs. In the same run it
+times two naive baselines that a first implementation would write (``json.loads`` +
+``if``/``elif`` on the event type, float keys and float quantities): a dict per side with
+``max()``/``min()`` over the keys after every frame, and a dict plus bisect-sorted key lists.
+The markdown table is printed and appended to ``bench/RESULTS_ingest.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import json
+import platform
+import pstats
+import statistics
+import sys
+import time
+from bisect import bisect_left, insort
+from collections.abc import Callable
+from pathlib import Path
+
+from flightdesk.core.books import BookKeeper
+from flightdesk.core.events import (
+    BookMsg,
+    Outbound,
+    Resync,
+    SnapshotRequest,
+    Status,
+    TickerMsg,
+    TradeMsg,
+)
+from flightdesk.plugins.venues.binance.parse import BinanceProtocol
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "binance" / "btcusdt_20240808.gz"
+RESULTS = ROOT / "bench" / "RESULTS_ingest.md"
+SYMBOL = "BTCUSDT"
+NAN = float("nan")
+
+Frames = list[tuple[int, bytes, bool]]  # (ts_recv_ns, frame, is_rest_snapshot)
+
+
+def load_frames(path: Path = DATA) -> Frames:
+    out = []
+    with gzip.open(path, "rb") as fh:
+        for line in fh:
+            ts, frame = line.rstrip(b"\n").split(b" ", 1)
+            out.append((int(ts), frame, b'"stream"' not in frame))
+    return out
+
+
+# -- flightdesk path ---------------------------------------------------------------------
+def run_flightdesk(frames: Frames, **proto_kw) -> tuple[float, int, tuple]:
+    """Seconds, levels applied, final top: parse -> route -> apply -> top after each frame."""
+    proto = BinanceProtocol("binance", **proto_kw)
+    keeper = BookKeeper({"binance": proto})
+    book = keeper.book("binance", SYMBOL)
+    levels = 0
+
+    def apply(msg: BookMsg) -> None:
+        nonlocal levels
+        levels += len(msg.bids) + len(msg.asks)
+        keeper.apply(msg)
+
+    def ignore(ev: object) -> None:
+        pass
+
+    routes: dict[type, Callable] = {BookMsg: apply, TradeMsg: ignore, TickerMsg: ignore,
+                                    Status: ignore, Resync: keeper.resync,
+                                    SnapshotRequest: ignore, Outbound: ignore}
+    parse, parse_snapshot, top = proto.parse, proto.parse_snapshot, book.top
+    t0 = time.perf_counter()
+    for ts, frame, is_snap in frames:
+        events = parse_snapshot(SYMBOL, frame, ts) if is_snap else parse(frame, ts)
+        for ev in events:
+            routes[type(ev)](ev)
+        top()
+    elapsed = time.perf_counter() - t0
+    return elapsed, levels, book.top()
+
+
+# -- naive baselines ---------------------------------------------------------------------
+class DictBook:
+    """Naive: one dict per side, best price by max()/min() over the keys."""
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+
+    def load(self, bids: list, asks: list) -> None:
+        self.bids = {float(p): float(q) for p, q in bids if float(q)}
+        self.asks = {float(p): float(q) for p, q in asks if float(q)}
+
+    def update(self, side: dict, levels: list) -> None:
+        for p, q in levels:
+            px, qty = float(p), float(q)
+            if qty == 0.0:
+                side.pop(px, None)
+            else:
+                side[px] = qty
+
+    def top(self) -> tuple:
+        bp = max(self.bids) if self.bids else NAN
+        ap = min(self.asks) if self.asks else NAN
+        return bp, self.bids.get(bp, NAN), ap, self.asks.get(ap, NAN)
+
+
+class SortedBook(DictBook):
+    """Naive: dicts plus bisect-sorted price lists (bids negated)."""
+
+    def load(self, bids: list, asks: list) -> None:
+        super().load(bids, asks)
+        self.bk = sorted(-p for p in self.bids)
+        self.ak = sorted(self.asks)
+
+    def update(self, side: dict, levels: list) -> None:
+        keys, sign = (self.bk, -1.0) if side is self.bids else (self.ak, 1.0)
+        for p, q in levels:
+            px, qty = float(p), float(q)
+            if qty == 0.0:
+                if side.pop(px, None) is not None:
+                    del keys[bisect_left(keys, sign * px)]
+            else:
+                if px not in side:
+                    insort(keys, sign * px)
+                side[px] = qty
+
+    def top(self) -> tuple:
+        bp = -self.bk[0] if self.bk else NAN
+        ap = self.ak[0] if self.ak else NAN
+        return bp, self.bids.get(bp, NAN), ap, self.asks.get(ap, NAN)
+
+
+def run_naive(frames: Frames, book_cls: type[DictBook]) -> tuple[float, int, tuple]:
+    """The same work written the first way that comes to mind (with correct bridging)."""
+    book = book_cls()
+    book.load([], [])
+    last = None
+    pending: list[dict] = []
+    levels = 0
+    t0 = time.perf_counter()
+    for _ts, frame, _is_snap in frames:
+        msg = json.loads(frame)
+        data = msg.get("data", msg)
+        if "lastUpdateId" in msg:
+            book.load(msg["bids"], msg["asks"])
+            levels += len(msg["bids"]) + len(msg["asks"])
+            last = msg["lastUpdateId"]
+            todo, pending = pending, []
+        elif data.get("e") == "depthUpdate":
+            todo = [data]
+        elif data.get("e") == "trade":
+            (data["t"], float(data["p"]), float(data["q"]), data["m"])
+            todo = []
+        elif "u" in data:
+            (data["b"], data["B"], data["a"], data["A"], data["u"])
+            todo = []
+        else:
+            todo = []
+        for d in todo:
+            if last is None:
+                pending.append(d)
+            elif d["u"] > last:
+                if d["U"] > last + 1:
+                    raise RuntimeError("gap")
+                book.update(book.bids, d["b"])
+                book.update(book.asks, d["a"])
+                levels += len(d["b"]) + len(d["a"])
+                last = d["u"]
+        book.top()
+    return time.perf_counter() - t0, levels, book.top()
+
+
+# -- reporting ---------------------------------------------------------------------------
+def measure(frames: Frames, runs: int) -> list[tuple[str, float, int]]:
+    variants: list[tuple[str, Callable]] = [
+        ("flightdesk: BinanceProtocol + BookKeeper + L2Book.top()",
+         lambda: run_flightdesk(frames)),
+        ("flightdesk, validate_levels=False",
+         lambda: run_flightdesk(frames, validate_levels=False)),
+    ]
+    try:
+        import orjson  # optional: not a flightdesk dependency, shown for reference
+
+        variants.append(("flightdesk, loads=orjson.loads (optional C parser, not default)",
+                         lambda: run_flightdesk(frames, loads=orjson.loads)))
+    except ImportError:
+        pass
+    variants += [
+        ("naive: dict book, max()/min() per frame", lambda: run_naive(frames, DictBook)),
+        ("naive: dict + bisect-sorted lists", lambda: run_naive(frames, SortedBook)),
+    ]
+    # interleaved (A B C.. A B C..), so that load from elsewhere hits every variant alike
+    results: list[list[tuple[float, int, tuple]]] = [[] for _ in variants]
+    for _ in range(runs):
+        for out, (_, fn) in zip(results, variants, strict=True):
+            out.append(fn())
+    rows = [(label, statistics.median(r[0] for r in out), out[0][1])
+            for (label, _), out in zip(variants, results, strict=True)]
+    tops = {r[2] for out in results for r in out}
+    if len(tops) != 1:
+        raise SystemExit(f"implementations disagree on the final top of book: {tops}")
+    return rows
+
+
+def table(rows: list[tuple[str, float, int]], n_frames: int) -> str:
+    base = rows[0][1]
+    lines = ["| implementation | median s | frames/s | level updates/s | time vs flightdesk |",
+             "|---|---:|---:|---:|---:|"]
+    for label, secs, levels in rows:
+        lines.append(f"| {label} | {secs:.3f} | {n_frames / secs:,.0f} | "
+                     f"{levels / secs:,.0f} | {secs / base:.2f}x |")
+    return "\n".join(lines)
+
+
+def profile(frames: Frames) -> None:
+    prof = cProfile.Profile()
+    prof.runcall(run_flightdesk, frames)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of one run")
+    ap.add_argument("--no-append", action="store_true", help=f"do not append to {RESULTS.name}")
+    args = ap.parse_args(argv)
+    if not DATA.exists():
+        raise SystemExit(f"missing {DATA}")
+    frames = load_frames()
+    if args.profile:
+        profile(frames)
+    rows = measure(frames, args.runs)
+    cmd = "python bench/bench_ingest.py" + (f" --runs {args.runs}" if args.runs != 5 else "")
+    report = (f"\n## Ingest: Binance parse -> BookKeeper -> top of book\n\n"
+              f"`{cmd}` — {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
+              f"{platform.machine()}, one core; {len(frames):,} frames of {DATA.name} "
+              f"held in memory; median of {args.runs} runs.\n\n{table(rows, len(frames))}\n")
+    print(report)
+    if not args.no_append:
+        with open(RESULTS, "a", encoding="utf-8") as fh:
+            fh.write(report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""REQUIRED: the venue's sans-I/O protocol (frames -> events). No I/O here.
+
+Contract (``flightdesk.core.venue.VenueProtocol``):
+
+* ``parse(frame, ts_recv)`` takes ``str | bytes``, returns a list of events from
+  ``flightdesk.core.events``; raises ``ParseError(msg, venue=name)`` on garbage — and only
+  ``ParseError`` (fuzz it); updates ``self.stats`` (frames, errors, ignored, by_kind).
+* ``BookMsg`` only when in sequence, in order; on a gap emit ``Resync(GAP)`` and forget the
+  instrument's state; ``resync(symbol, reason)`` returns what rebuilds it (a
+  ``SnapshotRequest``, or an ``Outbound`` resubscribe for venues without REST snapshots).
+* ``parse_snapshot(symbol, body, ts_recv)`` for venues with REST snapshots.
+* ``verify(book, msg)`` for venues with checksums; set ``depth`` if the venue truncates.
+* Dispatch on the message type with a dict of handlers, not an if/elif chain; keep the
+  venue's price/qty strings (no float round trips into checksums).
+"""
+
+from __future__ import annotations
+
+from flightdesk.core.events import MarketEvent
+from flightdesk.core.venue import VenueProtocol
+
+
+class TemplateProtocol(VenueProtocol):
+    def parse(self, frame: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        raise NotImplementedError("decode once, dispatch by message type, return events")
