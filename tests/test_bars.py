@@ -109,3 +109,29 @@ def test_interval_names():
     for bad in ("0s", "1w", "2d", "m", "1.5m"):
         with pytest.raises(ConfigError):
             interval_ns(bad)
+
+
+def test_live_desk_publishes_bars_on_flight_and_24h_tickers_in_status(tmp_path):
+    import json as _json
+
+    import pyarrow.flight as fl
+
+    import flightdesk
+
+    cfg = {"desk": {"data_dir": str(tmp_path)}, "flight": {"port": 0},
+           "venues": {"sim": {"type": "sim", "rate": 400.0}}, "strategies": {}}
+    with flightdesk.Engine(cfg) as eng:
+        client = fl.connect(eng.flight_uri)
+        try:
+            reader = client.do_get(fl.Ticket(_json.dumps({"stream": "bars", "mode": "live"})))
+            chunk = reader.read_chunk().data  # the first 1s bars close within ~2 s
+            rows = chunk.to_pylist()
+            assert chunk.schema.names == schemas.schema("bars").names
+            assert {r["interval"] for r in rows} <= {"1s", "1m", "1h", "1d"}
+            assert all(r["low"] <= r["close"] <= r["high"] and r["trades"] > 0 for r in rows)
+            reader.cancel()
+        finally:
+            client.close()
+        tickers = eng.status()["tickers_24h"]
+        assert {t["symbol"] for t in tickers} == {"BTCUSDT", "ETHUSDT"}
+        assert all(t["trades"] > 0 and t["low"] <= t["last"] <= t["high"] for t in tickers)

@@ -6,6 +6,7 @@ the engine thread through ``self.call`` so it sees a consistent picture.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -74,6 +75,7 @@ class DeskState:
             for name, v in core.venues.items()}
         out["books"] = {f"{v}:{s}": _book_summary(b) for (v, s), b in core.books.books.items()}
         out["strategies"] = [slot.stats() for slot in core.slots]
+        out["tickers_24h"] = [dataclasses.asdict(t) for t in core.ticker24.all()]
         return out
 
     def performance_row(self) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from flightdesk.core.flight.tickets import StreamRequest, parse_request
 
 logger = logging.getLogger(__name__)
 
-LIVE_STREAMS = ("quotes", "trades", "book", "orders", "fills", "positions", "events")
+LIVE_STREAMS = ("quotes", "trades", "book", "bars", "orders", "fills", "positions",
+                "events")
 STORED_STREAMS = history.STORED_STREAMS
 
 
