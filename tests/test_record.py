@@ -9,6 +9,8 @@ import sys
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flightdesk.core.capture import CaptureFormat, CaptureKind, detect_format, read_capture
 from flightdesk.core.normalize import normalize
@@ -68,3 +70,22 @@ def test_cli_record_then_normalize(tmp_path):
     quotes = ds.dataset(tmp_path / "out" / "quotes").to_table()
     assert set(quotes["symbol"].to_pylist()) == {"BTCUSDT", "ETHUSDT"}
     assert pc.all(pc.less(quotes["bid_px"], quotes["ask_px"])).as_py()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=64) | st.text(max_size=64), min_size=1, max_size=8))
+def test_any_frame_reads_back_as_written(tmp_path_factory, frames):
+    rec = Recorder(tmp_path_factory.mktemp("rec"))
+    for i, f in enumerate(frames):
+        rec.write("recv", "c", "wss://x", f, i)
+    rec.close()
+    got = [r.data for r in read_capture(rec.files[0])]
+    want = []
+    for f in frames:  # UTF-8 bytes come back as text; anything else as the same bytes
+        if isinstance(f, bytes):
+            try:
+                f = f.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        want.append(f)
+    assert got == want
