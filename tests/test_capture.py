@@ -111,3 +111,29 @@ def test_unix_ns_is_exact():
     assert unix_ns("7") == 7_000_000_000
     with pytest.raises(ValueError):
         unix_ns("1.2.3")
+
+
+def test_cryptofeed_jsonl_zst_with_the_optional_package(tmp_path):
+    zstandard = pytest.importorskip("zstandard", reason="the 'zstd' extra is not installed")
+    lines = ['{"t":"header","format":2}',
+             '{"t":"connect","conn":7,"ts":1618678132.5,"data":"wss://ws.okx.com:8443/ws/v5"}',
+             '{"t":"send","conn":7,"ts":1618678132.6,"data":"{\\"op\\":\\"subscribe\\"}"}',
+             '{"t":"recv","conn":7,"ts":1618678133.25,"data":"pong"}']
+    path = tmp_path / "OKX.jsonl.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(("\n".join(lines) + "\n").encode()))
+    assert detect_format(path) is CaptureFormat.CRYPTOFEED_JSONL
+    recs = list(read_capture(path))
+    assert [(r.kind.value, r.conn, r.data) for r in recs] == [
+        ("connect", "7", "wss://ws.okx.com:8443/ws/v5"), ("send", "7", '{"op":"subscribe"}'),
+        ("recv", "7", "pong")]
+
+
+def test_truncated_gzip_is_a_capture_error(tmp_path):
+    whole = tmp_path / "whole.gz"
+    with gzip.open(whole, "wt") as fh:
+        fh.writelines(f"{1723161253937085768 + i} {{\"stream\":\"x\",\"n\":{i}}}\n"
+                      for i in range(20_000))
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(whole.read_bytes()[:-5000])
+    with pytest.raises(CaptureError, match="unreadable after line"):
+        list(read_capture(cut))

@@ -148,17 +148,32 @@ def read_capture(path: str | Path) -> Iterator[CaptureRecord]:
     path = Path(path)
     fmt = detect_format(path)
     reader = _CryptofeedText() if fmt is CaptureFormat.CRYPTOFEED else _READERS[fmt]
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            try:
-                record = reader(line, path.name)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CaptureError(f"{path}:{lineno}: bad line: {exc}") from exc
-            if record is not None:
-                yield record
+    lineno = 0
+    try:
+        with _open_text(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.rstrip("\r\n")
+                if not line:
+                    continue
+                try:
+                    record = reader(line, path.name)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise CaptureError(f"{path}:{lineno}: bad line: {exc}") from exc
+                if record is not None:
+                    yield record
+    except CaptureError:
+        raise
+    except _read_errors() as exc:  # truncated gzip/zstd, undecodable bytes
+        raise CaptureError(f"{path}: unreadable after line {lineno}: {exc}") from exc
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, UnicodeDecodeError)
+    try:
+        import zstandard
+    except ImportError:
+        return errors
+    return (*errors, zstandard.ZstdError)
 
 
 def merge_captures(paths: Iterable[str | Path]) -> Iterator[CaptureRecord]:
