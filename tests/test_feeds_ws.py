@@ -232,3 +232,24 @@ def test_mexc_desk_bridges_snapshots_and_recovers_from_a_drop(tmp_path):
     assert core.counters["snapshot_requests"] == 2 and venue.http == 3  # a 503, then 2 bodies
     feed = core.venues["mexc"].feed
     assert feed.stats()["snapshot_errors"] == 1 and feed.stats()["snapshots"] == 2
+
+
+def test_the_venue_tables_in_docs_build(monkeypatch):
+    import re
+    from pathlib import Path
+
+    from flightdesk.core.config import check_plugin_table, tomllib
+    from flightdesk.plugins.manager import collect, load_plugins
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "venues.md").read_text()
+    [block] = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    venues = collect(load_plugins()).venues
+    monkeypatch.setenv("APCA_API_KEY_ID", "k")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "s")
+    built = {}
+    for name, table in tomllib.loads(block)["venues"].items():
+        factory = venues[table["type"]]
+        cfg = check_plugin_table("venues", name, table, factory.DEFAULTS)
+        built[name] = factory(name, cfg)
+    assert {n: v.symbols for n, v in built.items()} == {
+        "kraken": ["XBT/USD", "ETH/USD"], "mexc": ["BTCUSDT"], "stocks": ["AAPL"]}
