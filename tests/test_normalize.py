@@ -111,3 +111,27 @@ def test_cli_normalize_subprocess(tmp_path):
                           str(data_file("okx", "OKX.ws.1.0")), "--out", str(out),
                           "--venue", "nosuch"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "'nosuch' is not registered" in bad.stderr
+
+
+def test_kraken_trade_and_ticker_recordings(tmp_path):
+    trades = normalize([data_file("kraken", "KRAKEN.ws.48.0")], tmp_path / "t")
+    assert dict(trades.rows) == {"trades": 10} and trades.counters["parse_errors"] == 0
+    rows = table(tmp_path / "t", "trades").to_pylist()
+    assert rows[0]["symbol"] == "XMR/USD" and rows[0]["side"] == "sell"
+    assert [r["seq"] for r in rows] == list(range(1, 11))
+    tickers = normalize([data_file("kraken", "KRAKEN.ws.49.0")], tmp_path / "k")
+    assert dict(tickers.rows) == {"tickers": 18} and tickers.counters["parse_errors"] == 0
+
+
+def test_every_recording_together_in_one_run(tmp_path):
+    """All the recordings at once: each record finds its venue by URL or shape."""
+    files = [data_file("kraken", "KRAKEN.ws.50.0"), data_file("okx", "OKX.ws.1.0"),
+             data_file("coinbase", "COINBASE.ws.28.0"),
+             data_file("binance", "btcusdt_20240808.gz")]
+    report = normalize(files, tmp_path)
+    assert set(report.venues) == {"kraken", "okx", "coinbase", "binance"}
+    assert report.rows["quotes"] == 4279 + 3679 + 9729 + 3450
+    assert report.counters["resyncs"] == 0 and report.counters["parse_errors"] == 0
+    venues = table(tmp_path, "quotes")["venue"].value_counts().to_pylist()
+    assert {v["values"]: v["counts"] for v in venues} == {
+        "kraken": 4279, "okx": 3679, "coinbase": 9729, "binance": 3450}
