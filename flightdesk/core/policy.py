@@ -39,8 +39,24 @@ class _Rows:
     def __init__(self, ts: np.ndarray, want: np.ndarray, confidence: np.ndarray) -> None:
         self.ts = ts
         self.confidence = confidence
+        self.want = want
         self.nonzero = np.flatnonzero(want)
         self.by_side = {v: np.flatnonzero(want == v) for v in (-1, 0, 1)}
+        self._decayed: dict[int, np.ndarray] = {}
+
+    def decayed_rows(self, side: int, decay_ns: float, min_confidence: float) -> np.ndarray:
+        """No-opinion rows where a ``side`` held since this batch's last agreeing row before
+        them has decayed below ``min_confidence`` (computed once per side and batch)."""
+        out = self._decayed.get(side)
+        if out is None:
+            n = self.ts.size
+            last = np.maximum.accumulate(np.where(self.want == side, np.arange(n), -1))
+            ref = np.maximum(last, 0)
+            zero = (self.want == 0) & (last >= 0) & (self.confidence[ref] > 0)
+            ratio = np.maximum(self.confidence[ref] / min_confidence, 1.0)
+            flat_t = self.ts[ref] + decay_ns * np.log(ratio)
+            out = self._decayed[side] = np.flatnonzero(zero & (self.ts >= flat_t))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,31 +130,28 @@ class SignalPolicy:
 
     def _next_flat(self, held: _Held, rows: _Rows, pos: int, before: int) -> int:
         """The first no-opinion row before ``before`` where the held side has decayed below
-        the minimum (only rows up to the next change matter: the scans add up to one pass)."""
+        the minimum: supported by a row of this batch since ``pos`` (precomputed per side),
+        or still by the carried support before the first such row."""
         n = rows.ts.size
         if held.side == 0 or self.decay_ns <= 0 or self.min_confidence <= 0:
             return n
-        zeros = rows.by_side[0]
-        zs = zeros[int(zeros.searchsorted(self._earliest(held, rows, pos))):
-                   int(zeros.searchsorted(before))]
-        if zs.size == 0:
-            return n
+        earliest = self._earliest(held, rows, pos)
         sup = rows.by_side[held.side]
-        k = int(sup.searchsorted(pos))  # quick exit: no flat can come before this bound
-        bound = min(self._flat_time(held), rows.ts[sup[k]] if k < sup.size else math.inf)
-        if rows.ts[zs[-1]] < bound:
-            return n
-        j = sup.searchsorted(zs, side="right") - 1
-        inside = j >= 0
-        inside[inside] = sup[j[inside]] >= pos
-        last = sup[np.maximum(j, 0)] if sup.size else np.zeros_like(zs)
-        sup_ts = np.where(inside, rows.ts[last], held.support_ts)
-        sup_conf = np.where(inside, rows.confidence[last], held.support_conf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            flat_t = sup_ts + self.decay_ns * np.log(np.maximum(sup_conf / self.min_confidence,
-                                                                1.0))
-        hit = np.flatnonzero((sup_conf > 0) & (rows.ts[zs] >= flat_t))
-        return int(zs[hit[0]]) if hit.size else n
+        k = int(sup.searchsorted(pos))
+        first_sup = int(sup[k]) if k < sup.size else n
+        found = n
+        carried = self._flat_time(held)
+        if carried != math.inf and earliest < first_sup:
+            start = max(earliest, int(rows.ts.searchsorted(np.int64(math.ceil(carried)))))
+            zeros = rows.by_side[0]
+            j = int(zeros.searchsorted(start))
+            if j < zeros.size and zeros[j] < first_sup:
+                found = int(zeros[j])
+        inside = rows.decayed_rows(held.side, self.decay_ns, self.min_confidence)
+        j = int(inside.searchsorted(max(earliest, first_sup)))
+        if j < inside.size:
+            found = min(found, int(inside[j]))
+        return found if found < before else n
 
     def _support(self, held: _Held, rows: _Rows, start: int, stop: int) -> None:
         """Rows in [start, stop) agreeing with the held side refresh it."""
