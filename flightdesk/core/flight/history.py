@@ -4,12 +4,17 @@ Trading streams (orders, fills, positions, events) come from the store, filtered
 in SQL. Market streams (quotes, trades, book) come from the Parquet history dataset
 ``<history_dir>/<stream>/`` (``[store] history_dir``, default ``<data_dir>/history``),
 read with ``pyarrow.dataset`` — hive partitions (``venue=…/symbol=…/date=…``) or plain
-files — filtered by symbol, venue and ``ts_event`` and streamed batch by batch from C++
-without materializing the whole table.
+files — filtered by symbol, venue and ``ts_event`` (partition pruning first) and streamed
+in big batches. History files are immutable once written, so decoded files are kept in a
+bounded in-memory LRU (``[store] history_cache_mb``; 0 turns it off and streams straight
+from the Parquet scan): a second read of hot history costs no Parquet decoding.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +38,66 @@ def history_dir(config: Any) -> Path:
     return Path(configured) if configured else Path(config["desk"]["data_dir"]) / "history"
 
 
+_lock = threading.Lock()
+
+
+class FileCache:
+    """Decoded history files by (path, size, mtime), least recently used out first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = self.misses = 0
+        self._tables: OrderedDict[tuple[str, int, int], pa.Table] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def batches(self, fragment: Any, schema: pa.Schema) -> Any:
+        """The fragment's batches: from memory, or decoded while they are sent (and kept)."""
+        st = Path(fragment.path).stat()
+        key = (fragment.path, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            table = self._tables.get(key)
+            if table is not None:
+                self._tables.move_to_end(key)
+                self.hits += 1
+        if table is not None:
+            yield from table.to_batches(max_chunksize=HISTORY_BATCH_ROWS)
+            return
+        kept: list[pa.RecordBatch] = []
+        for batch in fragment.to_batches(schema=schema, batch_size=HISTORY_BATCH_ROWS):
+            kept.append(batch)
+            yield batch
+        self._keep(key, pa.Table.from_batches(kept, schema=schema))
+
+    def _keep(self, key: tuple[str, int, int], table: pa.Table) -> None:
+        with self._lock:
+            self.misses += 1
+            if table.nbytes > self.max_bytes or key in self._tables:
+                return
+            self._tables[key] = table
+            self.bytes += table.nbytes
+            while self.bytes > self.max_bytes:
+                _, old = self._tables.popitem(last=False)
+                self.bytes -= old.nbytes
+
+
+_caches: weakref.WeakKeyDictionary[Any, FileCache] = weakref.WeakKeyDictionary()
+
+
+def _cache(desk: Any) -> FileCache | None:
+    """The desk's file cache (None when ``[store] history_cache_mb`` is 0)."""
+    mb = int(desk.config["store"].get("history_cache_mb") or 0)
+    if mb <= 0:
+        return None
+    with _lock:
+        return _caches.setdefault(desk, FileCache(mb << 20))
+
+
 def history(req: StreamRequest, desk: Any) -> pa.RecordBatchReader | pa.Table:
     if req.stream in STORED_STREAMS:
         return stored(req, desk.store)
     if req.stream in MARKET_STREAMS:
-        return market(req, history_dir(desk.config))
+        return market(req, history_dir(desk.config), _cache(desk))
     raise TicketError(f"stream {req.stream!r} has no history; history streams are "
                       f"{', '.join(STORED_STREAMS + MARKET_STREAMS)}")
 
@@ -62,7 +122,8 @@ def stored(req: StreamRequest, store: Any) -> pa.Table:
     return table.slice(0, req.limit) if req.limit is not None else table
 
 
-def market(req: StreamRequest, root: Path) -> pa.RecordBatchReader:
+def market(req: StreamRequest, root: Path, cache: FileCache | None = None
+           ) -> pa.RecordBatchReader:
     path = root / req.stream
     if not path.is_dir():
         raise TicketError(f"no {req.stream} history: {path} does not exist (set [store] "
@@ -74,12 +135,26 @@ def market(req: StreamRequest, root: Path) -> pa.RecordBatchReader:
     if missing:
         raise TicketError(f"{req.stream} history at {path} has no column {missing[0]!r}")
     expr = _row_filter(req, dataset.schema.names, time_column="ts_event")
+    schema = pa.schema([target.field(c) for c in columns], metadata=target.metadata)
+    if cache is not None:
+        batches = _cached(dataset, cache, expr, columns)
+        found = pa.schema([dataset.schema.field(c) for c in columns])
+        reader = pa.RecordBatchReader.from_batches(found, batches)
+        return _limited(_cast(reader, schema), req.limit)
     scanner = dataset.scanner(columns=columns, filter=expr, batch_size=HISTORY_BATCH_ROWS)
     reader = scanner.to_reader()
-    schema = pa.schema([target.field(c) for c in columns], metadata=target.metadata)
     if reader.schema.equals(schema):
         return _limited(reader, req.limit)
     return _limited(_cast(reader, schema), req.limit)
+
+
+def _cached(dataset: ds.Dataset, cache: FileCache, expr: Any, columns: list[str]) -> Any:
+    for fragment in dataset.get_fragments(filter=expr):
+        for batch in cache.batches(fragment, dataset.schema):
+            if expr is not None:
+                batch = batch.filter(expr)
+            if batch.num_rows:
+                yield batch.select(columns)
 
 
 def _row_filter(req: StreamRequest, names: list[str], time_column: str = "ts") -> Any:
@@ -102,6 +177,9 @@ def _row_filter(req: StreamRequest, names: list[str], time_column: str = "ts") -
 
 
 def _cast(reader: pa.RecordBatchReader, schema: pa.Schema) -> pa.RecordBatchReader:
+    if reader.schema.equals(schema):
+        return reader
+
     def batches() -> Any:
         for batch in reader:
             yield batch.cast(schema)  # e.g. dictionary partition columns -> plain strings
