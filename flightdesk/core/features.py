@@ -77,6 +77,12 @@ def _depth(qty: np.ndarray, levels: int | None) -> np.ndarray:
 # -- per-instrument grouping ------------------------------------------------------------------
 def instrument_groups(batch: pa.RecordBatch) -> list[tuple[Key, np.ndarray]]:
     """``[((venue, symbol), row indices), ...]``, one entry per instrument in the batch."""
+    if batch.num_rows <= 16:  # small batches: plain Python beats two dictionary encodes
+        groups: dict[Key, list[int]] = {}
+        for i, key in enumerate(zip(batch.column("venue").to_pylist(),
+                                    batch.column("symbol").to_pylist(), strict=True)):
+            groups.setdefault(key, []).append(i)
+        return [(k, np.asarray(v, dtype=np.int64)) for k, v in groups.items()]
     venue = pc.dictionary_encode(batch.column("venue"))
     symbol = pc.dictionary_encode(batch.column("symbol"))
     vd, sd = venue.dictionary.to_pylist(), symbol.dictionary.to_pylist()

@@ -84,8 +84,9 @@ class SignalPolicy:
 
     def wanted(self, score: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         """-1/0/+1 per row: the sign of ``score`` where confidence reaches the minimum."""
-        ok = np.isfinite(score) & (confidence >= self.min_confidence) & (confidence > 0)
-        return np.where(ok, np.sign(np.nan_to_num(score)), 0.0).astype(np.int8)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(score) & (confidence >= self.min_confidence) & (confidence > 0)
+            return np.where(ok, np.sign(score), 0.0).astype(np.int8)
 
     def decide(self, key: Key, ts: np.ndarray, want: np.ndarray, confidence: np.ndarray
                ) -> Decisions:
