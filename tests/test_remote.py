@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,6 +51,14 @@ def test_remote_signals_become_orders_and_kill_stops_them(tmp_path):
         assert wait_for(lambda: pc.sum(pc.equal(flipper_orders(eng)["status"], "filled"))
                         .as_py() or 0 > 2)
         assert set(flipper_orders(eng)["symbol"].to_pylist()) == {"BTCUSDT"}
+        eng.desk.enable_strategy("flipper", False)  # the `strategies` action switches it off
+        time.sleep(0.3)
+        off = flipper_orders(eng).num_rows
+        remote = next(s.strategy for s in eng.desk.core.slots if s.name == "flipper")
+        assert wait_for(lambda: remote.dropped > 3)  # its signals arrive and are dropped
+        assert flipper_orders(eng).num_rows == off
+        eng.desk.enable_strategy("flipper", True)
+        assert wait_for(lambda: flipper_orders(eng).num_rows > off)
         eng.kill(True)
         fills_at_kill = eng.fills().num_rows
         seen = flipper_orders(eng).num_rows
