@@ -21,15 +21,17 @@ import argparse
 import cProfile
 import gzip
 import json
+import os
 import platform
 import pstats
 import statistics
 import sys
 import time
 from bisect import bisect_left, insort
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from flightdesk.core.book import L2Book, Level
 from flightdesk.core.books import BookKeeper
 from flightdesk.core.events import (
     BookMsg,
@@ -61,10 +63,11 @@ def load_frames(path: Path = DATA) -> Frames:
 
 
 # -- flightdesk path ---------------------------------------------------------------------
-def run_flightdesk(frames: Frames, **proto_kw) -> tuple[float, int, tuple]:
+def run_flightdesk(frames: Frames, keeper_cls: type[BookKeeper] = BookKeeper,
+                   **proto_kw) -> tuple[float, int, tuple]:
     """Seconds, levels applied, final top: parse -> route -> apply -> top after each frame."""
     proto = BinanceProtocol("binance", **proto_kw)
-    keeper = BookKeeper({"binance": proto})
+    keeper = keeper_cls({"binance": proto})
     book = keeper.book("binance", SYMBOL)
     levels = 0
 
@@ -88,6 +91,50 @@ def run_flightdesk(frames: Frames, **proto_kw) -> tuple[float, int, tuple]:
         top()
     elapsed = time.perf_counter() - t0
     return elapsed, levels, book.top()
+
+
+class WhatIfBook(L2Book):
+    """What-if for ``core/book.py`` (not used by flightdesk): ``top()`` cached until the book
+    changes, and the zero-quantity test done on the string (``not qty.strip("0.")``)."""
+
+    __slots__ = ("_top",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._top: tuple[float, float, float, float] | None = None
+
+    def load_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        self._top = None
+        super().load_snapshot(bids, asks)
+
+    def apply_bids(self, levels: Iterable[Level]) -> None:
+        self._apply(levels, self.bids, self._bk, -1.0)
+
+    def apply_asks(self, levels: Iterable[Level]) -> None:
+        self._apply(levels, self.asks, self._ak, 1.0)
+
+    def _apply(self, levels: Iterable[Level], book: dict, keys: list, sign: float) -> None:
+        self._top = None
+        for lv in levels:
+            px = float(lv[0])
+            if not lv[1].strip("0."):
+                if book.pop(px, None) is not None:
+                    del keys[bisect_left(keys, sign * px)]
+            else:
+                if px not in book:
+                    insort(keys, sign * px)
+                book[px] = lv
+
+    def top(self) -> tuple[float, float, float, float]:
+        top = self._top
+        if top is None:
+            top = self._top = super().top()
+        return top
+
+
+class WhatIfKeeper(BookKeeper):
+    def book(self, venue: str, symbol: str) -> L2Book:
+        return self.books.setdefault((venue, symbol), WhatIfBook())
 
 
 # -- naive baselines ---------------------------------------------------------------------
@@ -198,6 +245,8 @@ def measure(frames: Frames, runs: int) -> list[tuple[str, float, int]]:
     except ImportError:
         pass
     variants += [
+        ("what-if for core/book.py: top() cached, zero qty tested on the string",
+         lambda: run_flightdesk(frames, WhatIfKeeper)),
         ("naive: dict book, max()/min() per frame", lambda: run_naive(frames, DictBook)),
         ("naive: dict + bisect-sorted lists", lambda: run_naive(frames, SortedBook)),
     ]
@@ -246,7 +295,9 @@ def main(argv: list[str] | None = None) -> None:
     report = (f"\n## Ingest: Binance parse -> BookKeeper -> top of book\n\n"
               f"`{cmd}` — {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
               f"{platform.machine()}, one core; {len(frames):,} frames of {DATA.name} "
-              f"held in memory; median of {args.runs} runs.\n\n{table(rows, len(frames))}\n")
+              f"held in memory; median of {args.runs} interleaved runs; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end."
+              f"\n\n{table(rows, len(frames))}\n")
     print(report)
     if not args.no_append:
         with open(RESULTS, "a", encoding="utf-8") as fh:

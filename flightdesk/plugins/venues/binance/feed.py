@@ -140,10 +140,10 @@ class BinanceFeed(Feed):
     async def _session(self, ws: ClientConnection, sink: FrameSink) -> bool:
         """Read ``ws`` until it closes; return whether it delivered any frame."""
         self._connects += 1
+        self._ws = ws
         if self._connects > 1:
             self._reconnects += 1
             self._notify_reconnect()
-        self._ws = ws
         start = self._frames
         watchdog = asyncio.create_task(self._watchdog(ws), name=f"{self.name}-watchdog")
         name, clock = self.name, time.time_ns
