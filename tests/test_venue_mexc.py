@@ -225,3 +225,19 @@ def test_fuzz_json_shapes(d, channel):
         MexcProtocol().parse(frame, 1)
     except ParseError:
         pass
+
+
+@FUZZ
+@given(st.text(max_size=200), st.text(max_size=200), st.binary(max_size=20))
+def test_fast_level_reader_agrees_with_the_general_one(price, qty, tail):
+    from flightdesk.plugins.venues.mexc.proto import pair
+
+    for raw in (encode((1, price), (2, qty)), encode((2, qty), (1, price)),
+                encode((1, price), (2, qty)) + tail):
+        try:
+            want = (text(fields(raw), 1), text(fields(raw), 2))
+        except (ValueError, UnicodeDecodeError):
+            with pytest.raises((ValueError, UnicodeDecodeError)):
+                pair(raw)
+            continue
+        assert pair(raw) == want

@@ -51,7 +51,7 @@ from flightdesk.core.events import (
     TradeMsg,
 )
 from flightdesk.core.venue import VenueProtocol
-from flightdesk.plugins.venues.mexc.proto import fields, text
+from flightdesk.plugins.venues.mexc.proto import fields, pair, text
 
 __all__ = ["MexcProtocol"]
 
@@ -85,8 +85,8 @@ def _version(value: str, what: str) -> int:
 def _pb_levels(items: list[Any]) -> list[list[str]]:
     out = []
     for raw in items:
-        item = fields(raw)
-        out.append([_px(text(item, 1), "price"), _qty(text(item, 2), "quantity")])
+        price, qty = pair(raw)
+        out.append([_px(price, "price"), _qty(qty, "quantity")])
     return out
 
 

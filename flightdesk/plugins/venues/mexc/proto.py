@@ -9,7 +9,7 @@ input raises ``ValueError``.
 
 from __future__ import annotations
 
-__all__ = ["encode", "fields", "text"]
+__all__ = ["encode", "fields", "pair", "text"]
 
 _MAX_VARINT_BYTES = 10
 
@@ -32,7 +32,11 @@ def fields(buf: bytes) -> dict[int, list[int | bytes]]:
     out: dict[int, list[int | bytes]] = {}
     pos, n = 0, len(buf)
     while pos < n:
-        key, pos = _varint(buf, pos)
+        key = buf[pos]  # one-byte keys and lengths (the usual case) skip _varint
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos)
         num, wire = key >> 3, key & 7
         if num == 0:
             raise ValueError("field number 0")
@@ -40,7 +44,11 @@ def fields(buf: bytes) -> dict[int, list[int | bytes]]:
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 2:
-            size, pos = _varint(buf, pos)
+            size = buf[pos] if pos < n else 0x80
+            if size < 0x80:
+                pos += 1
+            else:
+                size, pos = _varint(buf, pos)
             if pos + size > n:
                 raise ValueError(f"field {num}: length {size} runs past the end")
             value, pos = buf[pos:pos + size], pos + size
@@ -53,6 +61,19 @@ def fields(buf: bytes) -> dict[int, list[int | bytes]]:
             raise ValueError(f"field {num}: unsupported wire type {wire}")
         out.setdefault(num, []).append(value)
     return out
+
+
+def pair(buf: bytes) -> tuple[str, str]:
+    """Fields 1 and 2 of a two-string message (a price level), fast when laid out as
+    ``0a len price 12 len qty`` with one-byte lengths; any other layout via :func:`fields`."""
+    n = len(buf)
+    if n > 3 and buf[0] == 0x0A and buf[1] < 0x80:
+        end = 2 + buf[1]
+        if end + 1 < n and buf[end] == 0x12 and buf[end + 1] < 0x80 and \
+                end + 2 + buf[end + 1] == n:
+            return buf[2:end].decode("utf-8"), buf[end + 2:].decode("utf-8")
+    msg = fields(buf)
+    return text(msg, 1), text(msg, 2)
 
 
 def text(msg: dict[int, list[int | bytes]], num: int, default: str = "") -> str:
