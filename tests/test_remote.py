@@ -12,6 +12,7 @@ import pyarrow.flight as fl
 import pytest
 
 import flightdesk
+from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.exchange import parse_exchange
 from tests.test_plugins import wait_for
@@ -108,3 +109,25 @@ def test_exchange_descriptor_errors():
         parse_exchange(b'{"subscribe": {}}')
     with pytest.raises(TicketError, match="live quotes, trades or book"):
         parse_exchange(b'{"strategy": "x", "subscribe": {"stream": "fills"}}')
+
+
+def test_duplicate_names_and_bad_descriptors_are_refused(tmp_path):
+    with remote_desk(tmp_path) as eng:
+        client = fl.connect(eng.flight_uri)
+        desc = fl.FlightDescriptor.for_command(b'{"strategy": "dup"}')
+        w1, r1 = client.do_exchange(desc)
+        w1.begin(schemas.schema("signals"))
+        assert "hello" in json.loads(r1.read_chunk().app_metadata.to_pybytes())
+        w2, r2 = client.do_exchange(desc)
+        with pytest.raises(fl.FlightServerError, match="strategy 'dup' already runs"):
+            r2.read_chunk()
+        w3, r3 = client.do_exchange(fl.FlightDescriptor.for_command(b'{"strategyy": "x"}'))
+        with pytest.raises(fl.FlightServerError, match="unknown key 'strategyy'"):
+            r3.read_chunk()
+        w1.done_writing()
+        for w in (w1, w2, w3):
+            try:
+                w.close()
+            except fl.FlightError:  # the refused exchanges report their error again
+                pass
+        client.close()
