@@ -37,7 +37,10 @@ BIG = 10 * 2**20
 
 
 def first_level(obj: Any) -> list | None:
-    """The first ``[price, qty, ...]`` list of strings inside a decoded frame."""
+    """The first ``[price, qty, ...]`` list of strings inside a decoded frame (a v2
+    ``{"price", "qty"}`` object counts too, decoded with ``parse_float=str``)."""
+    if isinstance(obj, dict) and "price" in obj and "qty" in obj:
+        return [str(obj["price"]), str(obj["qty"])]
     if isinstance(obj, list):
         if len(obj) >= 2 and all(isinstance(x, str) for x in obj[:2]) and \
                 obj[0].replace(".", "", 1).isdigit():
@@ -54,7 +57,15 @@ def first_level(obj: Any) -> list | None:
     return None
 
 
+_V2_QTY = re.compile(r'"qty":[^,}]+')
+_V2_PRICE = re.compile(r'"price":[^,}]+')
+
+
 def mutate(frame: str, how: str) -> str:
+    if '"qty":' in frame:  # v2: numbers are lexemes, edit the text
+        if how == "corrupt":
+            return _V2_QTY.sub('"qty":7.77', frame, count=1)
+        return _V2_PRICE.sub('"price":NaN' if how == "nan" else '"price":-1', frame, count=1)
     obj = json.loads(frame)
     level = first_level(obj)
     assert level is not None, frame[:100]
@@ -73,6 +84,7 @@ class Adapter:
     subscribed: Callable[[dict], list[str]]
     snapshot: Callable[[str, L2Book], str]
     stamp: Callable[[str, int], str] | None = None
+    ack: Callable[[dict], list[str]] | None = None  # replies to a client message
 
 
 def _levels(levels: list, n: int | None = None) -> list:
@@ -96,6 +108,51 @@ def coinbase_snapshot(symbol: str, book: L2Book) -> str:
     return json.dumps({"type": "snapshot", "product_id": symbol,
                        "bids": _levels(book.bid_levels(len(book.bids))),
                        "asks": _levels(book.ask_levels(len(book.asks)))})
+
+
+def _v2_levels(levels: list) -> str:
+    """v2 levels with prices as JSON numbers spelled exactly as the venue's strings."""
+    return "[" + ",".join(f'{{"price":{lv[0]},"qty":{lv[1]}}}' for lv in levels) + "]"
+
+
+def _v2_book(kind: str, symbol: str, bids: list, asks: list, checksum: int | None) -> str:
+    cs = "" if checksum is None else f',"checksum":{checksum}'
+    return (f'{{"channel":"book","type":"{kind}","data":[{{"symbol":{json.dumps(symbol)},'
+            f'"bids":{_v2_levels(bids)},"asks":{_v2_levels(asks)}{cs}}}]}}')
+
+
+def kraken_v1_to_v2(frame: str) -> str | None:
+    """A recorded Kraken v1 book frame in the v2 shape (same levels, same checksum)."""
+    msg = json.loads(frame)
+    if not isinstance(msg, list) or not str(msg[-2]).startswith("book"):
+        return None
+    parts = [p for p in msg[1:-2] if isinstance(p, dict)]
+    if "as" in parts[0] or "bs" in parts[0]:
+        return _v2_book("snapshot", msg[-1], parts[0].get("bs", []), parts[0].get("as", []),
+                        None)
+    asks = [lv for p in parts for lv in p.get("a", [])]
+    bids = [lv for p in parts for lv in p.get("b", [])]
+    checksum = next(int(p["c"]) for p in parts if "c" in p)
+    return _v2_book("update", msg[-1], bids, asks, checksum)
+
+
+def kraken_v2_snapshot(symbol: str, book: L2Book) -> str:
+    return _v2_book("snapshot", symbol, book.bid_levels(1000), book.ask_levels(1000), None)
+
+
+def kraken_v2_subscribed(m: dict) -> list[str]:
+    params = m.get("params") or {}
+    if m.get("method") == "subscribe" and params.get("channel") == "book":
+        return list(params.get("symbol", []))
+    return []
+
+
+def kraken_v2_ack(m: dict) -> list[str]:
+    params = m.get("params") or {}
+    return [json.dumps({"method": m.get("method"), "success": True,
+                        "result": {"channel": params.get("channel"), "symbol": s,
+                                   "depth": params.get("depth", 10)}})
+            for s in params.get("symbol", [])] if "method" in m else []
 
 
 ADVANCED_TIME = "2021-04-17T16:43:37.000000Z"
@@ -153,6 +210,7 @@ ADAPTERS = {
                    if m.get("op") == "subscribe" else [], okx_snapshot),
     "coinbase": Adapter(lambda m: m.get("product_ids", []) if m.get("type") == "subscribe"
                         else [], coinbase_snapshot),
+    "kraken-v2": Adapter(kraken_v2_subscribed, kraken_v2_snapshot, ack=kraken_v2_ack),
     "coinbase-advanced": Adapter(lambda m: m.get("product_ids", [])
                                  if m.get("type") == "subscribe" and m.get("channel") == "level2"
                                  else [], advanced_snapshot, stamp_sequence),
@@ -224,7 +282,11 @@ class VenueReplay:
             if message == "ping":
                 await ws.send("pong")
                 continue
-            for symbol in self.adapter.subscribed(json.loads(message)):
+            msg = json.loads(message)
+            if self.adapter.ack is not None:
+                for reply in self.adapter.ack(msg):
+                    await ws.send(reply)
+            for symbol in self.adapter.subscribed(msg):
                 book = self.reference.keeper.books.get((self.protocol.name, symbol))
                 if book is not None and (book.bids or book.asks):
                     pending.put_nowait(symbol)

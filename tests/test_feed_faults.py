@@ -19,7 +19,7 @@ import asyncio
 import json
 
 import pytest
-from replay_servers import VenueReplay, advanced_session, first_level
+from replay_servers import VenueReplay, advanced_session, first_level, kraken_v1_to_v2
 from venue_helpers import Pump, data_file
 
 from flightdesk.core.capture import CaptureKind, read_capture
@@ -45,7 +45,7 @@ def touching_top(frames: list[str], proto: VenueProtocol, top: int, start: int,
     out: list[int] = []
     used: set[str] = set()
     for i, frame in enumerate(frames):
-        level = first_level(json.loads(frame)) if i >= start else None
+        level = first_level(json.loads(frame, parse_float=str)) if i >= start else None
         events = proto.parse(frame, i)
         pump.route(events)
         if level is None or len(out) == count or (out and i - out[-1] < spacing):
@@ -197,4 +197,35 @@ def test_coinbase_advanced_sequence_gap_resyncs_every_product_on_the_connection(
     assert c["reconnects"] == 1 and c["books.resyncs_reconnect"] == len(products)
     assert c["parse_errors"] == 1 and "stale_sequence" not in proto.stats.by_kind
     assert server.snapshots_sent == 3 * len(products)  # two gaps and the reconnect
+    assert books_equal(desk, server)
+
+
+def test_kraken_v2_faults_through_resubscribes(tmp_path):
+    """The v1 recording in v2's shape (prices as exact JSON numbers, same checksums): the
+    desk's default Kraken API, its subscribe acks setting the depth, and v2 resubscribes."""
+    frames = [f for f in map(kraken_v1_to_v2, recv_frames("kraken", "KRAKEN.ws.50.0")) if f]
+    pairs = sorted({json.loads(f)["data"][0]["symbol"] for f in frames})
+
+    def subscribed_at_1000() -> KrakenProtocol:  # what the subscribe acks tell the desk
+        proto = KrakenProtocol()
+        proto.depths.update(dict.fromkeys(pairs, 1000))
+        proto.depth = 1000
+        return proto
+
+    gap, corrupt = touching_top(frames, subscribed_at_1000(), 10, 300, 2)
+    faults = {gap: "gap", corrupt: "corrupt", 1000: "garbage", 2500: "drop"}
+
+    async def main() -> tuple[Desk, VenueReplay]:
+        async with VenueReplay("kraken-v2", subscribed_at_1000(), frames, faults,
+                               lost=30) as server:
+            table = {"type": "kraken", "symbols": pairs, "depth": 1000, "channels": ["book"],
+                     "ws_url": server.url}
+            return await run_desk(tmp_path, table, server), server
+
+    desk, server = asyncio.run(main())
+    c = counters(desk)
+    proto = desk.core.venues["kraken"].protocol
+    assert proto.depth == 1000 and proto.stats.by_kind["subscribe"] >= len(pairs)
+    assert c["reconnects"] == 1 and c["parse_errors"] == 1
+    assert c["books.resyncs_checksum"] == 2 and proto.stats.by_kind["checksum_ok"] > 4000
     assert books_equal(desk, server)
