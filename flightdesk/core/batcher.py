@@ -77,14 +77,17 @@ class TradeBuffer:
         if not self.rows:
             return None
         rows, self.rows = self.rows, []
-        cols = list(zip(*rows, strict=True))
         n = len(rows)
         seq = np.arange(self.seq + 1, self.seq + 1 + n, dtype=np.int64)
         self.seq += n
-        types = (pa.int64(), pa.int64(), pa.string(), pa.string(), pa.string(), pa.float64(),
-                 pa.float64(), pa.string())
-        arrays = [pa.array(c, t) for c, t in zip(cols, types, strict=True)]
-        arrays.insert(2, pa.array(seq))
+        ints = np.array([r[:2] for r in rows], dtype=np.int64).T
+        floats = np.array([r[5:7] for r in rows], dtype=np.float64).T
+        arrays = [pa.array(ints[0]), pa.array(ints[1]), pa.array(seq),
+                  pa.array([r[2] for r in rows], pa.string()),
+                  pa.array([r[3] for r in rows], pa.string()),
+                  pa.array([r[4] for r in rows], pa.string()),
+                  pa.array(floats[0]), pa.array(floats[1]),
+                  pa.array([r[7] for r in rows], pa.string())]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 

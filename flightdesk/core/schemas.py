@@ -55,6 +55,8 @@ def conform(stream: str, table: pa.RecordBatch | pa.Table) -> pa.RecordBatch | p
     """Check that ``table`` carries ``stream``'s required columns with castable types; return
     it with the stream's column order and types (optional columns filled with nulls)."""
     target = schema(stream)
+    if table.schema.equals(target):  # the common case (batches built by our helpers)
+        return table
     names = set(table.schema.names)
     arrays = []
     for field in target:
