@@ -37,6 +37,7 @@ def test_no_token_and_a_wrong_token_are_unauthenticated(desk):
         with pytest.raises(fl.FlightUnauthenticatedError):
             list(client.do_action(fl.Action("kill", b""), bearer("guess")))
     assert desk.status()["kill_switch"] is False
+    assert desk.status()["flight_server"]["auth_refused"] >= 3
 
 
 def test_a_read_token_reads_but_cannot_trade(desk):

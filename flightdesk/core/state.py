@@ -51,6 +51,7 @@ class DeskState:
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
             "kill_switch": self.risk.killed,
             "flight": self.flight.uri if self.flight is not None else None,
+            "flight_server": self.flight.stats() if self.flight is not None else {},
             "store": self.store.stats(),
             "subscribers": self.bus.stats(),
             "trading": dict(self.trader.counters),

@@ -23,7 +23,7 @@ from flightdesk.core import schemas
 from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
 from flightdesk.core.flight import history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
-from flightdesk.core.flight.auth import Role, require
+from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
 from flightdesk.core.flight.exchange import serve_exchange
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
 from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
@@ -46,6 +46,7 @@ class DeskFlightServer(flight.FlightServerBase):
         self.host = rest.rsplit(":", 1)[0]
         self.errors = 0
         self.ingest = Ingestor(desk)
+        self.auth = kwargs.get("middleware", {}).get(MIDDLEWARE_KEY)
         cache = int(desk.config["flight"].get("sql_cache", 64))
         self.sql = SqlService(desk.store.query, cache)
 
@@ -55,6 +56,7 @@ class DeskFlightServer(flight.FlightServerBase):
 
     def stats(self) -> dict[str, Any]:
         return {"errors": self.errors, "put": self.ingest.stats(),
+                "auth_refused": self.auth.refused if self.auth is not None else 0,
                 "sql": {"queries": self.sql.queries, "rejected": self.sql.rejected}}
 
     # -- discovery ------------------------------------------------------------------
