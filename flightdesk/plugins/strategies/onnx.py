@@ -142,13 +142,17 @@ class OnnxStrategy(Strategy):
         groups = instrument_groups(batch)
         x = self.features.compute(batch, groups=groups)
         finite = np.isfinite(x).all(axis=1)
-        score = self.model.score(np.where(finite[:, None], x, 0.0))
+        bad = int(x.shape[0] - np.count_nonzero(finite))
+        clean = x if bad == 0 else np.where(finite[:, None], x, 0.0)
+        score = self.model.score(clean)
         self._check_scores(score, finite, x)
-        score[~finite] = np.nan
-        self.skipped_rows += int(x.shape[0] - finite.sum())
+        if bad:
+            score[~finite] = np.nan  # no opinion
+            self.skipped_rows += bad
         ts = batch.column("ts_event").to_numpy()
-        d = apply_policy(self.policy, groups, ts, score,
-                         np.clip(np.abs(np.nan_to_num(score)), 0.0, 1.0))
+        with np.errstate(invalid="ignore"):
+            confidence = np.minimum(np.abs(score), 1.0)
+        d = apply_policy(self.policy, groups, ts, score, confidence)
         if d.rows.size == 0:
             return None
         idx = pa.array(d.rows)
