@@ -16,7 +16,7 @@ def test_desk_writes_partitioned_history_that_reads_back(tmp_path):
         deadline = time.monotonic() + 30
         while eng.status()["engine"].get("frames", 0) < 400 and time.monotonic() < deadline:
             time.sleep(0.05)
-        published = dict(eng.desk.bus.published)
+    published = dict(eng.desk.bus.published)  # after the stop: everything there was
     root = tmp_path / "history"
     dirs = sorted(p.relative_to(root / "quotes").parts[:2]
                   for p in (root / "quotes").glob("venue=*/symbol=*/date=*"))
