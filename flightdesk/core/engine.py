@@ -236,11 +236,14 @@ class EngineCore:
         self._emit_rows()
 
     def on_quotes(self, quotes: pa.RecordBatch) -> None:
-        """Publish a quotes batch and run the strategies on it (also used by replays of
-        normalized data, which arrive as quotes batches rather than frames)."""
-        self.bus.publish("quotes", quotes)
+        """Run the strategies on a quotes batch, then publish it (also used by replays of
+        normalized data, which arrive as quotes batches rather than frames).
+
+        Trading first: waking many Flight subscribers hands the GIL to their threads, and
+        that must not sit between a quote and the order it causes."""
         self._mark()
         self._run_strategies(quotes)
+        self.bus.publish("quotes", quotes)
 
     def _mark(self) -> None:
         for (venue, symbol), pos in self.trader.portfolio.positions.items():
