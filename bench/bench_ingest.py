@@ -234,8 +234,8 @@ def measure(frames: Frames, runs: int) -> list[tuple[str, float, int]]:
     variants: list[tuple[str, Callable]] = [
         ("flightdesk: BinanceProtocol + BookKeeper + L2Book.top()",
          lambda: run_flightdesk(frames)),
-        ("flightdesk, validate_levels=False",
-         lambda: run_flightdesk(frames, validate_levels=False)),
+        ("flightdesk, validate_numbers=False",
+         lambda: run_flightdesk(frames, validate_numbers=False)),
     ]
     try:
         import orjson  # optional: not a flightdesk dependency, shown for reference

@@ -276,6 +276,15 @@ def test_garbage_raises_parse_error_naming_the_venue(frame):
     assert p.state(SYM) == "synced" and p.parse(GOOD_DIFF, 2)  # the garbage changed nothing
 
 
+def test_validate_numbers_off_still_checks_types():
+    p = BinanceProtocol(validate_numbers=False)
+    p.parse_snapshot(SYM, '{"lastUpdateId":10,"bids":[],"asks":[]}', 1)
+    [msg] = p.parse(GOOD_DIFF.replace('"1.5"', '"abc"'), 1)  # the book would choke on it
+    assert msg.bids == [["abc", "2.0"]]
+    with pytest.raises(ParseError):
+        p.parse(GOOD_DIFF.replace('"b": [["1.5", "2.0"]]', '"b": "x"'), 1)
+
+
 @pytest.mark.parametrize("body", ["", "{}", '{"lastUpdateId":"1","bids":[],"asks":[]}',
                                   '{"lastUpdateId":1,"bids":[["x","1"]],"asks":[]}'])
 def test_garbage_snapshot_raises_parse_error(body):

@@ -27,10 +27,12 @@ Book sequencing follows Binance's "How to manage a local order book correctly" (
   engine's ``BookKeeper.resync`` then calls :meth:`BinanceProtocol.resync`, which returns
   the :class:`SnapshotRequest`.
 
-Speed: one ``loads`` per frame, dispatch on the event type by dict lookup, price levels
-passed through as the decoded JSON lists. Field types are checked per frame (a few
-``type() is`` tests); level contents are checked by C-level passes (``validate_levels``),
-so that the book never receives a level it cannot parse.
+Speed: one ``loads`` per frame (the stdlib C scanner called directly), dispatch on the
+event type by dict lookup, price levels passed through as the decoded JSON lists. Field
+types are checked on every frame (a few ``type() is`` tests). With ``validate_numbers``
+(the default) every price/qty string an event carries is also checked to parse as a
+number — levels by C-level passes, bookTicker by ``float`` — so that nothing downstream
+meets a string it cannot convert; this costs ~11% of the ingest path (bench_ingest.py).
 """
 
 from __future__ import annotations
@@ -150,14 +152,14 @@ class BinanceProtocol(VenueProtocol):
     """Binance frames to events; see the module docstring for the sequencing rules."""
 
     def __init__(self, name: str = "binance", market: str = "spot", *,
-                 buffer_limit: int = 10_000, validate_levels: bool = True,
+                 buffer_limit: int = 10_000, validate_numbers: bool = True,
                  loads: Callable[[str | bytes], Any] = loads) -> None:
         if market not in MARKETS:
             raise ValueError(f"market must be one of {MARKETS}, not {market!r}")
         super().__init__(name)
         self.market = market
         self.buffer_limit = buffer_limit
-        self.validate_levels = validate_levels
+        self.validate_numbers = validate_numbers
         self._loads = loads
         self._last: dict[str, int] = {}  # synced symbols: local update id
         self._buf: dict[str, deque[tuple[BookMsg, int | None]]] = {}  # buffering symbols
@@ -242,7 +244,7 @@ class BinanceProtocol(VenueProtocol):
             raise ValueError("U and u must be integers with U <= u")
         if type(ms) is not int:
             raise ValueError("E must be an integer")
-        if self.validate_levels:
+        if self.validate_numbers:
             check_levels(bids)
             check_levels(asks)
         elif type(bids) is not list or type(asks) is not list:
@@ -266,7 +268,8 @@ class BinanceProtocol(VenueProtocol):
         if (type(bp) is not str or type(bq) is not str or type(ap) is not str
                 or type(aq) is not str):
             raise ValueError("b, B, a, A must be strings")
-        if (float(bp) + float(bq) + float(ap) + float(aq)) * 0.0 != 0.0:
+        if self.validate_numbers and (
+                float(bp) + float(bq) + float(ap) + float(aq)) * 0.0 != 0.0:
             raise ValueError("b, B, a, A must be finite numbers")
         sym = self._symbols.get(d["s"]) or self._symbol(d["s"])
         ms = d.get("E")  # futures only
