@@ -66,3 +66,22 @@ def test_book_matches_reference_dict_model(messages):
         assert [Decimal(lv[0]) for lv in book.bid_levels(100)] == want_bids
         assert [Decimal(lv[0]) for lv in book.ask_levels(100)] == want_asks
         assert [lv[1] for lv in book.bid_levels(100)] == [ref[True][p] for p in want_bids]
+
+
+def test_bookkeeper_resyncs_instead_of_raising_on_a_bad_level():
+    from flightdesk.core.books import BookKeeper
+    from flightdesk.core.events import BookMsg, Resync
+    from flightdesk.core.venue import VenueProtocol
+
+    keeper = BookKeeper({"v": VenueProtocol("v")})
+    seen: list[Resync] = []
+    keeper.listeners.append(seen.append)
+    good = BookMsg("v", "X", 1, 1, [["10", "1"]], [["11", "1"]], snapshot=True)
+    other = BookMsg("v", "Y", 1, 1, [["5", "1"]], [["6", "1"]], snapshot=True)
+    assert keeper.apply(good) is not None and keeper.apply(other) is not None
+    bad = BookMsg("v", "X", 2, 2, [["10.5", "1"], ["abc", "1"]], [])
+    assert keeper.apply(bad) is None
+    assert keeper.counters["bad_levels"] == 1 and len(seen) == 1
+    assert "bad level" in seen[0].detail
+    assert len(keeper.books[("v", "X")]) == 0  # discarded, to be rebuilt
+    assert keeper.books[("v", "Y")].top() == (5.0, 1.0, 6.0, 1.0)  # others untouched

@@ -2,10 +2,12 @@
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import adbc_driver_sqlite.dbapi as sqlite_dbapi
@@ -23,11 +25,23 @@ def start_serve(tmp_path, *extra, env=None):
                             env={**os.environ, **(env or {})})
     log.close()  # the child holds its own descriptor
     proc.log_path = log.name
-    lines = []
+    lines: list[str] = []
+    found: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:  # a thread, so a desk that never prints cannot block the test
+        for line in proc.stdout:
+            proc.out_lines.append(line)
+            found.put(line)
+
+    proc.out_lines = []
+    proc.reader = threading.Thread(target=read, daemon=True)
+    proc.reader.start()
+    uri = ""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
+        try:
+            line = found.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
             break
         lines.append(line)
         m = re.search(r"Flight listening on (grpc://\S+)", line)
@@ -35,9 +49,18 @@ def start_serve(tmp_path, *extra, env=None):
             uri = m.group(1)
         if "read_chunk()" in line:  # the last line of the connect snippet
             return proc, uri, lines
-    proc.kill()
-    proc.communicate()
+    stop_serve(proc, kill=True)
     raise AssertionError(f"serve did not start: {''.join(lines)} {open(proc.log_path).read()}")
+
+
+def stop_serve(proc, kill=False, timeout=20.0):
+    """Stop a serve subprocess (SIGTERM, or SIGKILL) and collect all it printed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    proc.wait(timeout)
+    proc.reader.join(5)
+    proc.stdout.close()
+    return "".join(proc.out_lines)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +68,7 @@ def desk(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("serve")
     proc, uri, lines = start_serve(tmp_path, env={"FLIGHTDESK_VENUES__SIM__RATE": "500"})
     yield proc, uri, lines, tmp_path
-    if proc.poll() is None:
-        proc.kill()
-    proc.communicate()
+    stop_serve(proc, kill=True)
 
 
 def ticket(**kw):
@@ -145,8 +166,7 @@ def test_kill_switch_rejects_every_later_order(desk):
 def test_sigterm_stops_cleanly_within_five_seconds(desk):
     proc, _, _, _ = desk
     t0 = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=10)
+    out = stop_serve(proc, timeout=10)
     assert time.monotonic() - t0 < 5.0
     assert proc.returncode == 0, open(proc.log_path).read()
     assert "stopped" in out

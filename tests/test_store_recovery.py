@@ -11,7 +11,7 @@ import time
 import adbc_driver_sqlite.dbapi as sqlite_dbapi
 import pyarrow.flight as fl
 import pytest
-from test_e2e_serve import start_serve
+from test_e2e_serve import start_serve, stop_serve
 
 from flightdesk.core.errors import StoreError
 from flightdesk.core.migrations import SCHEMA_VERSION
@@ -87,7 +87,7 @@ def test_sigkill_then_restart_loses_no_published_fill(tmp_path):
     while len(received) < 20 and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # mid-trading, no shutdown at all
-    proc.communicate()
+    stop_serve(proc)
     reader_thread.join(10)
     assert len(received) >= 20, "the desk did not trade fast enough to test a crash"
 
@@ -103,8 +103,7 @@ def test_sigkill_then_restart_loses_no_published_fill(tmp_path):
         live = {r["symbol"]: r["qty"] for r in positions.read_all().to_pylist()}
         time.sleep(0.5)  # a couple of performance_metrics intervals
     finally:
-        proc2.send_signal(signal.SIGTERM)
-        proc2.communicate(timeout=20)
+        stop_serve(proc2)
     rows = sql(db, "SELECT symbol, side, qty FROM fills ORDER BY rowid")
     assert status["recovered_fills"] == len(rows) == len(stored)
     expected: dict[str, float] = {}

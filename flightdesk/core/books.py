@@ -39,13 +39,21 @@ class BookKeeper:
     def apply(self, msg: BookMsg) -> L2Book | None:
         """Apply ``msg``; return the book, or None when it failed and was discarded."""
         book = self.book(msg.venue, msg.symbol)
-        if msg.snapshot:
-            book.load_snapshot(msg.bids, msg.asks)
-        else:
-            if msg.bids:
-                book.apply_bids(msg.bids)
-            if msg.asks:
-                book.apply_asks(msg.asks)
+        try:
+            if msg.snapshot:
+                book.load_snapshot(msg.bids, msg.asks)
+            else:
+                if msg.bids:
+                    book.apply_bids(msg.bids)
+                if msg.asks:
+                    book.apply_asks(msg.asks)
+        except (ValueError, TypeError, IndexError) as exc:
+            # a level that is not [price, qty] numbers: the book may be half-updated, so it
+            # is rebuilt like after any other loss of sync
+            self.counters["bad_levels"] += 1
+            self.resync(Resync(msg.venue, msg.symbol, msg.ts_recv, ResyncReason.CHECKSUM,
+                               f"bad level in book message: {exc}"))
+            return None
         proto = self.protocols[msg.venue]
         if proto.depth is not None:
             book.truncate(proto.depth)
