@@ -18,6 +18,7 @@ from flightdesk.core.orders import Fill
 
 HORIZONS_S: tuple[int, ...] = (1, 10, 60)
 MidLookup = Callable[[str, str], float]
+NEVER = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +41,14 @@ class Markouts:
         self._waiting: dict[int, deque[Fill]] = {h: deque() for h in horizons_s}
         self._sum: dict[tuple[str, int], float] = {}
         self._count: dict[tuple[str, int], int] = {}
+        self._first_ns = min(horizons_s) * 1_000_000_000
+        #: engine time of the earliest markout still to record (a cheap "nothing due" test)
+        self.next_due = NEVER
 
     def add(self, fill: Fill) -> None:
         for h in self.horizons:
             self._waiting[h].append(fill)
+        self.next_due = min(self.next_due, fill.ts + self._first_ns)
 
     def pending(self) -> int:
         return sum(len(q) for q in self._waiting.values())
@@ -59,6 +64,8 @@ class Markouts:
                 mark = self._record(waiting.popleft(), h)
                 if mark is not None:
                     out.append(mark)
+        heads = [q[0].ts + h * 1_000_000_000 for h, q in self._waiting.items() if q]
+        self.next_due = min(heads) if heads else NEVER
         return out
 
     def _record(self, fill: Fill, h: int) -> Markout | None:

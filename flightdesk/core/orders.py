@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 EPS = 1e-12
 
@@ -66,9 +66,13 @@ class Liquidity(str, Enum):
     TAKER = "taker"
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
-    """An order as submitted; its state changes are separate ``orders`` rows."""
+class Order(NamedTuple):
+    """An order as submitted; its state changes are separate ``orders`` rows.
+
+    Immutable like the other trading values, but a NamedTuple rather than a frozen
+    dataclass: one is built per order on the tick-to-trade path, and a frozen dataclass
+    costs ~3 µs to build here against ~0.9 µs (``bench/bench_risk_broker.py``).
+    """
 
     order_id: str
     ts: int
@@ -131,8 +135,9 @@ class OrderState:
         return not self.status.is_final
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
+    """One execution; a NamedTuple for the same reason as :class:`Order`."""
+
     fill_id: str
     order_id: str
     ts: int
@@ -147,9 +152,9 @@ class Fill:
 
     def row(self) -> dict[str, Any]:
         return {"fill_id": self.fill_id, "order_id": self.order_id, "ts": self.ts,
-                "venue": self.venue, "symbol": self.symbol, "side": self.side.value,
+                "venue": self.venue, "symbol": self.symbol, "side": self.side._value_,
                 "price": self.price, "qty": self.qty, "fee": self.fee,
-                "liquidity": self.liquidity.value, "strategy": self.strategy}
+                "liquidity": self.liquidity._value_, "strategy": self.strategy}
 
 
 def order_row(order: Order, status: OrderStatus, ts: int, reason: str = "",
@@ -157,10 +162,10 @@ def order_row(order: Order, status: OrderStatus, ts: int, reason: str = "",
     """One ``orders`` stream row for a state change of ``order``."""
     return {
         "order_id": order.order_id, "ts": ts, "strategy": order.strategy,
-        "venue": order.venue, "symbol": order.symbol, "side": order.side.value,
-        "order_type": order.order_type.value, "qty": order.qty,
-        "limit_px": order.limit_px if math.isfinite(order.limit_px) else None,
-        "status": status.value, "reason": reason, "filled_qty": filled_qty,
+        "venue": order.venue, "symbol": order.symbol, "side": order.side._value_,
+        "order_type": order.order_type._value_, "qty": order.qty,
+        "limit_px": order.limit_px if order.limit_px == order.limit_px else None,
+        "status": status._value_, "reason": reason, "filled_qty": filled_qty,
     }
 
 

@@ -28,7 +28,7 @@ from flightdesk.core.book import L2Book
 from flightdesk.core.broker import PaperBroker
 from flightdesk.core.errors import SchemaError
 from flightdesk.core.events import TradeMsg
-from flightdesk.core.markouts import Markouts
+from flightdesk.core.markouts import Markout, Markouts
 from flightdesk.core.orders import (
     Fill,
     IdMaker,
@@ -49,6 +49,11 @@ BookLookup = Callable[[str, str], "L2Book | None"]
 Key = tuple[str, str]
 _SIDE_SIGN = {"buy": 1.0, "sell": -1.0, "flat": 0.0}
 _SIGNALS = schemas.schema("signals")
+_FINAL_COUNTER = {s: f"orders_{s.value}" for s in OrderStatus}
+#: loss limits are evaluated at most this often (engine clock), not on every flush
+PNL_CHECK_NS = 20_000_000
+#: recorded markouts are written to ``events`` at most this often (one store write)
+MARKOUT_EMIT_NS = 1_000_000_000
 #: signal ``order_type`` -> (time in force, post-only) for limit orders
 LIMIT_TYPES = {"limit": (TimeInForce.GTC, False), "limit_ioc": (TimeInForce.IOC, False),
                "limit_fok": (TimeInForce.FOK, False), "post_only": (TimeInForce.GTC, True)}
@@ -77,6 +82,9 @@ class Trader:
         self.new_fills: list[Fill] = []
         self.book_ts: dict[Key, int] = {}
         self.markouts = Markouts(self.mid)
+        self._next_pnl_check = 0
+        self._markout_rows: list[Markout] = []
+        self._next_markout_emit = 0
 
     # -- signals ------------------------------------------------------------------------
     def on_signals(self, strategy: str, batch: pa.RecordBatch, ts_origin: int) -> None:
@@ -88,7 +96,10 @@ class Trader:
         if bad:
             raise SchemaError(f"signals column 'side' has {bad[0]!r}; expected buy, sell or "
                               "flat", stream="signals", field="side")
-        types = batch.column("order_type").to_pylist()
+        n = batch.num_rows
+        column = batch.column("order_type")
+        # the common case, market signals only, skips the per-row type and price columns
+        types = [None] * n if column.null_count == n else column.to_pylist()
         odd = [t for t in types if t is not None and t != "market" and t not in LIMIT_TYPES]
         if odd:
             raise SchemaError(f"signals column 'order_type' has {odd[0]!r}; expected market, "
@@ -98,7 +109,7 @@ class Trader:
         venues = batch.column("venue").to_pylist()
         symbols = batch.column("symbol").to_pylist()
         qtys = batch.column("qty").to_pylist()
-        pxs = batch.column("limit_px").to_pylist()
+        pxs = types if column.null_count == n else batch.column("limit_px").to_pylist()
         for i, side in enumerate(sides):
             qty = qtys[i]
             qty = abs(qty) if qty is not None and qty == qty else 0.0
@@ -209,9 +220,28 @@ class Trader:
         """What risk sees for ``order``: worst-case positions, own orders, market age."""
         key = order.key
         book = self.books(order.venue, order.symbol)
-        pos = self.portfolio.qty(*key)
-        buy, sell, own_bid, own_ask = self.broker.exposure(key)
-        total = other_notional = 0.0
+        position = self.portfolio.positions.get(key)
+        pos = position.qty if position is not None else 0.0
+        broker = self.broker
+        if broker.by_key:
+            buy, sell, own_bid, own_ask = broker.exposure(key)
+            total, other_notional = self._others(key)
+        else:  # no open order anywhere: the worst case is the positions themselves
+            buy = sell = 0.0
+            own_bid, own_ask = -math.inf, math.inf
+            total = other_notional = 0.0
+            for k, p in self.portfolio.positions.items():
+                if k != key and p.qty:
+                    total += abs(p.qty)
+                    other_notional += abs(p.qty) * self._price(k)
+        total += max(abs(pos + buy), abs(pos - sell))
+        seen = self.book_ts.get(key)
+        return RiskView(pos, total, _mid(book), buy, sell, own_bid, own_ask,
+                        now - seen if seen is not None else -1, other_notional, now)
+
+    def _others(self, key: Key) -> tuple[float, float]:
+        """Worst-case absolute position and notional over the instruments but ``key``."""
+        total = notional = 0.0
         for k in self.portfolio.positions.keys() | self.broker.by_key.keys():
             if k == key:
                 continue
@@ -219,11 +249,8 @@ class Trader:
             b, s, _, _ = self.broker.exposure(k)
             worst = max(abs(p + b), abs(p - s))
             total += worst
-            other_notional += worst * self._price(k)
-        total += max(abs(pos + buy), abs(pos - sell))
-        seen = self.book_ts.get(key)
-        return RiskView(pos, total, _mid(book), buy, sell, own_bid, own_ask,
-                        now - seen if seen is not None else -1, other_notional, now)
+            notional += worst * self._price(k)
+        return total, notional
 
     # -- market events (from the engine) ------------------------------------------------
     def on_book(self, venue: str, symbol: str, book: L2Book) -> None:
@@ -242,22 +269,35 @@ class Trader:
         now = self.clock()
         if self.broker.has_pending:
             self.broker.poll(now)
-        for m in self.markouts.due(now):
-            self.event("markout", m.venue, m.symbol,
-                       f"fill={m.fill_id} strategy={m.strategy} horizon={m.horizon_s}s "
-                       f"mid={m.mid:g} bps={m.bps:.3f}")
-        mode = self.risk.update_pnl(self.portfolio.pnl(), now) if self.risk.watches_pnl else None
+        if now >= self.markouts.next_due:
+            self._markout_rows.extend(self.markouts.due(now))
+        if self._markout_rows and now >= self._next_markout_emit:
+            self._emit_markouts(now)
+        if not self.risk.watches_pnl or now < self._next_pnl_check:
+            return
+        self._next_pnl_check = now + PNL_CHECK_NS
+        mode = self.risk.update_pnl(self.portfolio.pnl(), now)
         if mode is not None:
             self.event("risk_mode", "", "", f"{mode.value}: {self.risk.mode_reason}")
             if mode is not DeskMode.ACTIVE:
                 self.cancel_all(f"desk {mode.value}: {self.risk.mode_reason}")
 
+    def _emit_markouts(self, now: int) -> None:
+        """Markouts go to ``events`` in one write per second, not one per flush."""
+        self._next_markout_emit = now + MARKOUT_EMIT_NS
+        rows, self._markout_rows = self._markout_rows, []
+        for m in rows:
+            self.event("markout", m.venue, m.symbol,
+                       f"fill={m.fill_id} strategy={m.strategy} horizon={m.horizon_s}s "
+                       f"mid={m.mid:g} bps={m.bps:.3f}")
+
     def _price(self, key: Key) -> float:
-        mid = self.mid(*key)
-        if math.isfinite(mid):
-            return mid
+        """Mark of an instrument: the position's mark (mid at the last flush), else mid."""
         pos = self.portfolio.positions.get(key)
-        return pos.mark if pos is not None and math.isfinite(pos.mark) else 0.0
+        if pos is not None and math.isfinite(pos.mark):
+            return pos.mark
+        mid = self.mid(*key)
+        return mid if math.isfinite(mid) else 0.0
 
     def markout_summary(self) -> dict[str, dict[str, float]]:
         """Average fill markout per strategy and horizon, in bps (see core.markouts)."""
@@ -276,16 +316,18 @@ class Trader:
 
     def _report(self, state: OrderState, status: OrderStatus, reason: str,
                 fills: list[Fill], now: int) -> None:
-        for fill in fills:
-            pos = self.portfolio.apply(fill)
-            pos.mark = pos.mark if math.isfinite(pos.mark) else fill.price
-            self.fills.add(fill.row())
-            self.positions.add(pos.row(fill.ts))
-            self.new_fills.append(fill)
-            self.markouts.add(fill)
-        self.counters["fills"] += len(fills)
+        if fills:
+            for fill in fills:
+                pos = self.portfolio.apply(fill)
+                if pos.mark != pos.mark:  # not marked yet: mark at the fill price
+                    pos.mark = fill.price
+                self.fills.add(fill.row())
+                self.positions.add(pos.row(fill.ts))
+                self.new_fills.append(fill)
+                self.markouts.add(fill)
+            self.counters["fills"] += len(fills)
         if status.is_final:
-            self.counters[f"orders_{status.value}"] += 1
+            self.counters[_FINAL_COUNTER[status]] += 1
         self.orders.add(order_row(state.order, status, now, reason, state.filled))
 
     def event(self, kind: str, venue: str, symbol: str, detail: str) -> None:
