@@ -99,7 +99,7 @@ class Trader:
         n = batch.num_rows
         column = batch.column("order_type")
         # the common case, market signals only, skips the per-row type and price columns
-        types = [None] * n if column.null_count == n else column.to_pylist()
+        types: list[str | None] = [None] * n if column.null_count == n else column.to_pylist()
         odd = [t for t in types if t is not None and t != "market" and t not in LIMIT_TYPES]
         if odd:
             raise SchemaError(f"signals column 'order_type' has {odd[0]!r}; expected market, "
@@ -109,13 +109,15 @@ class Trader:
         venues = batch.column("venue").to_pylist()
         symbols = batch.column("symbol").to_pylist()
         qtys = batch.column("qty").to_pylist()
-        pxs = types if column.null_count == n else batch.column("limit_px").to_pylist()
+        pxs: list[float | None] = (
+            [None] * n if column.null_count == n else batch.column("limit_px").to_pylist())
         for i, side in enumerate(sides):
             qty = qtys[i]
             qty = abs(qty) if qty is not None and qty == qty else 0.0
-            if types[i] in LIMIT_TYPES:
-                self._limit_signal(strategy, venues[i], symbols[i], side, qty, pxs[i],
-                                   types[i], ts_origin)
+            kind = types[i]
+            if kind is not None and kind in LIMIT_TYPES:
+                self._limit_signal(strategy, venues[i], symbols[i], side, qty, pxs[i], kind,
+                                   ts_origin)
             else:
                 self.target(strategy, venues[i], symbols[i], _SIDE_SIGN[side] * qty, ts_origin)
 
