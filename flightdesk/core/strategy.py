@@ -106,4 +106,15 @@ def _array(value: Any, n: int, typ: pa.DataType) -> pa.Array:
         return pa.array(value, type=typ)
     if n > 64 and (pa.types.is_floating(typ) or pa.types.is_integer(typ)):
         return pa.array(np.full(n, value, dtype=typ.to_pandas_dtype()), type=typ)
+    if n == 1:  # one-row signals are the latency-critical case: reuse the array
+        key = (value, str(typ))
+        arr = _ONE_ROW.get(key)
+        if arr is None:
+            if len(_ONE_ROW) > 10_000:
+                _ONE_ROW.clear()
+            arr = _ONE_ROW[key] = pa.array([value], type=typ)
+        return arr
     return pa.array([value] * n, type=typ)
+
+
+_ONE_ROW: dict[tuple[Any, str], pa.Array] = {}
