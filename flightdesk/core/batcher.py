@@ -16,7 +16,6 @@ from flightdesk.core import schemas
 from flightdesk.core.book import L2Book
 from flightdesk.core.events import BookMsg, TradeMsg
 
-
 _ONE_ROW: dict[str, pa.Array] = {}
 
 
