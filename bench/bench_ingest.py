@@ -12,7 +12,7 @@ read after every frame — and reports the median of ``--runs`` runs. In the sam
 times two naive baselines that a first implementation would write (``json.loads`` +
 ``if``/``elif`` on the event type, float keys and float quantities): a dict per side with
 ``max()``/``min()`` over the keys after every frame, and a dict plus bisect-sorted key lists.
-The markdown table is printed and appended to ``bench/RESULTS_ingest.md``.
+The markdown table is printed; ``--write`` puts it in its section of ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from flightdesk.plugins.venues.binance.parse import BinanceProtocol
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "binance" / "btcusdt_20240808.gz"
-RESULTS = ROOT / "bench" / "RESULTS_ingest.md"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SECTION = "## Ingest detail: Binance parse -> BookKeeper -> top of book"
 SYMBOL = "BTCUSDT"
 NAN = float("nan")
 
@@ -283,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one run")
-    ap.add_argument("--no-append", action="store_true", help=f"do not append to {RESULTS.name}")
+    ap.add_argument("--write", action="store_true",
+                    help=f"replace the '{SECTION}' section of {RESULTS.name}")
     args = ap.parse_args(argv)
     if not DATA.exists():
         raise SystemExit(f"missing {DATA}")
@@ -292,16 +294,28 @@ def main(argv: list[str] | None = None) -> None:
         profile(frames)
     rows = measure(frames, args.runs)
     cmd = "python bench/bench_ingest.py" + (f" --runs {args.runs}" if args.runs != 5 else "")
-    report = (f"\n## Ingest: Binance parse -> BookKeeper -> top of book\n\n"
+    report = (f"{SECTION}\n\n"
               f"`{cmd}` — {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
               f"{platform.machine()}, one core; {len(frames):,} frames of {DATA.name} "
               f"held in memory; median of {args.runs} interleaved runs; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end."
               f"\n\n{table(rows, len(frames))}\n")
     print(report)
-    if not args.no_append:
-        with open(RESULTS, "a", encoding="utf-8") as fh:
-            fh.write(report)
+    if args.write:
+        write_section(report)
+
+
+def write_section(report: str) -> None:
+    """Replace (or add) this bench's section of RESULTS.md, leaving the others alone."""
+    text = RESULTS.read_text(encoding="utf-8")
+    start = text.find(SECTION)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + report
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        end = len(text) if end < 0 else end + 1
+        text = text[:start] + report + ("\n" + text[end:] if end < len(text) else "")
+    RESULTS.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
