@@ -38,6 +38,7 @@ from flightdesk.core.orders import (
     Order,
     OrderState,
     OrderStatus,
+    OrderType,
     Side,
     TimeInForce,
 )
@@ -102,6 +103,9 @@ class PaperBroker:
         """Send a risk-approved order; it arrives after the entry latency."""
         order = state.order
         self.now = now
+        if self.latency.zero and order.order_type is OrderType.MARKET and not order.reduce_only:
+            self._market_now(state)  # the common case, kept short: it never rests
+            return
         self.orders[order.order_id] = state
         self.by_key.setdefault(order.key, {})[order.order_id] = state
         if self.latency.zero:
@@ -204,6 +208,19 @@ class PaperBroker:
             self._rest(state, book)
             return
         self._activate(state, book, now)
+
+    def _market_now(self, state: OrderState) -> None:
+        """A market order with no latency: accepted, walks the book, the rest expires."""
+        order = state.order
+        self._set(state, OrderStatus.ACCEPTED, "", [])
+        book = self.books(order.venue, order.symbol)
+        takes = matching.walk(book, order.side, order.qty) if book is not None else []
+        if takes:
+            self._fills(state, takes, Liquidity.TAKER, self.now)
+        if state.is_open:
+            self._set(state, OrderStatus.EXPIRED,
+                      f"book had {state.filled:g} of {order.qty:g}; rest expired"
+                      if book is not None else "no two-sided book", [])
 
     def _activate(self, state: OrderState, book: L2Book | None, now: int) -> None:
         order = state.order
