@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date
 
 from flightdesk.core.errors import ParseError
 from flightdesk.core.events import (
@@ -36,74 +35,29 @@ from flightdesk.core.events import (
     TradeMsg,
 )
 from flightdesk.core.venue import VenueProtocol
+from flightdesk.plugins.venues._wire import ERRORS as _ERRORS
+from flightdesk.plugins.venues._wire import check_levels as _check_levels
+from flightdesk.plugins.venues._wire import describe as _describe
+from flightdesk.plugins.venues._wire import iso_ns as _iso_ns
+from flightdesk.plugins.venues._wire import quote as _quote
+from flightdesk.plugins.venues._wire import require_str as _str
 
 __all__ = ["CoinbaseProtocol"]
 
-_ERRORS = (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError)
-_INF = float("inf")
 _TAKER_FROM_MAKER = {"buy": "sell", "sell": "buy"}
 _AGGRESSOR = {"BUY": "buy", "SELL": "sell", "buy": "buy", "sell": "sell"}
 _ADV_ASK = frozenset({"offer", "ask"})  # docs say "offer"; some clients also see "ask"
 
 
 # -- small parsing helpers -----------------------------------------------------------------
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"invalid JSON ({exc.msg} at char {exc.pos})"
-    if isinstance(exc, UnicodeDecodeError):
-        return "frame is not UTF-8"
-    if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
-    if isinstance(exc, IndexError):
-        return "array shorter than expected"
-    if isinstance(exc, RecursionError):
-        return "JSON nested too deeply"
-    return f"unexpected value ({type(exc).__name__}: {exc})"
 
 
-def _check_levels(levels: object) -> list:
-    """Reject what would break the book: non-list levels, non-string or non-finite numbers."""
-    if type(levels) is not list:
-        raise ParseError(f"levels must be an array, got {type(levels).__name__}")
-    for lv in levels:
-        if (type(lv) is not list or type(lv[0]) is not str or type(lv[1]) is not str
-                or not 0.0 < float(lv[0]) < _INF or not 0.0 <= float(lv[1]) < _INF):
-            raise ParseError(f"bad book level {lv!r}")
-    return levels
 
 
-_DAYS: dict[str, int] = {}
 
 
-def _iso_ns(s: object) -> int:
-    """``"2021-04-17T16:43:37.075687Z"`` (any fraction up to ns) -> integer ns since epoch."""
-    if type(s) is not str or len(s) < 20:
-        raise ParseError(f"bad ISO timestamp {s!r}")
-    day = _DAYS.get(s[:10])
-    if day is None:
-        if len(_DAYS) > 64:
-            _DAYS.clear()
-        day = _DAYS[s[:10]] = (date.fromisoformat(s[:10]).toordinal() - 719163) * 86_400
-    if s[10] != "T" or s[13] != ":" or s[16] != ":" or s[-1] != "Z":
-        raise ParseError(f"bad ISO timestamp {s!r}")
-    secs = day + int(s[11:13]) * 3600 + int(s[14:16]) * 60 + int(s[17:19])
-    frac = s[20:-1] if s[19] == "." else ""
-    return secs * 1_000_000_000 + (int(frac[:9].ljust(9, "0")) if frac else 0)
 
 
-def _str(value: object, what: str) -> str:
-    if type(value) is not str:
-        raise ParseError(f"{what} must be a string, got {value!r}")
-    return value
-
-
-def _quote(value: object) -> str:
-    """A ticker price/size: a decimal string, or "" when this feed version omits it."""
-    if value is None:
-        return ""
-    if type(value) is not str or not float(value) < _INF:
-        raise ParseError(f"bad decimal {value!r}")
-    return value
 
 
 def _lookup(table: dict[str, str], value: object, what: str) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from datetime import date
 from typing import Any
 
 from flightdesk.core.book import L2Book, Level
@@ -39,13 +38,17 @@ from flightdesk.core.events import (
     TradeMsg,
 )
 from flightdesk.core.venue import VenueProtocol
+from flightdesk.plugins.venues._wire import ERRORS as _ERRORS
+from flightdesk.plugins.venues._wire import INF as _INF
+from flightdesk.plugins.venues._wire import check_levels as _check_levels
+from flightdesk.plugins.venues._wire import describe as _describe
+from flightdesk.plugins.venues._wire import iso_ns as _iso_ns
+from flightdesk.plugins.venues._wire import require_str as _str
 
 __all__ = ["KrakenProtocol", "checksum_string", "kraken_checksum"]
 
 #: numbers stay their JSON lexeme (v2 prices/quantities; v1 sends strings anyway)
 _decode = json.JSONDecoder(parse_float=str, parse_int=str).decode
-_ERRORS = (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError)
-_INF = float("inf")
 _SIDES = {"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"}
 V2_DEFAULT_DEPTH = 10  # Kraken v2 book subscriptions default to 10 levels
 
@@ -65,29 +68,7 @@ def kraken_checksum(book: L2Book) -> int:
 
 
 # -- small parsing helpers -----------------------------------------------------------------
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"invalid JSON ({exc.msg} at char {exc.pos})"
-    if isinstance(exc, UnicodeDecodeError):
-        return "frame is not UTF-8"
-    if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
-    if isinstance(exc, IndexError):
-        return "array shorter than expected"
-    if isinstance(exc, RecursionError):
-        return "JSON nested too deeply"
-    return f"unexpected value ({type(exc).__name__}: {exc})"
 
-
-def _check_levels(levels: object) -> list:
-    """Reject what would break the book: non-list levels, non-string or non-finite numbers."""
-    if type(levels) is not list:
-        raise ParseError(f"levels must be an array, got {type(levels).__name__}")
-    for lv in levels:
-        if (type(lv) is not list or type(lv[0]) is not str or type(lv[1]) is not str
-                or not 0.0 < float(lv[0]) < _INF or not 0.0 <= float(lv[1]) < _INF):
-            raise ParseError(f"bad book level {lv!r}")
-    return levels
 
 
 def _unix_ns(s: str) -> int:
@@ -98,27 +79,8 @@ def _unix_ns(s: str) -> int:
     return int(sec) * 1_000_000_000 + int(frac[:9].ljust(9, "0"))
 
 
-_DAYS: dict[str, int] = {}
 
 
-def _iso_ns(s: str) -> int:
-    """``"2023-10-06T17:35:55.440295Z"`` (any fraction up to ns) -> integer ns since epoch."""
-    day = _DAYS.get(s[:10])
-    if day is None:
-        if len(_DAYS) > 64:
-            _DAYS.clear()
-        day = _DAYS[s[:10]] = (date.fromisoformat(s[:10]).toordinal() - 719163) * 86_400
-    if s[10] != "T" or s[13] != ":" or s[16] != ":" or s[-1] != "Z":
-        raise ParseError(f"bad ISO timestamp {s!r}")
-    secs = day + int(s[11:13]) * 3600 + int(s[14:16]) * 60 + int(s[17:19])
-    frac = s[20:-1] if s[19] == "." else ""
-    return secs * 1_000_000_000 + (int(frac[:9].ljust(9, "0")) if frac else 0)
-
-
-def _str(value: object, what: str) -> str:
-    if type(value) is not str:
-        raise ParseError(f"{what} must be a string, got {value!r}")
-    return value
 
 
 def _resubscribe(venue: str, unsub: dict, sub: dict) -> list[MarketEvent]:

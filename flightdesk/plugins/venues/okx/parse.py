@@ -36,12 +36,15 @@ from flightdesk.core.events import (
     TradeMsg,
 )
 from flightdesk.core.venue import VenueProtocol
+from flightdesk.plugins.venues._wire import ERRORS as _ERRORS
+from flightdesk.plugins.venues._wire import check_levels as _check_levels
+from flightdesk.plugins.venues._wire import describe as _describe
+from flightdesk.plugins.venues._wire import quote as _quote
+from flightdesk.plugins.venues._wire import require_str as _str
 
 __all__ = ["BOOK_CHANNELS", "OkxProtocol", "checksum_string", "okx_checksum"]
 
 BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt", "books5", "bbo-tbt"})
-_ERRORS = (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError)
-_INF = float("inf")
 _SIDES = {"buy": "buy", "sell": "sell"}
 
 
@@ -64,35 +67,10 @@ def okx_checksum(book: L2Book) -> int:
 
 
 # -- small parsing helpers -----------------------------------------------------------------
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"invalid JSON ({exc.msg} at char {exc.pos})"
-    if isinstance(exc, UnicodeDecodeError):
-        return "frame is not UTF-8"
-    if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
-    if isinstance(exc, IndexError):
-        return "array shorter than expected"
-    if isinstance(exc, RecursionError):
-        return "JSON nested too deeply"
-    return f"unexpected value ({type(exc).__name__}: {exc})"
 
 
-def _check_levels(levels: object) -> list:
-    """Reject what would break the book: non-list levels, non-string or non-finite numbers."""
-    if type(levels) is not list:
-        raise ParseError(f"levels must be an array, got {type(levels).__name__}")
-    for lv in levels:
-        if (type(lv) is not list or type(lv[0]) is not str or type(lv[1]) is not str
-                or not 0.0 < float(lv[0]) < _INF or not 0.0 <= float(lv[1]) < _INF):
-            raise ParseError(f"bad book level {lv!r}")
-    return levels
 
 
-def _str(value: object, what: str) -> str:
-    if type(value) is not str:
-        raise ParseError(f"{what} must be a string, got {value!r}")
-    return value
 
 
 def _int(value: object, what: str) -> int:
@@ -108,11 +86,7 @@ def _ms(value: object) -> int:
     return int(value) * 1_000_000
 
 
-def _quote(value: object) -> str:
-    """A ticker price/size: a decimal string, or "" where OKX has none (one-sided options)."""
-    if type(value) is not str or (value and not float(value) < _INF):
-        raise ParseError(f"bad decimal {value!r}")
-    return value
+
 
 
 class OkxProtocol(VenueProtocol):
