@@ -47,7 +47,7 @@ def test_store_migrates_writes_and_reads_in_commit_order(pg_uri):
 
 
 def test_desk_trades_into_postgres_and_recovers_from_it(pg_uri, tmp_path):
-    cfg = {"desk": {"data_dir": str(tmp_path)}, "flight": {"enabled": False},
+    cfg = {"desk": {"data_dir": str(tmp_path)}, "flight": {"port": 0},
            "store": {"uri": pg_uri},
            "venues": {"sim": {"type": "sim", "rate": 800.0}},
            "strategies": {"t": {"type": "threshold", "venue": "sim",
@@ -60,7 +60,12 @@ def test_desk_trades_into_postgres_and_recovers_from_it(pg_uri, tmp_path):
         eng.kill()
         fills = eng.fills()
         held = {r["symbol"]: r["qty"] for r in eng.positions().to_pylist()}
+        # Flight history reads the PostgreSQL store too, time filter included
+        second = fills.column("ts")[1].as_py()
+        later = flightdesk.connect(eng.flight_uri).history("fills", start=second)
     assert fills.num_rows >= 5
+    expected = [r["fill_id"] for r in fills.to_pylist() if r["ts"] >= second]
+    assert later.column("fill_id").to_pylist() == expected
     assert not (tmp_path / "flightdesk.sqlite").exists()  # nothing went to SQLite
     cfg["strategies"] = {}
     with flightdesk.Engine(cfg) as again:

@@ -45,6 +45,10 @@ class SQLiteDialect:
     def order_by(self, table: str) -> str:
         return "rowid"
 
+    def param(self, i: int) -> str:
+        """The placeholder of the ``i``-th (1-based) query parameter."""
+        return "?"
+
     def set_meta(self, key: str, value: str) -> str:
         return f"INSERT OR REPLACE INTO flightdesk_meta (key, value) VALUES ('{key}', '{value}')"
 
@@ -78,6 +82,9 @@ class PostgresDialect:
 
     def order_by(self, table: str) -> str:
         return _PG_ORDER.get(table, "ts, seq")
+
+    def param(self, i: int) -> str:
+        return f"${i}"
 
     def set_meta(self, key: str, value: str) -> str:
         return ("INSERT INTO flightdesk_meta (key, value) VALUES "

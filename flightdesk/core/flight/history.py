@@ -33,11 +33,6 @@ HISTORY_BATCH_ROWS = 1 << 20
 MARKET_STREAMS = ("quotes", "trades", "book")
 
 
-def history_dir(config: Any) -> Path:
-    configured = str(config["store"].get("history_dir") or "")
-    return Path(configured) if configured else Path(config["desk"]["data_dir"]) / "history"
-
-
 _lock = threading.Lock()
 
 
@@ -97,23 +92,22 @@ def history(req: StreamRequest, desk: Any) -> pa.RecordBatchReader | pa.Table:
     if req.stream in STORED_STREAMS:
         return stored(req, desk.store)
     if req.stream in MARKET_STREAMS:
-        return market(req, history_dir(desk.config), _cache(desk))
+        return market(req, desk.history_root, _cache(desk))
     raise TicketError(f"stream {req.stream!r} has no history; history streams are "
                       f"{', '.join(STORED_STREAMS + MARKET_STREAMS)}")
 
 
 def stored(req: StreamRequest, store: Any) -> pa.Table:
     where, params = [], []
-    if req.start is not None:
-        where.append("ts >= ?")
-        params.append(req.start)
-    if req.end is not None:
-        where.append("ts < ?")
-        params.append(req.end)
+    for op, value in ((">=", req.start), ("<", req.end)):
+        if value is not None:
+            params.append(value)
+            where.append(f"ts {op} {store.dialect.param(len(params))}")
     sql = f"SELECT * FROM {req.stream}"  # the name is one of STORED_STREAMS, never user text
     if where:
         sql += " WHERE " + " AND ".join(where)
-    table = schemas.conform(req.stream, store.query(sql + " ORDER BY rowid", tuple(params)))
+    sql += f" ORDER BY {store.dialect.order_by(req.stream)}"
+    table = schemas.conform(req.stream, store.query(sql, tuple(params)))
     mask = _row_filter(req, table.schema.names)
     if mask is not None:
         table = table.filter(mask)
