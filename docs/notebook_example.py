@@ -41,7 +41,7 @@ with desk.stream("quotes", symbols=["BTCUSDT"], columns=["ts_event", "seq", "bid
         rows += batch.num_rows
         if rows >= 20:
             break
-print(batch.to_pandas().tail() if hasattr(batch, "to_pandas") else batch)
+print(batch.slice(max(0, batch.num_rows - 5)))  # `.to_pandas()` too, if pandas is installed
 
 # %% [markdown]
 # ## Current state and history: pyarrow Tables (`.to_pandas()`, `polars.from_arrow`)
