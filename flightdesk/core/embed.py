@@ -4,7 +4,7 @@
 
     with flightdesk.Engine() as eng:          # the embedded default: sim venue + threshold
         time.sleep(5)
-        print(eng.positions().to_pandas())
+        print(eng.positions())
         eng.kill()
 """
 
