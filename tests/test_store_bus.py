@@ -68,3 +68,12 @@ def test_bus_get_wakes_on_publish_from_another_thread():
     t.start()
     assert sub.get(timeout=5.0) is not None
     t.join()
+
+
+def test_read_of_an_empty_table_is_typed_by_its_schema(tmp_path):
+    store = Store(tmp_path / "empty.sqlite").start()
+    orders = store.read("orders")
+    assert orders.num_rows == 0
+    assert orders.schema.field("strategy").type == pa.string()  # not SQLite's guess
+    assert orders.filter(pa.compute.equal(orders["strategy"], "x")).num_rows == 0
+    store.close()

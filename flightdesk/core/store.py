@@ -183,9 +183,17 @@ class Store:
                 return cur.fetch_arrow_table()
 
     def read(self, table: str, columns: str = "*") -> pa.Table:
-        """All rows of a store table in commit order (any dialect)."""
-        return self.query(f"SELECT {columns} FROM {table} "
-                          f"ORDER BY {self.dialect.order_by(table)}")
+        """All rows of a store table in commit order (any dialect), typed by its schema —
+        also when empty, where the database alone cannot say what a column holds."""
+        result = self.query(f"SELECT {columns} FROM {table} "
+                            f"ORDER BY {self.dialect.order_by(table)}")
+        target = schemas.schema(table)
+        cols = []
+        for name in result.column_names:
+            col = result.column(name)
+            want = target.field(name).type if name in target.names else col.type
+            cols.append(col if col.type == want else col.cast(want))
+        return pa.Table.from_arrays(cols, names=result.column_names)
 
     def stats(self) -> dict[str, Any]:
         return {"path": str(self.dialect), "dialect": self.dialect.name,
