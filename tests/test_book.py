@@ -71,9 +71,9 @@ def test_book_matches_reference_dict_model(messages):
 def test_bookkeeper_resyncs_instead_of_raising_on_a_bad_level():
     from flightdesk.core.books import BookKeeper
     from flightdesk.core.events import BookMsg, Resync
-    from flightdesk.core.venue import VenueProtocol
+    from flightdesk.core.venue import ExternalProtocol
 
-    keeper = BookKeeper({"v": VenueProtocol("v")})
+    keeper = BookKeeper({"v": ExternalProtocol("v")})
     seen: list[Resync] = []
     keeper.listeners.append(seen.append)
     good = BookMsg("v", "X", 1, 1, [["10", "1"]], [["11", "1"]], snapshot=True)

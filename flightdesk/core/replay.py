@@ -24,7 +24,7 @@ from flightdesk.core.capture import CaptureKind, CaptureRecord
 from flightdesk.core.config import check_plugin_table
 from flightdesk.core.engine import EngineCore
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.venue import Feed, Venue, VenueProtocol
+from flightdesk.core.venue import ExternalProtocol, Feed, Venue
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ class _SnapshotWants(Feed):
 
     def __init__(self) -> None:
         self.pending: list[str] = []
+
+    async def run(self, sink: Any, snapshot_sink: Any) -> None:
+        """A replay has no connection: its records are fed by the Replayer."""
 
     def request_snapshot(self, symbol: str) -> None:
         self.pending.append(symbol)
@@ -168,7 +171,7 @@ class Replayer:
         cols = [batch.column(c) for c in ("bid_px", "bid_qty", "ask_px", "ask_qty")]
         for (venue, symbol), i in last.items():
             if venue not in self.core.venues:
-                self.core.add_venue(Venue(venue, VenueProtocol(venue), None, []))
+                self.core.add_venue(Venue(venue, ExternalProtocol(venue), None, []))
             bp, bq, ap, aq = (repr(float(c[i].as_py())) for c in cols)
             self.core.books.book(venue, symbol).load_snapshot([[bp, bq]], [[ap, aq]])
 

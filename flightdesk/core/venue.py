@@ -14,18 +14,23 @@ A venue plugin registers a factory through ``flightdesk_register_venues(register
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
+import logging
 from typing import Any
 
 from flightdesk.core.book import L2Book
+from flightdesk.core.errors import ParseError
 from flightdesk.core.events import BookMsg, MarketEvent, ParseStats, ResyncReason
+
+logger = logging.getLogger(__name__)
 
 FrameSink = Callable[[str, "str | bytes", int], None]
 SnapshotSink = Callable[[str, str, "str | bytes", int], None]
 
 
-class VenueProtocol:
-    """Base class of the sans-I/O side of a venue. Subclasses override ``parse``."""
+class VenueProtocol(ABC):
+    """Base class of the sans-I/O side of a venue. Subclasses implement ``parse``."""
 
     #: levels kept per side after each update (None: keep all). Kraken needs its depth.
     depth: int | None = None
@@ -34,9 +39,9 @@ class VenueProtocol:
         self.name = name
         self.stats = ParseStats()
 
+    @abstractmethod
     def parse(self, frame: str | bytes, ts_recv: int) -> list[MarketEvent]:
         """Turn one received frame into events. Raise ``ParseError`` on garbage."""
-        raise NotImplementedError
 
     def parse_snapshot(self, symbol: str, body: str | bytes, ts_recv: int) -> list[MarketEvent]:
         """Turn a REST snapshot body for ``symbol`` into events (venues with REST snapshots)."""
@@ -51,20 +56,32 @@ class VenueProtocol:
         return []
 
 
-class Feed:
+class ExternalProtocol(VenueProtocol):
+    """A venue whose data arrives already normalized (Flight ``do_put``, replays of
+    normalized quotes): there is no wire format to parse, only books to keep."""
+
+    def parse(self, frame: str | bytes, ts_recv: int) -> list[MarketEvent]:
+        raise ParseError(f"venue {self.name!r} takes normalized batches, not frames",
+                         venue=self.name)
+
+
+class Feed(ABC):
     """Base class of the I/O side of a venue: one or more connections."""
 
     url: str = ""
 
+    @abstractmethod
     async def run(self, sink: FrameSink, snapshot_sink: SnapshotSink) -> None:
         """Connect and feed frames to ``sink`` until cancelled; reconnect on errors."""
-        raise NotImplementedError
 
     def request_snapshot(self, symbol: str) -> None:
-        """Fetch a REST snapshot for ``symbol`` and hand it to the snapshot sink."""
+        """Fetch a REST snapshot for ``symbol`` and hand it to the snapshot sink (feeds of
+        venues without REST snapshots keep this default, which only says so)."""
+        logger.debug("%s has no REST snapshot to fetch for %s", type(self).__name__, symbol)
 
     def send(self, frame: str) -> None:
         """Send a frame on the live connection (resubscribe and the like)."""
+        logger.warning("%s cannot send frames; dropped %.80s", type(self).__name__, frame)
 
     @property
     def connected(self) -> bool:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from flightdesk.core import schemas
 from flightdesk.core.errors import SchemaError, TicketError
 from flightdesk.core.events import BookMsg, MarketEvent, TradeMsg
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.venue import ExternalProtocol
 
 PUT_STREAMS = ("book", "trades")
 _SIDES = {"book": ("bid", "ask"), "trades": ("buy", "sell")}
@@ -114,7 +114,7 @@ class Ingestor:
         core = self.desk.core
         for venue in {ev.venue for ev in events}:
             if venue not in core.books.protocols:
-                core.books.protocols[venue] = VenueProtocol(venue)
+                core.books.protocols[venue] = ExternalProtocol(venue)
         core.last_ts_recv = ts_recv
         core.dispatch(events)
         core.flush()
