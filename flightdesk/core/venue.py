@@ -14,9 +14,9 @@ A venue plugin registers a factory through ``flightdesk_register_venues(register
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-import logging
 from typing import Any
 
 from flightdesk.core.book import L2Book
