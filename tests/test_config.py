@@ -65,3 +65,20 @@ def test_env_override_merges_into_a_configured_strategy(tmp_path):
     cfg = load_config(path, env={"FLIGHTDESK_STRATEGIES__FAST__ENABLED": "false"})
     assert cfg["strategies"]["fast"] == {"type": "threshold", "imbalance_threshold": 0.1,
                                          "enabled": False}
+
+
+def test_readme_config_example_is_a_valid_desk_config(tmp_path):
+    """The TOML in the README is what users copy: it must load and build a desk."""
+    import re
+    from pathlib import Path
+
+    from flightdesk.core.desk import Desk
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert blocks
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"readme-{i}.toml"
+        path.write_text(block)
+        desk = Desk(load_config(path, env={}))
+        assert [s.name for s in desk.strategy_list] == ["imbalance"]
