@@ -55,6 +55,24 @@ class VenueProtocol(ABC):
         """Forget ``symbol``'s sequencing state; return what must happen to rebuild it."""
         return []
 
+    # -- stats bookkeeping shared by the parsers --------------------------------------------
+    def _fail(self, why: str, frame: object) -> ParseError:
+        """Count a bad frame and return the ParseError that says what was wrong."""
+        self.stats.errors += 1
+        self.stats.last_error = why
+        return ParseError(f"{self.name}: {why}; frame starts {repr(frame)[:120]}",
+                          venue=self.name)
+
+    def _count(self, kind: str) -> None:
+        by_kind = self.stats.by_kind
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+
+    def _ignore(self, kind: str) -> list[MarketEvent]:
+        """Count a well-formed message the desk has no use for."""
+        self.stats.ignored += 1
+        self._count(kind)
+        return []
+
 
 class ExternalProtocol(VenueProtocol):
     """A venue whose data arrives already normalized (Flight ``do_put``, replays of

@@ -206,15 +206,6 @@ class AlpacaProtocol(VenueProtocol):
         return [Status(self.name, "error", f"{msg.get('code', '')} {msg.get('msg', '')}".strip())]
 
     # -- helpers ------------------------------------------------------------------------
-    def _count(self, kind: str) -> None:
-        by_kind = self.stats.by_kind
-        by_kind[kind] = by_kind.get(kind, 0) + 1
-
-    def _fail(self, why: str, frame: object) -> ParseError:
-        self.stats.errors += 1
-        self.stats.last_error = why
-        return ParseError(f"alpaca: {why}; frame starts {repr(frame)[:120]}", venue=self.name)
-
 
 _HANDLERS: dict[Any, Callable[[AlpacaProtocol, dict, int], list[MarketEvent]]] = {
     "q": AlpacaProtocol._quote,

@@ -118,20 +118,6 @@ class CoinbaseProtocol(VenueProtocol):
         self._live.clear()
 
     # -- bookkeeping -----------------------------------------------------------------------
-    def _fail(self, why: str, frame: object) -> ParseError:
-        self.stats.errors += 1
-        self.stats.last_error = why
-        return ParseError(f"coinbase: {why}; frame starts {repr(frame)[:120]}", venue=self.name)
-
-    def _count(self, kind: str) -> None:
-        by_kind = self.stats.by_kind
-        by_kind[kind] = by_kind.get(kind, 0) + 1
-
-    def _ignore(self, kind: str) -> list[MarketEvent]:
-        self.stats.ignored += 1
-        self._count(kind)
-        return []
-
     def _snapshot_seen(self, product: str, api: str) -> None:
         self._live.add(product)
         self._api_of[product] = api

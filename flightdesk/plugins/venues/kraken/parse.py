@@ -141,20 +141,6 @@ class KrakenProtocol(VenueProtocol):
                             {"method": "subscribe", "params": params})
 
     # -- bookkeeping -----------------------------------------------------------------------
-    def _fail(self, why: str, frame: object) -> ParseError:
-        self.stats.errors += 1
-        self.stats.last_error = why
-        return ParseError(f"kraken: {why}; frame starts {repr(frame)[:120]}", venue=self.name)
-
-    def _count(self, kind: str) -> None:
-        by_kind = self.stats.by_kind
-        by_kind[kind] = by_kind.get(kind, 0) + 1
-
-    def _ignore(self, kind: str) -> list[MarketEvent]:
-        self.stats.ignored += 1
-        self._count(kind)
-        return []
-
     def _set_depth(self, symbol: str, depth: int) -> None:
         if depth <= 0:
             raise ParseError(f"bad book depth {depth}")

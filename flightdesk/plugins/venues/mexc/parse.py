@@ -306,15 +306,6 @@ class MexcProtocol(VenueProtocol):
         return out
 
     # -- helpers --------------------------------------------------------------------------
-    def _count(self, kind: str) -> None:
-        by_kind = self.stats.by_kind
-        by_kind[kind] = by_kind.get(kind, 0) + 1
-
-    def _fail(self, why: str, frame: object) -> ParseError:
-        self.stats.errors += 1
-        self.stats.last_error = why
-        return ParseError(f"mexc: {why}; frame starts {repr(frame)[:120]}", venue=self.name)
-
 
 _PbHandler = Callable[[MexcProtocol, Proto, str, int, int], "list[MarketEvent]"]
 _PB_BODIES: dict[int, _PbHandler] = {

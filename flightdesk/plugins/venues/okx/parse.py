@@ -133,15 +133,6 @@ class OkxProtocol(VenueProtocol):
                 Outbound(self.name, json.dumps({"op": "subscribe", "args": args}))]
 
     # -- bookkeeping -----------------------------------------------------------------------
-    def _fail(self, why: str, frame: object) -> ParseError:
-        self.stats.errors += 1
-        self.stats.last_error = why
-        return ParseError(f"okx: {why}; frame starts {repr(frame)[:120]}", venue=self.name)
-
-    def _count(self, kind: str) -> None:
-        by_kind = self.stats.by_kind
-        by_kind[kind] = by_kind.get(kind, 0) + 1
-
     def _status(self, kind: str, detail: str, symbol: str) -> Status:
         self._count(kind)
         return Status(self.name, kind, detail, symbol)
