@@ -95,9 +95,9 @@ def test_silent_connection_is_replaced_and_reconnect_is_reported():
 
 def test_backoff_is_exponential_with_jitter_and_capped():
     feed = WsFeed("ws://127.0.0.1:1", name="x", backoff_initial=0.5, backoff_max=8.0, seed=3)
-    assert feed.delay(0) == 0.0
+    assert feed.backoff.delay(0) == 0.0
     for attempt, d in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (9, 8.0)):
-        samples = [feed.delay(attempt) for _ in range(50)]
+        samples = [feed.backoff.delay(attempt) for _ in range(50)]
         assert all(d / 2 <= s <= d for s in samples) and len(set(samples)) > 40
 
 

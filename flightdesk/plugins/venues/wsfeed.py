@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing, suppress
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -36,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from flightdesk.core.venue import Feed, FrameSink, SnapshotSink
+from flightdesk.plugins.venues._retry import Backoff, TaskSet
 
 __all__ = ["MAX_FRAME", "Tap", "WsFeed"]
 
@@ -79,13 +79,13 @@ class WsFeed(Feed):
         #: ``callable(venue_name)`` after each reconnect (not the first connect)
         self.on_reconnect: Callable[[str], None] | None = None
         self.tap: Tap | None = None
-        self._rng = random.Random(seed)
+        self.backoff = Backoff(backoff_initial, backoff_max, seed)
         self._ws: ClientConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._snapshot_sink: SnapshotSink | None = None
         self._pending: set[str] = set()
         self._fetching: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         self.counters: dict[str, int] = dict.fromkeys(
             ("connects", "reconnects", "frames", "bytes", "sent", "pings", "silence_timeouts",
              "snapshots", "snapshot_errors", "closed_by_error"), 0)
@@ -100,7 +100,7 @@ class WsFeed(Feed):
         connections = connect(self.url, max_size=self.max_size, open_timeout=self.open_timeout,
                               ping_interval=self.ping_interval, compression=None,
                               proxy=None if _loopback(self.url) else True,
-                              reconnect_delays=self._delays)
+                              reconnect_delays=self.backoff.delays)
         failures = 0
         try:
             sessions = cast(AsyncGenerator[ClientConnection, None], connections.__aiter__())
@@ -108,13 +108,10 @@ class WsFeed(Feed):
                 async for ws in sessions:
                     got = await self._session(ws, sink)
                     failures = 0 if got else failures + 1
-                    await asyncio.sleep(self.delay(failures))
+                    await asyncio.sleep(self.backoff.delay(failures))
         finally:
             self._ws = None
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._tasks.cancel()
 
     def request_snapshot(self, symbol: str) -> None:
         """Fetch ``symbol``'s REST snapshot (venues with one); thread-safe, one at a time."""
@@ -213,7 +210,7 @@ class WsFeed(Feed):
         if self._ws is None:
             logger.warning("%s: not connected, dropped outbound frame %.80s", self.name, frame)
         else:
-            self._spawn(self._send(self._ws, frame))
+            self._tasks.spawn(self._send(self._ws, frame))
 
     def _tapped(self, kind: str, data: str | bytes) -> None:
         if self.tap is not None:
@@ -223,7 +220,7 @@ class WsFeed(Feed):
     def _start_fetch(self, symbol: str) -> None:
         if symbol not in self._fetching:
             self._fetching.add(symbol)
-            self._spawn(self._fetch(symbol))
+            self._tasks.spawn(self._fetch(symbol))
 
     async def _fetch(self, symbol: str) -> None:
         assert self.snapshot_url is not None and self._snapshot_sink is not None
@@ -239,7 +236,7 @@ class WsFeed(Feed):
                         exc.close()
                     self.counters["snapshot_errors"] += 1
                     logger.warning("%s: GET %s failed (%s)", self.name, url, exc)
-                    await asyncio.sleep(self.delay(attempt))
+                    await asyncio.sleep(self.backoff.delay(attempt))
                     attempt += 1
         finally:
             self._fetching.discard(symbol)
@@ -258,23 +255,6 @@ class WsFeed(Feed):
         return body
 
     # -- helpers ----------------------------------------------------------------------------
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter for the ``attempt``-th failure in a row."""
-        if attempt <= 0:
-            return 0.0
-        d = min(self.backoff_max, self.backoff_initial * 2.0 ** min(attempt - 1, 30))
-        return self._rng.uniform(d / 2, d)
-
-    def _delays(self) -> Generator[float, None, None]:
-        attempt = 1
-        while True:
-            yield self.delay(attempt)
-            attempt += 1
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def venue_config(name: str, config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing, suppress
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -28,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 
 from flightdesk.core.venue import Feed, FrameSink, SnapshotSink
+from flightdesk.plugins.venues._retry import Backoff, TaskSet
 
 __all__ = ["BinanceFeed", "is_loopback"]
 
@@ -66,7 +66,7 @@ class BinanceFeed(Feed):
         self.compression = compression  # Binance offers none; deflate costs the hot path
         #: ``callable(venue_name)`` called after each reconnect (not the first connect)
         self.on_reconnect: Callable[[str], None] | None = None
-        self._rng = random.Random(seed)
+        self.backoff = Backoff(backoff_initial, backoff_max, seed)
         self._opener = urllib.request.build_opener(
             *([urllib.request.ProxyHandler({})] if is_loopback(rest_url) else []))
         self._ws: ClientConnection | None = None
@@ -74,7 +74,7 @@ class BinanceFeed(Feed):
         self._snapshot_sink: SnapshotSink | None = None
         self._pending: set[str] = set()  # requested before run() started
         self._fetching: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         self._connects = self._reconnects = self._frames = self._bytes = 0
         self._last_frame_ns = self._silences = self._snapshots = self._snapshot_errors = 0
 
@@ -89,7 +89,7 @@ class BinanceFeed(Feed):
         connections = connect(
             self.url, max_size=MAX_FRAME, open_timeout=self.open_timeout,
             ping_interval=self.ping_interval, compression=self.compression,
-            proxy=None if is_loopback(self.url) else True, reconnect_delays=self._delays,
+            proxy=None if is_loopback(self.url) else True, reconnect_delays=self.backoff.delays,
             process_exception=_retryable)
         failures = 0
         try:
@@ -99,10 +99,10 @@ class BinanceFeed(Feed):
                 async for ws in sessions:
                     got_frames = await self._session(ws, sink)
                     failures = 0 if got_frames else failures + 1
-                    await asyncio.sleep(self._delay(failures))
+                    await asyncio.sleep(self.backoff.delay(failures + 1))
         finally:
             self._ws = self._loop = None
-            await self._cancel_tasks()
+            await self._tasks.cancel()
 
     def request_snapshot(self, symbol: str) -> None:
         """Fetch ``symbol``'s REST depth (once at a time per symbol); thread-safe."""
@@ -124,7 +124,7 @@ class BinanceFeed(Feed):
         if self._ws is None:
             logger.warning("%s: not connected, dropped outbound frame %.80s", self.name, frame)
         else:
-            self._spawn(self._ws.send(frame))
+            self._tasks.spawn(self._ws.send(frame))
 
     @property
     def connected(self) -> bool:
@@ -198,7 +198,7 @@ class BinanceFeed(Feed):
     def _start_fetch(self, symbol: str) -> None:
         if symbol not in self._fetching:
             self._fetching.add(symbol)
-            self._spawn(self._fetch(symbol))
+            self._tasks.spawn(self._fetch(symbol))
 
     async def _fetch(self, symbol: str) -> None:
         try:
@@ -221,7 +221,7 @@ class BinanceFeed(Feed):
                 if isinstance(exc, urllib.error.HTTPError):
                     exc.close()  # it holds the response's socket open
                 self._snapshot_errors += 1
-                delay = max(self._delay(attempt), _retry_after(exc))
+                delay = max(self.backoff.delay(attempt + 1), _retry_after(exc))
                 logger.warning("%s: GET %s failed (%s); retry in %.1f s", self.name, url, exc,
                                delay)
                 await asyncio.sleep(delay)
@@ -234,28 +234,6 @@ class BinanceFeed(Feed):
         return body
 
     # -- helpers -------------------------------------------------------------------------
-    def _delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter: uniform in [d/2, d], d = initial * 2**attempt."""
-        d = min(self.backoff_max, self.backoff_initial * 2.0 ** min(attempt, 30))
-        return self._rng.uniform(d / 2, d)
-
-    def _delays(self) -> Generator[float, None, None]:
-        """Delays between failed connection attempts (websockets' ``reconnect_delays``)."""
-        attempt = 0
-        while True:
-            yield self._delay(attempt)
-            attempt += 1
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _retryable(exc: Exception) -> Exception | None:
