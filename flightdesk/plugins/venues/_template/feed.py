@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-from flightdesk.core.venue import Feed, FrameSink, SnapshotSink
+from flightdesk.core.venue import Feed
 
 
 class TemplateFeed(Feed):
-    async def run(self, sink: FrameSink, snapshot_sink: SnapshotSink) -> None:
-        raise NotImplementedError("connect, subscribe, forward frames, reconnect")
+    """Implement ``run`` (abstract in the base) — see ``wsfeed.WsFeed`` for a generic one
+    with backoff, a silence watchdog, pings and resubscription."""

@@ -16,10 +16,9 @@ Contract (``flightdesk.core.venue.VenueProtocol``):
 
 from __future__ import annotations
 
-from flightdesk.core.events import MarketEvent
 from flightdesk.core.venue import VenueProtocol
 
 
 class TemplateProtocol(VenueProtocol):
-    def parse(self, frame: str | bytes, ts_recv: int) -> list[MarketEvent]:
-        raise NotImplementedError("decode once, dispatch by message type, return events")
+    """Implement ``parse`` (abstract in the base: until it exists this class cannot be
+    instantiated) and whichever of ``parse_snapshot``/``verify``/``resync`` the venue needs."""
