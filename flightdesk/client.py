@@ -26,7 +26,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from flightdesk.core.flight.sql import field_bytes, pack_any
+from flightdesk.core.flight.sql import pack_any
+from flightdesk.core.protowire import field_bytes
 
 Time = int | dt.datetime | None
 

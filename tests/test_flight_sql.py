@@ -7,7 +7,10 @@ import pytest
 from adbc_driver_flightsql import DatabaseOptions
 from flight_helpers import start_desk, wait_for
 
-from flightdesk.core.flight.sql import decode, field_bytes, pack_any, unpack_any, varint
+from flightdesk.core.errors import TicketError
+from flightdesk.core.flight.sql import decode, pack_any, unpack_any
+from flightdesk.core.protowire import encode_varint as varint
+from flightdesk.core.protowire import field_bytes
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +80,5 @@ def test_protobuf_helpers_round_trip():
     name, fields = unpack_any(pack_any("CommandStatementQuery", message))
     assert name == "CommandStatementQuery" and fields[1] == [b"SELECT 1"]
     assert unpack_any(b'{"stream": "quotes"}') is None
+    with pytest.raises(TicketError, match="runs past the end"):  # a length beyond the data
+        decode(field_bytes(1, b"SELECT 1")[:-1])

@@ -27,66 +27,19 @@ from collections.abc import Callable, Iterable
 import pyarrow as pa
 
 from flightdesk.core.errors import TicketError
+from flightdesk.core.protowire import field_bytes, field_varint, fields
 
 TYPE_PREFIX = "type.googleapis.com/arrow.flight.protocol.sql."
 QUERYABLE = ("orders", "fills", "positions", "events", "performance_metrics")
 _FIRST_WORD = re.compile(r"^\s*(?:(?:--[^\n]*\n)|(?:/\*.*?\*/)|\s)*(\w+)", re.S)
 
 
-# -- protobuf wire format (varint and length-delimited fields only) ---------------------------
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def field_bytes(number: int, value: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(value)) + value
-
-
-def field_varint(number: int, value: int) -> bytes:
-    return varint(number << 3) + varint(value)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        if pos >= len(data):
-            raise TicketError("truncated protobuf varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
 def decode(data: bytes) -> dict[int, list[bytes | int]]:
-    """Fields of one message: number -> values (bytes for length-delimited, else int)."""
-    out: dict[int, list[bytes | int]] = {}
-    pos = 0
-    while pos < len(data):
-        key, pos = _read_varint(data, pos)
-        number, wire = key >> 3, key & 7
-        value: bytes | int
-        if wire == 0:
-            value, pos = _read_varint(data, pos)
-        elif wire == 2:
-            size, pos = _read_varint(data, pos)
-            value, pos = data[pos:pos + size], pos + size
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            value, pos = int.from_bytes(data[pos:pos + size], "little"), pos + size
-        else:
-            raise TicketError(f"unsupported protobuf wire type {wire}")
-        out.setdefault(number, []).append(value)
-    return out
+    """Fields of one protobuf message (see :mod:`flightdesk.core.protowire`)."""
+    try:
+        return fields(data)
+    except ValueError as exc:
+        raise TicketError(f"malformed protobuf: {exc}") from exc
 
 
 def pack_any(message: str, body: bytes) -> bytes:
