@@ -113,7 +113,6 @@ class RowBuffer:
 
     def __init__(self, stream: str) -> None:
         self.stream = stream
-        self.schema = schemas.schema(stream)
         self.rows: list[dict[str, Any]] = []
         self.seq = 0
 
@@ -126,7 +125,3 @@ class RowBuffer:
         """The buffered rows (the store thread turns them into a batch)."""
         rows, self.rows = self.rows, []
         return rows
-
-    def take(self) -> pa.RecordBatch | None:
-        rows = self.take_rows()
-        return pa.RecordBatch.from_pylist(rows, schema=self.schema) if rows else None

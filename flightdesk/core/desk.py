@@ -200,7 +200,11 @@ class Desk(DeskState):
 
     def _snapshot_sink(self, queue: asyncio.Queue[Any]) -> Callable[[str, str, Any, int], None]:
         def sink(venue: str, symbol: str, body: Any, ts_recv: int) -> None:
-            queue.put_nowait((venue, symbol, body, ts_recv))
+            try:
+                queue.put_nowait((venue, symbol, body, ts_recv))
+            except asyncio.QueueFull:  # counted; that book stays unsynced until a resync
+                if self.core is not None:
+                    self.core.counters["queue_drops"] += 1
         return sink
 
     async def _consume(self, queue: asyncio.Queue[Any]) -> None:

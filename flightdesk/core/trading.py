@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 BookLookup = Callable[[str, str], "L2Book | None"]
 Key = tuple[str, str]
 _SIDE_SIGN = {"buy": 1.0, "sell": -1.0, "flat": 0.0}
-_SIGNALS = schemas.schema("signals")
 _FINAL_COUNTER = {s: f"orders_{s.value}" for s in OrderStatus}
 #: loss limits are evaluated at most this often (engine clock), not on every flush
 PNL_CHECK_NS = 20_000_000
@@ -89,8 +88,7 @@ class Trader:
     # -- signals ------------------------------------------------------------------------
     def on_signals(self, strategy: str, batch: pa.RecordBatch, ts_origin: int) -> None:
         """Validate a strategy's signals batch and act on every row."""
-        if not batch.schema.equals(_SIGNALS):
-            batch = schemas.conform("signals", batch)
+        batch = schemas.conform("signals", batch)  # returns it as is when already conformed
         sides = batch.column("side").to_pylist()
         bad = [s for s in sides if s not in _SIDE_SIGN]
         if bad:
