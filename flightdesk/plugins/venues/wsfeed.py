@@ -36,6 +36,7 @@ from websockets.protocol import State
 
 from flightdesk.core.venue import Feed, FrameSink, SnapshotSink
 from flightdesk.plugins.venues._retry import Backoff, TaskSet
+from flightdesk.plugins.venues._wsconn import DirectConnection
 
 __all__ = ["MAX_FRAME", "Tap", "WsFeed"]
 
@@ -100,10 +101,11 @@ class WsFeed(Feed):
         connections = connect(self.url, max_size=self.max_size, open_timeout=self.open_timeout,
                               ping_interval=self.ping_interval, compression=None,
                               proxy=None if _loopback(self.url) else True,
-                              reconnect_delays=self.backoff.delays)
+                              reconnect_delays=self.backoff.delays,
+                              create_connection=DirectConnection)
         failures = 0
         try:
-            sessions = cast(AsyncGenerator[ClientConnection, None], connections.__aiter__())
+            sessions = cast(AsyncGenerator[DirectConnection, None], connections.__aiter__())
             async with aclosing(sessions):
                 async for ws in sessions:
                     got = await self._session(ws, sink)
@@ -137,7 +139,7 @@ class WsFeed(Feed):
         return {"connected": self.connected, **self.counters}
 
     # -- one connection ---------------------------------------------------------------------
-    async def _session(self, ws: ClientConnection, sink: FrameSink) -> bool:
+    async def _session(self, ws: DirectConnection, sink: FrameSink) -> bool:
         counters = self.counters
         counters["connects"] += 1
         self._ws = ws
@@ -149,18 +151,22 @@ class WsFeed(Feed):
         helpers = [asyncio.create_task(self._watchdog(ws))] if self.silence_timeout > 0 else []
         if self.ping_frame is not None:
             helpers.append(asyncio.create_task(self._pinger(ws)))
+        name, clock = self.name, time.time_ns
+
+        def deliver(frame: str | bytes) -> None:
+            counters["frames"] += 1
+            counters["bytes"] += len(frame)
+            sink(name, frame, clock())
+
         try:
+            ws.start(deliver)  # frames go to the sink from the socket callback, in order
             for out in self.subscribe():
                 await self._send(ws, out)
-            async for frame in ws:
-                ts = time.time_ns()
-                counters["frames"] += 1
-                counters["bytes"] += len(frame)
-                sink(self.name, frame, ts)
-        except ConnectionClosed as exc:
-            if exc.rcvd is None or exc.rcvd.code != 1000:
+            await ws.wait_closed()
+            rcvd = ws.protocol.close_rcvd
+            if rcvd is None or rcvd.code != 1000:
                 counters["closed_by_error"] += 1
-            logger.info("%s: connection closed: %s", self.name, exc)
+            logger.info("%s: connection closed: %s", name, ws.protocol.close_exc)
         except asyncio.CancelledError:
             ws.transport.abort()
             raise

@@ -23,11 +23,12 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect, process_exception
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.protocol import State
 
 from flightdesk.core.venue import Feed, FrameSink, SnapshotSink
 from flightdesk.plugins.venues._retry import Backoff, TaskSet
+from flightdesk.plugins.venues._wsconn import DirectConnection
 
 __all__ = ["BinanceFeed", "is_loopback"]
 
@@ -90,11 +91,11 @@ class BinanceFeed(Feed):
             self.url, max_size=MAX_FRAME, open_timeout=self.open_timeout,
             ping_interval=self.ping_interval, compression=self.compression,
             proxy=None if is_loopback(self.url) else True, reconnect_delays=self.backoff.delays,
-            process_exception=_retryable)
+            process_exception=_retryable, create_connection=DirectConnection)
         failures = 0
         try:
             # aclosing: on cancel, close the live connection now, not at garbage collection
-            sessions = cast(AsyncGenerator[ClientConnection, None], connections.__aiter__())
+            sessions = cast(AsyncGenerator[DirectConnection, None], connections.__aiter__())
             async with aclosing(sessions):
                 async for ws in sessions:
                     got_frames = await self._session(ws, sink)
@@ -137,8 +138,8 @@ class BinanceFeed(Feed):
                 "snapshots": self._snapshots, "snapshot_errors": self._snapshot_errors}
 
     # -- one connection ------------------------------------------------------------------
-    async def _session(self, ws: ClientConnection, sink: FrameSink) -> bool:
-        """Read ``ws`` until it closes; return whether it delivered any frame."""
+    async def _session(self, ws: DirectConnection, sink: FrameSink) -> bool:
+        """Deliver ``ws``'s frames until it closes; return whether it delivered any."""
         self._connects += 1
         self._ws = ws
         if self._connects > 1:
@@ -147,15 +148,18 @@ class BinanceFeed(Feed):
         start = self._frames
         watchdog = asyncio.create_task(self._watchdog(ws), name=f"{self.name}-watchdog")
         name, clock = self.name, time.time_ns
+
+        def deliver(frame: str | bytes) -> None:
+            ts = clock()
+            self._frames += 1
+            self._bytes += len(frame)
+            self._last_frame_ns = ts
+            sink(name, frame, ts)
+
         try:
-            async for frame in ws:
-                ts = clock()
-                self._frames += 1
-                self._bytes += len(frame)
-                self._last_frame_ns = ts
-                sink(name, frame, ts)
-        except ConnectionClosed as exc:
-            logger.info("%s: connection closed: %s", name, exc)
+            ws.start(deliver)  # frames go to the sink from the socket callback, in order
+            await ws.wait_closed()
+            logger.info("%s: connection closed: %s", name, ws.protocol.close_exc)
         except asyncio.CancelledError:
             # Stopping. A closing handshake would wait (close_timeout) behind the frames
             # still queued towards us, which nobody reads any more: drop the connection.
