@@ -32,6 +32,7 @@ def test_truncate_keeps_best_levels():
     book.apply_bids([[str(p), "1"] for p in range(1, 11)])
     book.apply_asks([[str(p), "1"] for p in range(11, 21)])
     book.truncate(3)
+    assert book.depth_qty(10) == (3.0, 3.0)
     assert [lv[0] for lv in book.bid_levels(10)] == ["10", "9", "8"]
     assert [lv[0] for lv in book.ask_levels(10)] == ["11", "12", "13"]
 
@@ -66,6 +67,11 @@ def test_book_matches_reference_dict_model(messages):
         assert [Decimal(lv[0]) for lv in book.bid_levels(100)] == want_bids
         assert [Decimal(lv[0]) for lv in book.ask_levels(100)] == want_asks
         assert [lv[1] for lv in book.bid_levels(100)] == [ref[True][p] for p in want_bids]
+        # the float quantities kept beside the strings agree with them
+        assert book.depth_qty(3) == (sum(float(ref[True][p]) for p in want_bids[:3]),
+                                     sum(float(ref[False][p]) for p in want_asks[:3]))
+        if want_bids:
+            assert book.best_bid() == (float(want_bids[0]), float(ref[True][want_bids[0]]))
 
 
 def test_bookkeeper_resyncs_instead_of_raising_on_a_bad_level():

@@ -4,8 +4,9 @@ Levels are keyed by ``float(price)``: equal venue strings give equal keys (and s
 numerically equal spellings such as ``"1.0"``/``"1.00"``), and every decimal price with at
 most 15 significant digits maps to a distinct float. The value stored for a level is the
 venue's own level sequence (``[price_str, qty_str, ...]``), untouched, so checksums are
-computed on the exact strings the venue sent. A sorted key list per side (bids negated)
-gives the top of book in O(1) and the top N in O(N).
+computed on the exact strings the venue sent; its quantity is also kept as a float (parsed
+once, when the level arrives), so the top of book and depth sums parse nothing. A sorted
+key list per side (bids negated) gives the top of book in O(1) and the top N in O(N).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ Level = Sequence[str]
 class L2Book:
     """Bids and asks of one instrument; see the module docstring for the representation."""
 
-    __slots__ = ("bids", "asks", "_bk", "_ak", "last_id", "ts_event")
+    __slots__ = ("bids", "asks", "_bk", "_ak", "_bq", "_aq", "last_id", "ts_event")
 
     def __init__(self) -> None:
         self.bids: dict[float, Level] = {}
         self.asks: dict[float, Level] = {}
         self._bk: list[float] = []  # negated bid prices, ascending => best bid first
         self._ak: list[float] = []  # ask prices, ascending => best ask first
+        self._bq: dict[float, float] = {}  # price -> quantity, as floats
+        self._aq: dict[float, float] = {}
         self.last_id = -1
         self.ts_event = 0
 
@@ -35,6 +38,8 @@ class L2Book:
         self.asks.clear()
         self._bk.clear()
         self._ak.clear()
+        self._bq.clear()
+        self._aq.clear()
         self.last_id = -1
 
     def load_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
@@ -42,43 +47,51 @@ class L2Book:
         self.clear()
         self.bids = {float(lv[0]): lv for lv in bids if float(lv[1]) != 0.0}
         self.asks = {float(lv[0]): lv for lv in asks if float(lv[1]) != 0.0}
+        self._bq = {px: float(lv[1]) for px, lv in self.bids.items()}
+        self._aq = {px: float(lv[1]) for px, lv in self.asks.items()}
         self._bk = sorted(-p for p in self.bids)
         self._ak = sorted(self.asks)
 
     def apply_bids(self, levels: Iterable[Level]) -> None:
         """Set absolute quantities on the bid side; qty 0 deletes (a missing level is fine)."""
-        book = self.bids
-        keys = self._bk
+        book, qty, keys = self.bids, self._bq, self._bk
         for lv in levels:
             px = float(lv[0])
-            if float(lv[1]) == 0.0:
+            q = float(lv[1])
+            if q == 0.0:
                 if book.pop(px, None) is not None:
+                    del qty[px]
                     del keys[bisect_left(keys, -px)]
             else:
                 if px not in book:
                     insort(keys, -px)
                 book[px] = lv
+                qty[px] = q
 
     def apply_asks(self, levels: Iterable[Level]) -> None:
         """Set absolute quantities on the ask side; qty 0 deletes (a missing level is fine)."""
-        book = self.asks
-        keys = self._ak
+        book, qty, keys = self.asks, self._aq, self._ak
         for lv in levels:
             px = float(lv[0])
-            if float(lv[1]) == 0.0:
+            q = float(lv[1])
+            if q == 0.0:
                 if book.pop(px, None) is not None:
+                    del qty[px]
                     del keys[bisect_left(keys, px)]
             else:
                 if px not in book:
                     insort(keys, px)
                 book[px] = lv
+                qty[px] = q
 
     def truncate(self, depth: int) -> None:
         """Keep only the best ``depth`` levels per side (venues that stop sending far levels)."""
-        for keys, book, sign in ((self._bk, self.bids, -1.0), (self._ak, self.asks, 1.0)):
+        for keys, book, qty, sign in ((self._bk, self.bids, self._bq, -1.0),
+                                      (self._ak, self.asks, self._aq, 1.0)):
             if len(keys) > depth:
                 for k in keys[depth:]:
                     del book[sign * k]
+                    del qty[sign * k]
                 del keys[depth:]
 
     # -- reads -------------------------------------------------------------------
@@ -86,13 +99,13 @@ class L2Book:
         if not self._bk:
             return None
         px = -self._bk[0]
-        return px, float(self.bids[px][1])
+        return px, self._bq[px]
 
     def best_ask(self) -> tuple[float, float] | None:
         if not self._ak:
             return None
         px = self._ak[0]
-        return px, float(self.asks[px][1])
+        return px, self._aq[px]
 
     def top(self) -> tuple[float, float, float, float]:
         """(bid_px, bid_qty, ask_px, ask_qty); NaN where a side is empty."""
@@ -100,12 +113,12 @@ class L2Book:
         bk, ak = self._bk, self._ak
         if bk:
             bp = -bk[0]
-            bq = float(self.bids[bp][1])
+            bq = self._bq[bp]
         else:
             bp = bq = nan
         if ak:
             ap = ak[0]
-            aq = float(self.asks[ap][1])
+            aq = self._aq[ap]
         else:
             ap = aq = nan
         return bp, bq, ap, aq
@@ -120,10 +133,8 @@ class L2Book:
 
     def depth_qty(self, n: int) -> tuple[float, float]:
         """Total bid and ask quantity over the best ``n`` levels of each side."""
-        bids, asks = self.bids, self.asks
-        bq = sum(float(bids[-k][1]) for k in self._bk[:n])
-        aq = sum(float(asks[k][1]) for k in self._ak[:n])
-        return bq, aq
+        bq, aq = self._bq, self._aq
+        return sum([bq[-k] for k in self._bk[:n]]), sum([aq[k] for k in self._ak[:n]])
 
     def is_crossed(self) -> bool:
         return bool(self._bk and self._ak and -self._bk[0] >= self._ak[0])
