@@ -45,9 +45,11 @@ SYMBOLS = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
 
 def make_frames(n: int) -> tuple[dict[str, str], list[str]]:
     market = SimMarket(SYMBOLS, seed=11)
-    snaps = {s: json.dumps(market.snapshot(s)) for s in SYMBOLS}
-    frames: list[str] = []
     ts = 1_700_000_000_000
+    # the snapshots come after the first step, as a live one would: Binance's procedure
+    # asks for a new snapshot while its lastUpdateId is below the first buffered diff's U
+    frames = [json.dumps(p) for p in market.step(ts)]
+    snaps = {s: json.dumps(market.snapshot(s)) for s in SYMBOLS}
     while len(frames) < n:
         ts += 1
         frames.extend(json.dumps(p) for p in market.step(ts))
@@ -71,9 +73,15 @@ def run_engine(snaps: dict[str, str], frames: list[str], batch: int) -> tuple[fl
         strat.on_start(StrategyContext("threshold", strat.config, cfg["risk"], time.time_ns,
                                        portfolio.snapshot, None))  # type: ignore[arg-type]
         core.slots = [StrategySlot(strat)]
-        core.on_frame("sim", frames[0], 0)  # first diff per symbol asks for the snapshot
+        # each symbol's first diff asks for its snapshot: answer once every symbol asked
+        # (a snapshot that comes first is dropped, and that symbol would never quote)
+        start = 0
+        while any(venue.protocol.state(s) == "fresh" for s in SYMBOLS):
+            core.on_frame("sim", frames[start], 0)
+            start += 1
         for sym, body in snaps.items():
             core.on_snapshot("sim", sym, body, 0)
+        frames = frames[start:]
         t0 = time.perf_counter()
         for i, frame in enumerate(frames):
             core.on_frame("sim", frame, i)
