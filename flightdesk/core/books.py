@@ -25,6 +25,9 @@ class BookKeeper:
         self.protocols = protocols
         self.books: dict[tuple[str, str], L2Book] = {}
         self.counters: Counter[str] = Counter()
+        #: price-level changes applied from incremental messages (the market's own event
+        #: count: a Binance update id, an OKX/Kraken level entry); snapshots not counted
+        self.level_updates = 0
         #: events the protocols returned on resync (snapshot requests, resubscribes)
         self.followups: list[MarketEvent] = []
         self.listeners: list[ResyncListener] = []
@@ -47,6 +50,7 @@ class BookKeeper:
                     book.apply_bids(msg.bids)
                 if msg.asks:
                     book.apply_asks(msg.asks)
+                self.level_updates += len(msg.bids) + len(msg.asks)
         except (ValueError, TypeError, IndexError) as exc:
             # a level that is not [price, qty] numbers: the book may be half-updated, so it
             # is rebuilt like after any other loss of sync

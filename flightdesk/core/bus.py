@@ -17,7 +17,14 @@ import pyarrow as pa
 
 
 class Subscriber:
-    """One consumer's bounded buffer on one stream."""
+    """One consumer's bounded buffer on one stream.
+
+    The publisher's side costs a deque append and, only while the consumer is asleep
+    waiting for data, one wake-up: no lock, so publishing to 50 subscribers stays cheap for
+    the engine thread. Only the publisher appends; only the consumer takes. The lock is
+    taken by the consumer when it takes and by the publisher only when the buffer is full
+    (then the oldest batch is dropped and counted, exactly).
+    """
 
     _ids = itertools.count(1)
 
@@ -27,33 +34,59 @@ class Subscriber:
         self.maxlen = maxlen
         self.params = params or {}
         self._buf: deque[pa.RecordBatch] = deque()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._waiting = False
         self.drops = 0
         self.delivered = 0
         self.closed = False
 
     def offer(self, batch: pa.RecordBatch) -> None:
-        with self._cond:
-            if len(self._buf) >= self.maxlen:
-                self._buf.popleft()
-                self.drops += 1
-            self._buf.append(batch)
-            self._cond.notify()
+        buf = self._buf
+        if len(buf) >= self.maxlen:
+            with self._lock:  # the consumer is not taking meanwhile
+                while len(buf) >= self.maxlen:
+                    buf.popleft()
+                    self.drops += 1
+                buf.append(batch)
+        else:
+            buf.append(batch)
+        if self._waiting:
+            self._waiting = False
+            self._wake.set()
+
+    def _wait(self, timeout: float) -> None:
+        """Sleep until a batch is offered (or closed, or ``timeout``) — if none is there."""
+        self._wake.clear()
+        self._waiting = True
+        if not self._buf and not self.closed:
+            self._wake.wait(timeout)
+        self._waiting = False
 
     def get(self, timeout: float) -> pa.RecordBatch | None:
         """The next batch, or None after ``timeout`` seconds (or once closed and empty)."""
-        with self._cond:
-            if not self._buf and not self.closed:
-                self._cond.wait(timeout)
+        if not self._buf and timeout > 0:
+            self._wait(timeout)
+        with self._lock:
             if self._buf:
                 self.delivered += 1
                 return self._buf.popleft()
-            return None
+        return None
+
+    def drain(self, timeout: float) -> list[pa.RecordBatch]:
+        """Every queued batch, oldest first, waiting up to ``timeout`` seconds for one."""
+        if not self._buf and timeout > 0:
+            self._wait(timeout)
+        buf, out = self._buf, []
+        with self._lock:
+            while buf:
+                out.append(buf.popleft())
+        self.delivered += len(out)
+        return out
 
     def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
+        self.closed = True
+        self._wake.set()
 
     def stats(self) -> dict[str, Any]:
         return {"id": self.id, "stream": self.stream, "queued": len(self._buf),

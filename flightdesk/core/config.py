@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
         "log_level": "INFO",
         "log_format": "text",
         "depth_levels": 5,
+        # CPython's GIL switch interval while the desk runs (0 = leave it): how long a
+        # Flight or store thread busy in Python can keep the engine thread waiting
+        "switch_interval_us": 0,
         "record": False,  # write the raw capture of every feed (see core.recorder)
         "record_dir": "captures",  # under data_dir
     },
@@ -86,6 +89,10 @@ DEFAULTS: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 8815,
         "subscriber_buffer": 1024,
+        # live do_get: after each write a subscriber waits this long and then sends what
+        # queued meanwhile as one batch: fewer, bigger writes, and the handler threads
+        # leave the GIL to the engine (0 = write each batch as soon as it is published)
+        "live_linger_ms": 5.0,
         "enabled": True,
         # bearer tokens by role (trade implies read); with none the desk binds loopback only
         "read_tokens": [],

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import difflib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -122,6 +123,9 @@ class Desk(DeskState):
         """Run the desk until :meth:`stop`; always shuts down cleanly."""
         self.loop = asyncio.get_running_loop()
         self._async_stop = asyncio.Event()
+        switch = sys.getswitchinterval()
+        if float(self.config["desk"]["switch_interval_us"]) > 0:
+            sys.setswitchinterval(float(self.config["desk"]["switch_interval_us"]) / 1e6)
         self.store.start()
         if self.config["store"]["recover"]:
             self.recovered_fills = recover_positions(self.store, self.portfolio)
@@ -150,6 +154,7 @@ class Desk(DeskState):
             await self._async_stop.wait()
         finally:
             await self._shutdown(tasks, venues)
+            sys.setswitchinterval(switch)
 
     def _feed_sinks(self, venue: Venue, queue: asyncio.Queue[Any]) -> tuple[Any, Any]:
         """The feed's sinks (recorded when ``[desk] record``) and its reconnect callback."""

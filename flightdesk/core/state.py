@@ -66,7 +66,8 @@ class DeskState:
         if core is None:
             return out
         out["engine"] = dict(core.counters)
-        out["books_counters"] = dict(core.books.counters)
+        out["books_counters"] = {**core.books.counters,
+                                 "level_updates": core.books.level_updates}
         out["venues"] = {
             name: {"connected": bool(v.feed and v.feed.connected),
                    "feed": v.feed.stats() if v.feed else {},

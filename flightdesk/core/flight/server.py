@@ -129,14 +129,18 @@ class DeskFlightServer(flight.FlightServerBase):
         if req.stream == "book" and self.desk.core is not None:
             self.desk.core.book_rows.request_snapshots()
         stop = self.desk.stop_event
+        linger = float(self.desk.config["flight"]["live_linger_ms"]) / 1e3
         try:
             while not stop.is_set():
-                batch = sub.get(timeout=0.2)
-                if batch is None:
+                batches = sub.drain(timeout=0.2)
+                if not batches:
                     continue
-                batch = self._filter(req, _coalesce(sub, batch))
+                batch = self._filter(req, pa.concat_batches(batches) if len(batches) > 1
+                                     else batches[0])
                 if batch.num_rows:
                     yield self._project(req, batch)
+                if linger > 0:
+                    stop.wait(linger)
         finally:
             bus.unsubscribe(sub)
 
@@ -206,18 +210,6 @@ class DeskFlightServer(flight.FlightServerBase):
     def _error(self, message: str) -> flight.FlightServerError:
         self.errors += 1
         return flight.FlightServerError(message)
-
-
-def _coalesce(sub: Any, batch: pa.RecordBatch, limit: int = 64) -> pa.RecordBatch:
-    """``batch`` and whatever else is already queued, as one batch: a reader that fell
-    behind catches up with one write instead of many (``seq`` stays contiguous)."""
-    more: list[pa.RecordBatch] = []
-    while len(more) < limit:
-        nxt = sub.get(timeout=0)
-        if nxt is None:
-            break
-        more.append(nxt)
-    return pa.concat_batches([batch, *more]) if more else batch
 
 
 def _peer(context: Any) -> str:
