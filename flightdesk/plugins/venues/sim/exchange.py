@@ -9,9 +9,11 @@ One port serves both halves of the Binance market-data protocol:
   so a snapshot is always consistent with the diffs already sent.
 
 One background task steps the market on a steady schedule (due frames are computed from the
-monotonic clock, so the rate does not drift) and broadcasts each payload, serialized once, to
-the clients subscribed to its stream. Broadcasting never waits for a client: a client whose
-write buffer grows past ``max_buffer`` bytes is closed with code 1008.
+monotonic clock, so the rate does not drift; at high rates it wakes about once a millisecond
+and makes what is due). Each chunk of payloads is serialized once (the market writes JSON
+text) and sent to each subscribed client with a single transport write. Sending never waits
+for a client: a client whose write buffer grows past ``max_buffer`` bytes is closed with code
+1008.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from flightdesk.plugins.venues.sim.fanout import Client, Fanout
 from flightdesk.plugins.venues.sim.market import SimMarket
 
 log = logging.getLogger(__name__)
@@ -37,19 +40,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SYMBOLS = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
 _GRACE = 1.5  # seconds stop() waits for clients to finish closing before aborting them
 _CHUNK = 256  # most frames produced between two yields to the event loop
+_TICK = 0.001  # at a fixed rate, the pump wakes up at most about this often (seconds)
 _ERR_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
 _ERR_LIMIT = {"code": -1100, "msg": "Illegal characters found in parameter 'limit'."}
-
-
-class _Client:
-    """One WebSocket client: its connection, its streams and its framing."""
-
-    __slots__ = ("conn", "streams", "combined")
-
-    def __init__(self, conn: ServerConnection, combined: bool) -> None:
-        self.conn = conn
-        self.streams: set[str] = set()
-        self.combined = combined
 
 
 class SimExchange:
@@ -57,9 +50,11 @@ class SimExchange:
 
     ``rate`` is the number of market payloads produced per second (all streams and symbols,
     whether or not anyone subscribed); ``rate <= 0`` produces as fast as possible while a
-    client is connected. ``burst=False`` turns off the bursts of book activity. A client is
-    closed (1008) once more than ``max_buffer`` bytes wait in its user-space write buffer;
-    ``sndbuf`` optionally caps the kernel send buffer of each client socket as well.
+    client is connected, pausing while any client has over ``max_buffer / 4`` bytes waiting
+    (at full speed the slowest client sets the pace instead of being closed). ``burst=False``
+    turns off the bursts of book activity. A client is closed (1008) once more than
+    ``max_buffer`` bytes wait in its user-space write buffer; ``sndbuf`` optionally caps the
+    kernel send buffer of each client socket as well.
     """
 
     def __init__(
@@ -85,9 +80,6 @@ class SimExchange:
         self._port = port
         self._server: Server | None = None
         self._pump_task: asyncio.Task[None] | None = None
-        self._closing: set[asyncio.Task[None]] = set()
-        self._clients: dict[ServerConnection, _Client] = {}
-        self._subs: dict[tuple[str, bool], set[ServerConnection]] = {}
         self._wake: asyncio.Event | None = None
         self._rr = 0
         self._stats = {
@@ -98,6 +90,7 @@ class SimExchange:
             "slow_closed": 0,
             "lagged": 0,
         }
+        self._fan = Fanout(self._stats)
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> SimExchange:
@@ -125,7 +118,7 @@ class SimExchange:
         if self._server is not None:
             await self._close_server(self._server)
             self._server = None
-        await asyncio.gather(*self._closing, return_exceptions=True)
+        await asyncio.gather(*self._fan.closing, return_exceptions=True)
 
     @staticmethod
     async def _close_server(server: Server) -> None:
@@ -170,71 +163,54 @@ class SimExchange:
     def stats(self) -> dict[str, int]:
         """Counters: frames produced, frames sent (per client), clients now and ever,
         snapshots served, clients closed for being slow, schedule resets after a stall."""
-        return dict(self._stats, clients=len(self._clients))
+        return dict(self._stats, clients=len(self._fan.clients))
 
     # -- market task --------------------------------------------------------------------
     async def _pump(self) -> None:
         loop = asyncio.get_running_loop()
         t0, made = loop.time(), 0
+        # wake up at most about once per _TICK: at a high rate, ~rate * _TICK payloads a time
+        batch = max(1, min(_CHUNK, int(self.rate * _TICK)))
         while True:
             if self.rate <= 0:
                 await self._wait_for_clients()
+                if self._fan.backlogged(self.max_buffer // 4):
+                    await asyncio.sleep(_TICK)
+                    continue
                 made += self._produce(_CHUNK)
             else:
                 due = int((loop.time() - t0) * self.rate) - made
-                if due <= 0:
-                    await asyncio.sleep((made + 1) / self.rate - (loop.time() - t0))
+                if due < batch:
+                    await asyncio.sleep((made + batch) / self.rate - (loop.time() - t0))
                     continue
                 if due > self.rate + _CHUNK:  # a stall of over a second: skip, don't flood
                     self._stats["lagged"] += 1
                     made += due - _CHUNK
                 made += self._produce(min(due, _CHUNK))
-            self._close_slow()
+            self._fan.close_slow(self.max_buffer)
             await asyncio.sleep(0)
 
     async def _wait_for_clients(self) -> None:
         assert self._wake is not None
-        while not self._clients:
+        while not self._fan.clients:
             self._wake.clear()
             await self._wake.wait()
 
     def _produce(self, n: int) -> int:
-        """Step the symbols round-robin until ``n`` payloads went out; return how many."""
+        """Step the symbols round-robin until ``n`` payloads are made, send them; return how
+        many were made."""
         ts = time.time_ns() // 1_000_000
-        syms, made = self.market.symbols, 0
+        step, syms, made = self.market.step_text, self.market.symbols, 0
+        msgs: list[tuple[str, str]] = []
         while made < n:
             sym = syms[self._rr]
             self._rr = (self._rr + 1) % len(syms)
-            for msg in self.market.step(ts, sym):
-                self._publish(msg)
-                made += 1
+            new = step(ts, sym)
+            msgs += new
+            made += len(new)
         self._stats["frames"] += made
+        self._fan.publish(msgs)
         return made
-
-    def _publish(self, msg: dict[str, Any]) -> None:
-        stream = msg["stream"]
-        combined = self._subs.get((stream, True))
-        raw = self._subs.get((stream, False))
-        if not combined and not raw:
-            return
-        data = json.dumps(msg["data"], separators=(",", ":"))
-        if combined:
-            broadcast(combined, f'{{"stream":"{stream}","data":{data}}}')
-            self._stats["sent"] += len(combined)
-        if raw:
-            broadcast(raw, data)
-            self._stats["sent"] += len(raw)
-
-    def _close_slow(self) -> None:
-        for conn, client in list(self._clients.items()):
-            if conn.transport.get_write_buffer_size() > self.max_buffer:
-                self._stats["slow_closed"] += 1
-                log.warning("closing slow client %s", conn.remote_address)
-                self._unsubscribe(client, list(client.streams))
-                del self._clients[conn]
-                task = asyncio.create_task(conn.close(1008, "client too slow"))
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
 
     # -- WebSocket clients --------------------------------------------------------------
     async def _handle(self, conn: ServerConnection) -> None:
@@ -245,27 +221,25 @@ class SimExchange:
         except ConnectionClosed:
             pass
         finally:
-            if self._clients.pop(conn, None) is not None:
-                self._unsubscribe(client, list(client.streams))
+            self._fan.remove(conn)
 
-    def _register(self, conn: ServerConnection) -> _Client:
+    def _register(self, conn: ServerConnection) -> Client:
         """Subscribe a new client to the streams in its URL (``/stream?streams=`` or ``/ws/``)."""
         url = urlsplit(conn.request.path if conn.request else "/")
-        client = _Client(conn, combined=url.path == "/stream")
-        if client.combined:
-            self._subscribe(client, parse_qs(url.query).get("streams", [""])[0].split("/"))
+        if url.path == "/stream":
+            streams = parse_qs(url.query).get("streams", [""])[0].split("/")
         else:
-            self._subscribe(client, url.path[4:].split("/"))
+            streams = url.path[4:].split("/")
+        client = self._fan.add(conn, url.path == "/stream", streams)
         if self.sndbuf:
             sock = conn.transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
-        self._clients[conn] = client
         self._stats["connections"] += 1
         if self._wake is not None:
             self._wake.set()
         return client
 
-    def _control(self, client: _Client, message: str | bytes) -> str:
+    def _control(self, client: Client, message: str | bytes) -> str:
         """Answer one Binance control message (SUBSCRIBE and friends)."""
         try:
             req = json.loads(message)
@@ -275,26 +249,14 @@ class SimExchange:
             return json.dumps({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None})
         result: list[str] | None = None
         if method == "SUBSCRIBE" and isinstance(params, list):
-            self._subscribe(client, params)
+            self._fan.subscribe(client, params)
         elif method == "UNSUBSCRIBE" and isinstance(params, list):
-            self._unsubscribe(client, params)
+            self._fan.unsubscribe(client, params)
         elif method == "LIST_SUBSCRIPTIONS":
             result = sorted(client.streams)
         else:
             return json.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": rid})
         return json.dumps({"result": result, "id": rid})
-
-    def _subscribe(self, client: _Client, streams: Iterable[str]) -> None:
-        for name in streams:
-            if isinstance(name, str) and name:
-                client.streams.add(name.lower())
-                self._subs.setdefault((name.lower(), client.combined), set()).add(client.conn)
-
-    def _unsubscribe(self, client: _Client, streams: Iterable[str]) -> None:
-        for name in streams:
-            if isinstance(name, str):
-                client.streams.discard(name.lower())
-                self._subs.get((name.lower(), client.combined), set()).discard(client.conn)
 
     # -- REST ---------------------------------------------------------------------------
     def _http(self, conn: ServerConnection, request: Request) -> Response | None:
