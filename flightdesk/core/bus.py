@@ -73,8 +73,10 @@ class Subscriber:
                 return self._buf.popleft()
         return None
 
-    def drain(self, timeout: float) -> list[pa.RecordBatch]:
-        """Every queued batch, oldest first, waiting up to ``timeout`` seconds for one."""
+    def drain(self, timeout: float = 0.0) -> list[pa.RecordBatch]:
+        """Every queued batch, oldest first, waiting up to ``timeout`` seconds for one
+        (``timeout=0``: no wait, and so no wake-up asked of the publisher: a consumer that
+        polls costs the publisher nothing but the append)."""
         if not self._buf and timeout > 0:
             self._wait(timeout)
         buf, out = self._buf, []
