@@ -195,11 +195,14 @@ def test_history_reads_parquet_market_data_and_stored_rows(desk):
     assert min(quotes["ts_event"].to_pylist()) >= T0 + 100
     limited = client.do_get(ticket(stream="quotes", mode="history", limit=7)).read_all()
     assert limited.num_rows == 7
-    again = client.do_get(ticket(stream="quotes", mode="history", symbols=["BTCUSDT"],
-                                 start=T0 + 100, end=T0 + 200,
-                                 columns=["ts_event", "symbol", "bid_px"])).read_all()
-    assert again.equals(quotes)  # served from the decoded-file cache the second time
-    assert history_module._caches[desk[0].desk].hits > 0
+    cache = history_module._caches[desk[0].desk]
+    for _ in range(2):  # the second read keeps the decoded row groups, the third hits them
+        hits = cache.hits
+        again = client.do_get(ticket(stream="quotes", mode="history", symbols=["BTCUSDT"],
+                                     start=T0 + 100, end=T0 + 200,
+                                     columns=["ts_event", "symbol", "bid_px"])).read_all()
+        assert again.equals(quotes)
+    assert cache.hits > hits
     with pytest.raises(fl.FlightServerError, match="no trades history"):
         client.do_get(ticket(stream="trades", mode="history")).read_all()
     events = client.do_get(ticket(stream="events", mode="history", start=0)).read_all()

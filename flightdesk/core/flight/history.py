@@ -2,73 +2,89 @@
 
 Trading streams (orders, fills, positions, events) come from the store, filtered by ``ts``
 in SQL. Market streams (quotes, trades, book) come from the Parquet history dataset
-``<history_dir>/<stream>/`` (``[store] history_dir``, default ``<data_dir>/history``),
-read with ``pyarrow.dataset`` — hive partitions (``venue=…/symbol=…/date=…``) or plain
-files — filtered by symbol, venue and ``ts_event`` (partition pruning first) and streamed
-in big batches. History files are immutable once written, so decoded files are kept in a
-bounded in-memory LRU (``[store] history_cache_mb``; 0 turns it off and streams straight
-from the Parquet scan): a second read of hot history costs no Parquet decoding.
+``<history_dir>/<stream>/`` (``[store] history_dir``, default ``<data_dir>/history``) —
+hive partitions (``venue=…/symbol=…/date=…``) or plain files.
+
+A read prunes partitions by symbol and venue, then row groups by their ``ts_event``
+statistics, and decodes the row groups it needs with ``pyarrow.parquet`` in batches of
+:data:`HISTORY_BATCH_ROWS` rows as gRPC asks for them (partition columns are constant
+arrays, built once per value). Batches are small on purpose: 64k-row batches go through
+gRPC as fast as any size, while 1M-row ones cost the client ~2.5x more CPU (big fresh
+buffers). Decoding on a helper thread a few batches ahead was measured and dropped: on 2
+busy cores there is no idle core to overlap with, and the hand-off cost ~10% more CPU
+(bench/RESULTS.md, "History do_get").
+
+History files are immutable once written, so decoded row groups are kept in a bounded
+in-memory LRU (``[store] history_cache_mb``; 0 turns it off), from their second read on
+(see :class:`FileCache`): later reads cost no Parquet decoding.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.tickets import StreamRequest
 
 STORED_STREAMS = ("orders", "fills", "positions", "events")
-#: rows per history batch: big batches amortize Parquet decoding and Flight messages
-#: (1M-row batches scan ~3x faster than 64k ones here)
-HISTORY_BATCH_ROWS = 1 << 20
 MARKET_STREAMS = ("quotes", "trades", "book")
-
+#: rows per history batch: as fast through gRPC as bigger ones, and light on the client
+HISTORY_BATCH_ROWS = 1 << 16
 
 _lock = threading.Lock()
+_Key = tuple[str, int, int, int]
 
 
 class FileCache:
-    """Decoded history files by (path, size, mtime), least recently used out first."""
+    """Decoded row groups by (path, size, mtime, row group), least recently used out first.
 
-    def __init__(self, max_bytes: int) -> None:
+    A row group is kept on its second miss, not its first: keeping costs fresh memory
+    (on this 2-core VM, 0.1-3 s per GB the process never had, more than decoding), so a
+    one-off read streams at cold speed and evicts nothing; a read that comes back is kept.
+    """
+
+    def __init__(self, max_bytes: int, max_seen: int = 1 << 16) -> None:
         self.max_bytes = max_bytes
+        self.max_seen = max_seen
         self.bytes = 0
         self.hits = self.misses = 0
-        self._tables: OrderedDict[tuple[str, int, int], pa.Table] = OrderedDict()
+        self._tables: OrderedDict[_Key, pa.Table] = OrderedDict()
+        self._seen: OrderedDict[_Key, None] = OrderedDict()  # missed, not kept (yet)
         self._lock = threading.Lock()
 
-    def batches(self, fragment: Any, schema: pa.Schema) -> Any:
-        """The fragment's batches: from memory, or decoded while they are sent (and kept)."""
-        st = Path(fragment.path).stat()
-        key = (fragment.path, st.st_size, st.st_mtime_ns)
+    def lookup(self, key: _Key) -> tuple[pa.Table | None, bool]:
+        """The kept row group, or None and whether to keep it once decoded."""
         with self._lock:
             table = self._tables.get(key)
             if table is not None:
                 self._tables.move_to_end(key)
                 self.hits += 1
-        if table is not None:
-            yield from table.to_batches(max_chunksize=HISTORY_BATCH_ROWS)
-            return
-        kept: list[pa.RecordBatch] = []
-        for batch in fragment.to_batches(schema=schema, batch_size=HISTORY_BATCH_ROWS):
-            kept.append(batch)
-            yield batch
-        self._keep(key, pa.Table.from_batches(kept, schema=schema))
-
-    def _keep(self, key: tuple[str, int, int], table: pa.Table) -> None:
-        with self._lock:
+                return table, False
             self.misses += 1
+            seen = key in self._seen
+            self._seen[key] = None
+            self._seen.move_to_end(key)
+            if len(self._seen) > self.max_seen:
+                self._seen.popitem(last=False)
+            return None, seen
+
+    def put(self, key: _Key, table: pa.Table) -> None:
+        with self._lock:
             if table.nbytes > self.max_bytes or key in self._tables:
                 return
+            self._seen.pop(key, None)
             self._tables[key] = table
             self.bytes += table.nbytes
             while self.bytes > self.max_bytes:
@@ -80,7 +96,7 @@ _caches: weakref.WeakKeyDictionary[Any, FileCache] = weakref.WeakKeyDictionary()
 
 
 def _cache(desk: Any) -> FileCache | None:
-    """The desk's file cache (None when ``[store] history_cache_mb`` is 0)."""
+    """The desk's row-group cache (None when ``[store] history_cache_mb`` is 0)."""
     mb = int(desk.config["store"].get("history_cache_mb") or 0)
     if mb <= 0:
         return None
@@ -108,7 +124,7 @@ def stored(req: StreamRequest, store: Any) -> pa.Table:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {store.dialect.order_by(req.stream)}"
     table = schemas.conform(req.stream, store.query(sql, tuple(params)))
-    mask = _row_filter(req, table.schema.names)
+    mask = _and([e for _, e in _conditions(req, table.schema.names)])
     if mask is not None:
         table = table.filter(mask)
     if req.columns:
@@ -128,67 +144,129 @@ def market(req: StreamRequest, root: Path, cache: FileCache | None = None
     missing = [c for c in columns if c not in dataset.schema.names]
     if missing:
         raise TicketError(f"{req.stream} history at {path} has no column {missing[0]!r}")
-    expr = _row_filter(req, dataset.schema.names, time_column="ts_event")
     schema = pa.schema([target.field(c) for c in columns], metadata=target.metadata)
-    if cache is not None:
-        batches = _cached(dataset, cache, expr, columns)
-        found = pa.schema([dataset.schema.field(c) for c in columns])
-        reader = pa.RecordBatchReader.from_batches(found, batches)
-        return _limited(_cast(reader, schema), req.limit)
-    scanner = dataset.scanner(columns=columns, filter=expr, batch_size=HISTORY_BATCH_ROWS)
-    reader = scanner.to_reader()
-    if reader.schema.equals(schema):
-        return _limited(reader, req.limit)
-    return _limited(_cast(reader, schema), req.limit)
+    scan = _Scan(dataset, _conditions(req, dataset.schema.names, time_column="ts_event"),
+                 schema, cache)
+    return pa.RecordBatchReader.from_batches(schema, scan.batches(req.limit))
 
 
-def _cached(dataset: ds.Dataset, cache: FileCache, expr: Any, columns: list[str]) -> Any:
-    for fragment in dataset.get_fragments(filter=expr):
-        for batch in cache.batches(fragment, dataset.schema):
-            if expr is not None:
-                batch = batch.filter(expr)
-            if batch.num_rows:
-                yield batch.select(columns)
-
-
-def _row_filter(req: StreamRequest, names: list[str], time_column: str = "ts") -> Any:
+def _conditions(req: StreamRequest, names: list[str], time_column: str = "ts"
+                ) -> list[tuple[str, Any]]:
+    """(column, condition) pairs of the request's row filter."""
     parts = []
     if req.symbols and "symbol" in names:
-        parts.append(pc.field("symbol").isin(list(req.symbols)))
+        parts.append(("symbol", pc.field("symbol").isin(list(req.symbols))))
     if req.venues and "venue" in names:
-        parts.append(pc.field("venue").isin(list(req.venues)))
+        parts.append(("venue", pc.field("venue").isin(list(req.venues))))
     if time_column in names and time_column != "ts":  # the store filters ts in SQL
         if req.start is not None:
-            parts.append(pc.field(time_column) >= req.start)
+            parts.append((time_column, pc.field(time_column) >= req.start))
         if req.end is not None:
-            parts.append(pc.field(time_column) < req.end)
-    if not parts:
-        return None
-    expr = parts[0]
-    for part in parts[1:]:
-        expr = expr & part
-    return expr
+            parts.append((time_column, pc.field(time_column) < req.end))
+    return parts
 
 
-def _cast(reader: pa.RecordBatchReader, schema: pa.Schema) -> pa.RecordBatchReader:
-    if reader.schema.equals(schema):
-        return reader
-
-    def batches() -> Any:
-        for batch in reader:
-            yield batch.cast(schema)  # e.g. dictionary partition columns -> plain strings
-    return pa.RecordBatchReader.from_batches(schema, batches())
+def _and(exprs: list[Any]) -> Any:
+    return functools.reduce(lambda a, b: a & b, exprs) if exprs else None
 
 
-def _limited(reader: pa.RecordBatchReader, limit: int | None) -> pa.RecordBatchReader:
-    if limit is None:
-        return reader
+class _Scan:
+    """One history read: fragments and row groups pruned, decoded, filtered, conformed."""
 
-    def batches() -> Any:
+    def __init__(self, dataset: ds.Dataset, conds: list[tuple[str, Any]], schema: pa.Schema,
+                 cache: FileCache | None) -> None:
+        self.dataset, self.conds, self.schema, self.cache = dataset, conds, schema, cache
+        self.expr = _and([e for _, e in conds])
+
+    def batches(self, limit: int | None) -> Iterator[pa.RecordBatch]:
         left = limit
-        for batch in reader:
-            if left <= 0:
-                return
-            yield batch.slice(0, left)
-            left -= batch.num_rows
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+        if left is not None and left <= 0:
+            return
+        for fragment in self.dataset.get_fragments(filter=self.expr):
+            for batch in self._fragment(fragment):
+                if left is not None:
+                    batch = batch.slice(0, left)
+                    left -= batch.num_rows
+                yield batch
+                if left == 0:
+                    return
+
+    def _fragment(self, fragment: Any) -> Iterator[pa.RecordBatch]:
+        keys = ds.get_partition_keys(fragment.partition_expression)
+        file_names = fragment.physical_schema.names
+        consts = {c: v for c, v in keys.items() if c not in file_names}
+        # partition conditions already chose this fragment; the rest filter rows
+        rows = _and([e for c, e in self.conds if c not in consts])
+        needed = list(dict.fromkeys([c for c in self.schema.names if c not in consts]
+                                    + [c for c, _ in self.conds if c not in consts]))
+        if any(c not in file_names for c in needed):
+            yield from self._fallback(fragment)  # e.g. an older file without a column
+            return
+        if rows is not None:
+            row_groups = [rg.id for rg in fragment.subset(
+                filter=self.expr, schema=self.dataset.schema).row_groups]
+        else:
+            row_groups = list(range(fragment.metadata.num_row_groups))
+        for batch in self._decoded(fragment, row_groups, needed):
+            if rows is not None:
+                batch = batch.filter(rows)
+                if not batch.num_rows:
+                    continue
+            yield self._conform([batch.column(f.name) if f.name not in consts
+                                 else _constant(consts[f.name], f.type, batch.num_rows)
+                                 for f in self.schema])
+
+    def _decoded(self, fragment: Any, row_groups: list[int], needed: list[str]
+                 ) -> Iterator[pa.RecordBatch]:
+        """Batches of the file's row groups with at least the ``needed`` columns: kept
+        ones from the cache, the others decoded (all columns, and kept, if admitted)."""
+        if not row_groups:
+            return
+        pf = pq.ParquetFile(fragment.path, metadata=fragment.metadata,
+                            filesystem=fragment.filesystem)
+        if self.cache is None:
+            yield from pf.iter_batches(HISTORY_BATCH_ROWS, row_groups=row_groups,
+                                       columns=needed, use_threads=False)
+            return
+        info = fragment.filesystem.get_file_info(fragment.path)
+        for rg in row_groups:
+            key = (fragment.path, info.size, info.mtime_ns or 0, rg)
+            table, keep = self.cache.lookup(key)
+            if table is not None:
+                yield from table.to_batches(max_chunksize=HISTORY_BATCH_ROWS)
+            elif not keep:
+                yield from pf.iter_batches(HISTORY_BATCH_ROWS, row_groups=[rg],
+                                           columns=needed, use_threads=False)
+            else:
+                kept = []
+                for batch in pf.iter_batches(HISTORY_BATCH_ROWS, row_groups=[rg],
+                                             use_threads=False):
+                    kept.append(batch)
+                    yield batch
+                if kept:  # only a whole row group (a stream cut short never gets here)
+                    self.cache.put(key, pa.Table.from_batches(kept))
+
+    def _fallback(self, fragment: Any) -> Iterator[pa.RecordBatch]:
+        names = self.schema.names
+        for batch in fragment.to_batches(schema=self.dataset.schema, columns=names,
+                                         filter=self.expr, batch_size=HISTORY_BATCH_ROWS):
+            if batch.num_rows:
+                yield self._conform([batch.column(c) for c in names])
+
+    def _conform(self, arrays: list[pa.Array]) -> pa.RecordBatch:
+        arrays = [a if a.type == f.type else a.cast(f.type)  # e.g. dictionary partitions
+                  for a, f in zip(arrays, self.schema, strict=True)]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+@functools.lru_cache(maxsize=64)
+def _full_constant(value: Any, type_: pa.DataType) -> pa.Array:
+    return pa.repeat(pa.scalar(value).cast(type_), HISTORY_BATCH_ROWS)
+
+
+def _constant(value: Any, type_: pa.DataType, n: int) -> pa.Array:
+    """``value`` (a partition key) repeated ``n`` times, sliced from a cached array."""
+    if n > HISTORY_BATCH_ROWS:
+        return pa.repeat(pa.scalar(value).cast(type_), n)
+    full = _full_constant(value, type_)
+    return full if n == HISTORY_BATCH_ROWS else full.slice(0, n)
