@@ -6,11 +6,12 @@ every batch) in this one, and every client in a third — as in production, wher
 not share the desk's interpreter. Knobs (env): ``FLIGHTDESK_LOAD_SECONDS`` (default 8 per
 window), ``FLIGHTDESK_LOAD_RATE`` (sim payloads/s — depth updates and trade prints —
 default 4000), ``FLIGHTDESK_LOAD_SUBS`` (default 50), ``FLIGHTDESK_LOAD_READERS`` (5),
-``FLIGHTDESK_LOAD_SQL`` (2). Checks: subscribers that keep up see every ``seq`` (no gaps),
-the stalled one is the only subscriber with drops, history and SQL clients are served
-throughout. It prints tick-to-trade p99 unloaded and under load and the rates (frames,
-rows, market events); ``bench/RESULTS.md`` has the 60 s run (speed figures, not asserted
-here).
+``FLIGHTDESK_LOAD_SQL`` (2), ``FLIGHTDESK_LOAD_CLIENT_NICE`` (0: the client process's nice
+value — clients normally run on other machines, not on the desk's cores). Checks:
+subscribers that keep up see every ``seq`` (no gaps), the stalled one is the only
+subscriber with drops, history and SQL clients are served throughout. It prints
+tick-to-trade p99 unloaded and under load and the rates (frames, rows, market events);
+``bench/RESULTS.md`` has the 60 s run (speed figures, not asserted here).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ RATE = float(os.environ.get("FLIGHTDESK_LOAD_RATE", "4000"))
 SUBS = int(os.environ.get("FLIGHTDESK_LOAD_SUBS", "50"))
 READERS = int(os.environ.get("FLIGHTDESK_LOAD_READERS", "5"))
 SQLS = int(os.environ.get("FLIGHTDESK_LOAD_SQL", "2"))
+CLIENT_NICE = int(os.environ.get("FLIGHTDESK_LOAD_CLIENT_NICE", "0"))
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 SIM = """
@@ -53,10 +55,11 @@ asyncio.run(main())
 """
 
 CLIENTS = r"""
-import json, sys, threading, time
+import json, os, sys, threading, time
 import pyarrow.flight as fl
 import adbc_driver_flightsql.dbapi as flightsql
 uri, subs, readers, sqls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+os.nice(int(sys.argv[5]))  # FLIGHTDESK_LOAD_CLIENT_NICE: clients elsewhere, on a 2-core box
 stop = threading.Event()
 results = {"subs": [], "history_rows": 0, "history_calls": 0, "sql_calls": 0, "errors": []}
 lock = threading.Lock()
@@ -214,7 +217,7 @@ def test_load_subscribers_history_sql_and_a_stalled_client():
             with flightdesk.Engine(cfg, plugins=[FlipPlugin()]) as eng:
                 time.sleep(2.0)  # connect, snapshot, first batches
                 unloaded = measure(eng, SECONDS)
-                args = [eng.flight_uri, str(SUBS), str(READERS), str(SQLS)]
+                args = [eng.flight_uri, str(SUBS), str(READERS), str(SQLS), str(CLIENT_NICE)]
                 clients = subprocess.Popen(
                     [sys.executable, "-c", CLIENTS, *args], text=True,
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
         # CPython's GIL switch interval while the desk runs (0 = leave it): how long a
         # Flight or store thread busy in Python can keep the engine thread waiting
         "switch_interval_us": 0,
+        # nice value added to the desk's service threads (Flight, store, history, health)
+        # on Linux, so the engine thread keeps the CPU when cores are short (0 = same)
+        "service_nice": 0,
         "record": False,  # write the raw capture of every feed (see core.recorder)
         "record_dir": "captures",  # under data_dir
     },

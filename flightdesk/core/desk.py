@@ -28,6 +28,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.history import HistoryWriter
 from flightdesk.core.orders import IdMaker
 from flightdesk.core.portfolio import Portfolio
+from flightdesk.core.priority import run_niced
 from flightdesk.core.recorder import RECONNECT, Recorder, recording_sinks
 from flightdesk.core.recovery import recover_positions
 from flightdesk.core.risk import RiskValidator
@@ -126,7 +127,8 @@ class Desk(DeskState):
         switch = sys.getswitchinterval()
         if float(self.config["desk"]["switch_interval_us"]) > 0:
             sys.setswitchinterval(float(self.config["desk"]["switch_interval_us"]) / 1e6)
-        self.store.start()
+        nice = int(self.config["desk"]["service_nice"])
+        run_niced(nice, self.store.start)
         if self.config["store"]["recover"]:
             self.recovered_fills = recover_positions(self.store, self.portfolio)
         self.store.submit("runs", [self.run_row()])
@@ -138,10 +140,7 @@ class Desk(DeskState):
                                    int(self.config["desk"]["depth_levels"]))
             self.start_strategies()
             self.pm.hook.flightdesk_startup(desk=self)
-            self._start_flight()
-            self._start_health()
-            if self.config["store"]["history"]:
-                self.history = HistoryWriter(self.bus, self.history_root, self.ids.run).start()
+            run_niced(nice, self._start_services)
             queue: asyncio.Queue[Any] = asyncio.Queue(int(self.config["desk"]["queue_size"]))
             tasks = [asyncio.create_task(self._consume(queue), name="engine"),
                      asyncio.create_task(self._metrics_loop(), name="metrics")]
@@ -260,6 +259,14 @@ class Desk(DeskState):
                 slot.strategy.on_start(ctx)
             except Exception as exc:
                 self.core.quarantine(slot, exc)
+
+    def _start_services(self) -> None:
+        """Flight, health and the history writer (their threads inherit the caller's
+        priority: see :mod:`flightdesk.core.priority`)."""
+        self._start_flight()
+        self._start_health()
+        if self.config["store"]["history"]:
+            self.history = HistoryWriter(self.bus, self.history_root, self.ids.run).start()
 
     def _start_health(self) -> None:
         from flightdesk.core import telemetry

@@ -1,0 +1,60 @@
+"""Service threads at a lower CPU priority than the engine thread (Linux)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+import flightdesk
+from flightdesk.core.priority import run_niced
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="per-thread nice values are a Linux feature")
+
+
+def _nice(tid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+
+def test_threads_started_niced_inherit_it_and_the_caller_keeps_its_own():
+    me = _nice(threading.get_native_id())
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def start() -> threading.Thread:
+        t = threading.Thread(target=lambda: (seen.update(child=_nice(threading.get_native_id())),
+                                             done.wait(5)))
+        t.start()
+        return t
+
+    child = run_niced(3, start)
+    time.sleep(0.1)
+    done.set()
+    child.join()
+    assert seen["child"] == me + 3
+    assert _nice(threading.get_native_id()) == me
+
+
+def test_errors_reach_the_caller():
+    with pytest.raises(ValueError, match="boom"):
+        run_niced(1, lambda: (_ for _ in ()).throw(ValueError("boom")))
+
+
+def test_desk_services_run_niced_and_the_engine_thread_does_not(tmp_path):
+    me = _nice(threading.get_native_id())
+    cfg = {"desk": {"data_dir": str(tmp_path), "service_nice": 4},
+           "flight": {"port": 0}, "venues": {}, "strategies": {}}
+    with flightdesk.Engine(cfg) as eng:
+        by_name = {t.name: t.native_id for t in threading.enumerate()}
+        assert _nice(by_name["flightdesk-engine"]) == me
+        assert _nice(by_name["flightdesk-store"]) == me + 4
+        # gRPC's own threads (not Python threads) were started by the niced thread too
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+        niced = [t for t in tids if _nice(t) == me + 4]
+        assert len(niced) > 2
+        # and the niced Flight server answers
+        assert flightdesk.connect(eng.flight_uri).status()["run_id"] == eng.status()["run_id"]
