@@ -8,11 +8,11 @@ hive partitions (``venue=…/symbol=…/date=…``) or plain files.
 A read prunes partitions by symbol and venue, then row groups by their ``ts_event``
 statistics, and decodes the row groups it needs with ``pyarrow.parquet`` in batches of
 :data:`HISTORY_BATCH_ROWS` rows as gRPC asks for them (partition columns are constant
-arrays, built once per value). Batches are small on purpose: 64k-row batches go through
-gRPC as fast as any size, while 1M-row ones cost the client ~2.5x more CPU (big fresh
-buffers). Decoding on a helper thread a few batches ahead was measured and dropped: on 2
-busy cores there is no idle core to overlap with, and the hand-off cost ~10% more CPU
-(bench/RESULTS.md, "History do_get").
+arrays, built once per value). Batches are small on purpose: with 16k-row batches a read
+costs the least CPU end to end, for the bare pyarrow server too; 1M-row ones cost ~2.5x
+more (big fresh buffers on both sides). Decoding on a helper thread a few batches ahead
+was measured and dropped: on 2 busy cores there is no idle core to overlap with, and the
+hand-off cost ~10% more CPU (bench/RESULTS.md, "History do_get").
 
 History files are immutable once written, so decoded row groups are kept in a bounded
 in-memory LRU (``[store] history_cache_mb``; 0 turns it off), from their second read on
@@ -40,8 +40,9 @@ from flightdesk.core.flight.tickets import StreamRequest
 
 STORED_STREAMS = ("orders", "fills", "positions", "events")
 MARKET_STREAMS = ("quotes", "trades", "book")
-#: rows per history batch: as fast through gRPC as bigger ones, and light on the client
-HISTORY_BATCH_ROWS = 1 << 16
+#: rows per history batch (~1.9 MB of quotes): 8k-16k rows measured cheapest end to end,
+#: for the bare pyarrow server too; 1M-row batches cost ~2.5x more CPU
+HISTORY_BATCH_ROWS = 1 << 14
 
 _lock = threading.Lock()
 _Key = tuple[str, int, int, int]
@@ -207,14 +208,15 @@ class _Scan:
                 filter=self.expr, schema=self.dataset.schema).row_groups]
         else:
             row_groups = list(range(fragment.metadata.num_row_groups))
+        fixed = [f for f in self.schema if f.name in consts]
         for batch in self._decoded(fragment, row_groups, needed):
             if rows is not None:
                 batch = batch.filter(rows)
                 if not batch.num_rows:
                     continue
-            yield self._conform([batch.column(f.name) if f.name not in consts
-                                 else _constant(consts[f.name], f.type, batch.num_rows)
-                                 for f in self.schema])
+            for f in fixed:
+                batch = batch.append_column(f, _constant(consts[f.name], f.type, batch.num_rows))
+            yield self._conform(batch.select(self.schema.names))
 
     def _decoded(self, fragment: Any, row_groups: list[int], needed: list[str]
                  ) -> Iterator[pa.RecordBatch]:
@@ -247,16 +249,15 @@ class _Scan:
                     self.cache.put(key, pa.Table.from_batches(kept))
 
     def _fallback(self, fragment: Any) -> Iterator[pa.RecordBatch]:
-        names = self.schema.names
-        for batch in fragment.to_batches(schema=self.dataset.schema, columns=names,
+        for batch in fragment.to_batches(schema=self.dataset.schema, columns=self.schema.names,
                                          filter=self.expr, batch_size=HISTORY_BATCH_ROWS):
             if batch.num_rows:
-                yield self._conform([batch.column(c) for c in names])
+                yield self._conform(batch)
 
-    def _conform(self, arrays: list[pa.Array]) -> pa.RecordBatch:
-        arrays = [a if a.type == f.type else a.cast(f.type)  # e.g. dictionary partitions
-                  for a, f in zip(arrays, self.schema, strict=True)]
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+    def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """``batch`` (the schema's columns, in order) with the schema's types and metadata."""
+        batch = batch.replace_schema_metadata(self.schema.metadata)
+        return batch if batch.schema.equals(self.schema) else batch.cast(self.schema)
 
 
 @functools.lru_cache(maxsize=64)
