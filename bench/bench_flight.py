@@ -15,6 +15,7 @@
 
 Run: python bench/bench_flight.py [--rows 10000000] [--runs 3] [--fanout-rows 2000000]
      [--parts history,fanout,book,batches] [--history-data bench|realistic]
+     [--client-process]
 
 ``batches`` (not run by default) times the bare server alone at several batch sizes.
 """
@@ -108,8 +109,37 @@ def timed(uri: str, ticket: bytes, runs: int) -> tuple[float, int]:
     return statistics.median(rates), rows
 
 
+READER = r"""
+import sys, time, pyarrow.flight as fl
+for line in sys.stdin:
+    uri, ticket = line.split()
+    t0 = time.perf_counter()
+    with fl.connect(uri) as client:
+        rows = sum(chunk.data.num_rows for chunk in client.do_get(fl.Ticket(ticket.encode())))
+    print(rows, time.perf_counter() - t0, flush=True)
+"""
+
+
+class ReaderProcess:
+    """The same client loop as :func:`read_rows`, in a process of its own."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", READER], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def timed(self, uri: str, ticket: bytes) -> tuple[float, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{uri} {ticket.decode()}\n")
+        self.proc.stdin.flush()
+        rows, seconds = self.proc.stdout.readline().split()
+        return int(rows) / float(seconds), int(rows)
+
+    def close(self) -> None:
+        self.proc.communicate(timeout=60)
+
+
 def bench_history(rows: int, runs: int, tmp: Path, cache_mb: int,
-                  data: str = "bench") -> list[str]:
+                  data: str = "bench", client_process: bool = False) -> list[str]:
     table = quotes_table(rows) if data == "bench" else realistic_quotes(rows)
     # the layout the desk's own history writer produces: hive venue/symbol/date, Parquet
     write_partitioned(table, tmp / "history", "quotes", "bench")
@@ -117,17 +147,26 @@ def bench_history(rows: int, runs: int, tmp: Path, cache_mb: int,
     same = ds.dataset(tmp / "history" / "quotes", format="parquet", partitioning="hive")
     bare = BareServer(same.to_table(columns=schemas.schema("quotes").names,
                                     batch_size=HISTORY_BATCH_ROWS))
-    ticket = json.dumps({"stream": "quotes", "mode": "history"}).encode()
-    mine: dict[str, list[float]] = {"off": [], "first": [], "second": [], "hot": []}
+    ticket = json.dumps({"stream": "quotes", "mode": "history"}, separators=(",", ":")).encode()
+    reader = ReaderProcess() if client_process else None
+
+    def read(uri: str, ticket: bytes) -> tuple[float, int]:
+        return reader.timed(uri, ticket) if reader else timed(uri, ticket, 1)
+    labels = ("off", "first", "second", "hot")
+    mine: dict[str, list[float]] = {k: [] for k in labels}
+    paired: dict[str, list[float]] = {k: [] for k in labels}
     bases: list[float] = []
+    bare_uri = f"grpc://127.0.0.1:{bare.port}"
 
     def both(eng: flightdesk.Engine, label: str) -> None:
-        """One history read, then one bare read: interleaved, so drift hits both."""
-        rate, n = timed(eng.flight_uri, ticket, 1)
-        mine[label].append(rate)
-        base, n_base = timed(f"grpc://127.0.0.1:{bare.port}", b"all", 1)
-        bases.append(base)
+        """One history read, then one bare read: interleaved, so drift hits both, and the
+        pair's ratio compares the two under the same conditions."""
+        rate, n = read(eng.flight_uri, ticket)
+        base, n_base = read(bare_uri, b"all")
         assert n == n_base == rows, (n, n_base)
+        mine[label].append(rate)
+        bases.append(base)
+        paired[label].append(rate / base)
 
     def engine(mb: int, i: int) -> flightdesk.Engine:
         return flightdesk.Engine({
@@ -135,6 +174,7 @@ def bench_history(rows: int, runs: int, tmp: Path, cache_mb: int,
             "store": {"history_dir": str(tmp / "history"), "history_cache_mb": mb},
             "venues": {"sim": {"rate": 20}}})
     try:
+        read(bare_uri, b"all")  # warm-up (the bare server's only)
         with engine(0, 0) as eng:
             for _ in range(runs):
                 both(eng, "off")
@@ -147,25 +187,26 @@ def bench_history(rows: int, runs: int, tmp: Path, cache_mb: int,
             gc.collect()  # the stopped desk's cache is freed before the next desk starts
     finally:
         bare.shutdown()
+        if reader:
+            reader.close()
     print("history rows/s per call:", json.dumps({"bare": bases, **mine}), file=sys.stderr)
     base = statistics.median(bases)
-    off, first, second, hot = (statistics.median(mine[k])
-                               for k in ("off", "first", "second", "hot"))
     what = "quotes table" if data == "bench" else "realistic quotes table"
     size = sum(f.stat().st_size for f in (tmp / "history").rglob("*.parquet"))
+    names = {"off": "cache off (cold: Parquet decoded while streaming)",
+             "first": f"cache on ({cache_mb} MB), first read (streamed like cache off; "
+                      "row groups noted)",
+             "second": "cache on, second read (decode + keep)",
+             "hot": "cache on, third read (decoded row groups from memory)"}
+    where = "a client process of its own" if client_process else "an in-process client"
     return [f"### History do_get ({rows:,}-row {what}, {size / 1e6:,.0f} MB of Parquet, "
-            f"medians of {runs})", "",
-            "| server | rows/s | vs bare |", "|---|---|---|",
+            f"{where}, medians of {runs})", "",
+            "| server | rows/s | vs bare: paired calls | vs bare: medians |", "|---|---|---|---|",
             f"| bare pyarrow `RecordBatchStream` (the table in memory, "
-            f"{HISTORY_BATCH_ROWS:,}-row batches) | {base:,.0f} | 1.00× |",
-            f"| flightdesk `history`, cache off (cold: Parquet decoded while streaming) | "
-            f"{off:,.0f} | {off / base:.2f}× |",
-            f"| flightdesk `history`, cache on ({cache_mb} MB), first read (streamed like "
-            f"cache off; row groups noted) | {first:,.0f} | {first / base:.2f}× |",
-            f"| flightdesk `history`, cache on, second read (decode + keep) | "
-            f"{second:,.0f} | {second / base:.2f}× |",
-            f"| flightdesk `history`, cache on, third read (decoded row groups from memory) "
-            f"| {hot:,.0f} | {hot / base:.2f}× |", ""]
+            f"{HISTORY_BATCH_ROWS:,}-row batches) | {base:,.0f} | 1.00× | 1.00× |",
+            *(f"| flightdesk `history`, {names[k]} | {statistics.median(mine[k]):,.0f} | "
+              f"{statistics.median(paired[k]):.2f}× | "
+              f"{statistics.median(mine[k]) / base:.2f}× |" for k in labels), ""]
 
 
 def bench_bare_batches(rows: int, runs: int) -> list[str]:
@@ -332,13 +373,15 @@ def main() -> None:
     ap.add_argument("--parts", default="history,fanout,book")
     ap.add_argument("--cache-mb", type=int, default=2048, help="[store] history_cache_mb")
     ap.add_argument("--history-data", choices=("bench", "realistic"), default="bench")
+    ap.add_argument("--client-process", action="store_true",
+                    help="history: read from a separate process, not the desk's own")
     args = ap.parse_args()
     parts = args.parts.split(",")
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         if "history" in parts:
             lines += bench_history(args.rows, args.runs, Path(tmp), args.cache_mb,
-                                   args.history_data)
+                                   args.history_data, args.client_process)
         if "batches" in parts:
             lines += bench_bare_batches(args.rows, args.runs)
         if "fanout" in parts:
