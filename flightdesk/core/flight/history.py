@@ -16,7 +16,8 @@ hand-off cost ~10% more CPU (bench/RESULTS.md, "History do_get").
 
 History files are immutable once written, so decoded row groups are kept in a bounded
 in-memory LRU (``[store] history_cache_mb``; 0 turns it off), from their second read on
-(see :class:`FileCache`): later reads cost no Parquet decoding.
+(see :class:`FileCache`): later reads cost no Parquet decoding, and a read whose row
+groups are all in memory is handed to gRPC as one table, streamed without the GIL.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -80,6 +81,10 @@ class FileCache:
             if len(self._seen) > self.max_seen:
                 self._seen.popitem(last=False)
             return None, seen
+
+    def has(self, key: _Key) -> bool:
+        with self._lock:
+            return key in self._tables
 
     def put(self, key: _Key, table: pa.Table) -> None:
         with self._lock:
@@ -148,6 +153,14 @@ def market(req: StreamRequest, root: Path, cache: FileCache | None = None
     schema = pa.schema([target.field(c) for c in columns], metadata=target.metadata)
     scan = _Scan(dataset, _conditions(req, dataset.schema.names, time_column="ts_event"),
                  schema, cache)
+    if cache is not None:
+        plans = list(scan.plans())
+        if all(plan.needed is not None and all(cache.has(key) for key in plan.keys)
+               for plan in plans):
+            # all decoded already: a table, so gRPC streams it without the GIL per batch
+            return pa.Table.from_batches(list(scan.batches(req.limit, plans)),
+                                         schema).to_reader()
+        return pa.RecordBatchReader.from_batches(schema, scan.batches(req.limit, plans))
     return pa.RecordBatchReader.from_batches(schema, scan.batches(req.limit))
 
 
@@ -171,6 +184,15 @@ def _and(exprs: list[Any]) -> Any:
     return functools.reduce(lambda a, b: a & b, exprs) if exprs else None
 
 
+class _Plan(NamedTuple):
+    fragment: Any
+    consts: dict[str, Any]  # partition columns not in the file: value of each
+    rows: Any  # the row filter left once the partition chose the fragment, or None
+    needed: list[str] | None  # file columns to decode; None: read with the dataset scanner
+    row_groups: list[int]
+    keys: list[_Key]  # cache keys of the row groups (none without a cache)
+
+
 class _Scan:
     """One history read: fragments and row groups pruned, decoded, filtered, conformed."""
 
@@ -179,12 +201,37 @@ class _Scan:
         self.dataset, self.conds, self.schema, self.cache = dataset, conds, schema, cache
         self.expr = _and([e for _, e in conds])
 
-    def batches(self, limit: int | None) -> Iterator[pa.RecordBatch]:
+    def plans(self) -> Iterator[_Plan]:
+        """What to read from each fragment the partitions leave in."""
+        for fragment in self.dataset.get_fragments(filter=self.expr):
+            keys = ds.get_partition_keys(fragment.partition_expression)
+            file_names = fragment.physical_schema.names
+            consts = {c: v for c, v in keys.items() if c not in file_names}
+            # partition conditions already chose this fragment; the rest filter rows
+            rows = _and([e for c, e in self.conds if c not in consts])
+            needed = list(dict.fromkeys([c for c in self.schema.names if c not in consts]
+                                        + [c for c, _ in self.conds if c not in consts]))
+            if any(c not in file_names for c in needed):  # e.g. an older file lacking one
+                yield _Plan(fragment, consts, rows, None, [], [])
+                continue
+            if rows is not None:
+                row_groups = [rg.id for rg in fragment.subset(
+                    filter=self.expr, schema=self.dataset.schema).row_groups]
+            else:
+                row_groups = list(range(fragment.metadata.num_row_groups))
+            cache_keys = []
+            if self.cache is not None and row_groups:
+                info = fragment.filesystem.get_file_info(fragment.path)
+                cache_keys = [(fragment.path, info.size, info.mtime_ns or 0, rg)
+                              for rg in row_groups]
+            yield _Plan(fragment, consts, rows, needed, row_groups, cache_keys)
+
+    def batches(self, limit: int | None, plans: Any = None) -> Iterator[pa.RecordBatch]:
         left = limit
         if left is not None and left <= 0:
             return
-        for fragment in self.dataset.get_fragments(filter=self.expr):
-            for batch in self._fragment(fragment):
+        for plan in self.plans() if plans is None else plans:
+            for batch in self._fragment(plan):
                 if left is not None:
                     batch = batch.slice(0, left)
                     left -= batch.num_rows
@@ -192,53 +239,40 @@ class _Scan:
                 if left == 0:
                     return
 
-    def _fragment(self, fragment: Any) -> Iterator[pa.RecordBatch]:
-        keys = ds.get_partition_keys(fragment.partition_expression)
-        file_names = fragment.physical_schema.names
-        consts = {c: v for c, v in keys.items() if c not in file_names}
-        # partition conditions already chose this fragment; the rest filter rows
-        rows = _and([e for c, e in self.conds if c not in consts])
-        needed = list(dict.fromkeys([c for c in self.schema.names if c not in consts]
-                                    + [c for c, _ in self.conds if c not in consts]))
-        if any(c not in file_names for c in needed):
-            yield from self._fallback(fragment)  # e.g. an older file without a column
+    def _fragment(self, plan: _Plan) -> Iterator[pa.RecordBatch]:
+        if plan.needed is None:
+            yield from self._fallback(plan.fragment)
             return
-        if rows is not None:
-            row_groups = [rg.id for rg in fragment.subset(
-                filter=self.expr, schema=self.dataset.schema).row_groups]
-        else:
-            row_groups = list(range(fragment.metadata.num_row_groups))
-        fixed = [f for f in self.schema if f.name in consts]
-        for batch in self._decoded(fragment, row_groups, needed):
-            if rows is not None:
-                batch = batch.filter(rows)
+        fixed = [f for f in self.schema if f.name in plan.consts]
+        for batch in self._decoded(plan):
+            if plan.rows is not None:
+                batch = batch.filter(plan.rows)
                 if not batch.num_rows:
                     continue
             for f in fixed:
-                batch = batch.append_column(f, _constant(consts[f.name], f.type, batch.num_rows))
+                batch = batch.append_column(
+                    f, _constant(plan.consts[f.name], f.type, batch.num_rows))
             yield self._conform(batch.select(self.schema.names))
 
-    def _decoded(self, fragment: Any, row_groups: list[int], needed: list[str]
-                 ) -> Iterator[pa.RecordBatch]:
-        """Batches of the file's row groups with at least the ``needed`` columns: kept
-        ones from the cache, the others decoded (all columns, and kept, if admitted)."""
-        if not row_groups:
+    def _decoded(self, plan: _Plan) -> Iterator[pa.RecordBatch]:
+        """Batches of the plan's row groups with at least its ``needed`` columns: kept ones
+        from the cache, the others decoded (all columns, and kept, if admitted)."""
+        if not plan.row_groups:
             return
+        fragment = plan.fragment
         pf = pq.ParquetFile(fragment.path, metadata=fragment.metadata,
                             filesystem=fragment.filesystem)
         if self.cache is None:
-            yield from pf.iter_batches(HISTORY_BATCH_ROWS, row_groups=row_groups,
-                                       columns=needed, use_threads=False)
+            yield from pf.iter_batches(HISTORY_BATCH_ROWS, row_groups=plan.row_groups,
+                                       columns=plan.needed, use_threads=False)
             return
-        info = fragment.filesystem.get_file_info(fragment.path)
-        for rg in row_groups:
-            key = (fragment.path, info.size, info.mtime_ns or 0, rg)
+        for rg, key in zip(plan.row_groups, plan.keys, strict=True):
             table, keep = self.cache.lookup(key)
             if table is not None:
                 yield from table.to_batches(max_chunksize=HISTORY_BATCH_ROWS)
             elif not keep:
                 yield from pf.iter_batches(HISTORY_BATCH_ROWS, row_groups=[rg],
-                                           columns=needed, use_threads=False)
+                                           columns=plan.needed, use_threads=False)
             else:
                 kept = []
                 for batch in pf.iter_batches(HISTORY_BATCH_ROWS, row_groups=[rg],
