@@ -169,3 +169,22 @@ def test_market_history_reads_plain_files_and_files_missing_a_column(tmp_path):
         table["seq"].to_pylist()[:10], table["symbol"].to_pylist()[:10], strict=True)
         if sym == "BTCUSDT"]
     assert rest["microprice"].null_count == rest.num_rows
+
+
+def test_a_stalled_history_reader_does_not_hold_the_turn_of_the_others(tmp_path):
+    """History reads take turns per batch ([flight] data_workers = 1): a client that stopped
+    reading a long history stream leaves the turn, so another reads a whole table."""
+    import pyarrow.flight as fl
+
+    write_partitioned(_quotes(400_000), tmp_path / "history", "quotes", "t")
+    cfg = {"desk": {"data_dir": str(tmp_path)}, "venues": {}, "strategies": {},
+           "store": {"history_dir": str(tmp_path / "history"), "history_cache_mb": 0},
+           "flight": {"port": 0, "data_workers": 1}}
+    ticket = fl.Ticket(json.dumps({"stream": "quotes", "mode": "history"}).encode())
+    with flightdesk.Engine(cfg) as eng:
+        stalled = fl.connect(eng.flight_uri).do_get(ticket)
+        stalled.read_chunk()  # then never read again: gRPC's window fills, its writer waits
+        other = fl.connect(eng.flight_uri).do_get(ticket).read_all()
+        assert other.num_rows == 400_000
+        assert sorted(other.column("seq").to_pylist()) == list(range(1, 400_001))
+        stalled.cancel()

@@ -45,7 +45,8 @@ DEFAULTS: dict[str, Any] = {
         # (50 live subscribers at 20k frames/s: tick-to-trade p99 12.4 ms at 5 ms, 5.3 at 0.2)
         "switch_interval_us": 200,
         # nice value added to the desk's service threads (Flight, store, history, health)
-        # on Linux, so the engine thread keeps the CPU when cores are short (0 = same)
+        # on Linux, so the engine thread keeps the CPU when cores are short (0 = same);
+        # the price: on a saturated box, live subscribers fall behind and lose batches
         "service_nice": 0,
         "record": False,  # write the raw capture of every feed (see core.recorder)
         "record_dir": "captures",  # under data_dir
@@ -98,6 +99,7 @@ DEFAULTS: dict[str, Any] = {
         # and no wake-up costs the engine thread; the price is up to this much latency
         # (0 = the engine wakes the handler on each batch)
         "live_linger_ms": 5.0,
+        "data_workers": 1,  # history reads and SQL queries done at once (they take turns)
         "enabled": True,
         # bearer tokens by role (trade implies read); with none the desk binds loopback only
         "read_tokens": [],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +46,11 @@ class DeskFlightServer(flight.FlightServerBase):
     def __init__(self, desk: Any, location: str, **kwargs: Any) -> None:
         super().__init__(location, **kwargs)
         self.desk = desk
+        # history reads and SQL queries take turns: however many clients ask at once, at
+        # most this many threads do that Python-heavy work, so they can't crowd the engine
+        # thread out of the GIL (a stream takes its turn per batch, not for its whole life)
+        self.data_gate = threading.BoundedSemaphore(
+            max(1, int(desk.config["flight"]["data_workers"])))
         self.scheme, rest = location.split("://", 1)
         self.host = rest.rsplit(":", 1)[0]
         self.errors = 0
@@ -71,7 +77,8 @@ class DeskFlightServer(flight.FlightServerBase):
                         ) -> flight.FlightInfo:
         sql = self._sql_command(descriptor)
         if sql is not None:
-            schema, ticket, rows = self._guard(self.sql.prepare, *sql)
+            with self.data_gate:
+                schema, ticket, rows = self._guard(self.sql.prepare, *sql)
             endpoint = flight.FlightEndpoint(ticket, [self.uri])
             return flight.FlightInfo(schema, descriptor, [endpoint], rows, -1)
         return self._info(self._descriptor_request(descriptor))
@@ -124,7 +131,22 @@ class DeskFlightServer(flight.FlightServerBase):
         if req.mode == "snapshot":
             table = self._guard(self.desk.snapshot, req)
             return flight.RecordBatchStream(self._project(req, self._filter(req, table)))
-        return flight.RecordBatchStream(self._guard(history.history, req, self.desk))
+        with self.data_gate:
+            data = self._guard(history.history, req, self.desk)
+        if isinstance(data, pa.RecordBatchReader):
+            data = pa.RecordBatchReader.from_batches(data.schema, self._gated(data))
+        return flight.RecordBatchStream(data)
+
+    def _gated(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        """``reader``'s batches, each produced while holding a turn of the data gate."""
+        with reader:
+            while True:
+                with self.data_gate:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                yield batch
 
     def _live(self, req: StreamRequest, peer: str) -> Iterator[pa.RecordBatch]:
         bus = self.desk.bus
