@@ -73,15 +73,16 @@ class Subscriber:
                 return self._buf.popleft()
         return None
 
-    def drain(self, timeout: float = 0.0) -> list[pa.RecordBatch]:
-        """Every queued batch, oldest first, waiting up to ``timeout`` seconds for one
-        (``timeout=0``: no wait, and so no wake-up asked of the publisher: a consumer that
-        polls costs the publisher nothing but the append)."""
+    def drain(self, timeout: float = 0.0, limit: int = 64) -> list[pa.RecordBatch]:
+        """Up to ``limit`` queued batches, oldest first, waiting up to ``timeout`` seconds
+        for one (``timeout=0``: no wait, and so no wake-up asked of the publisher: a
+        consumer that polls costs the publisher nothing but the append)."""
         if not self._buf and timeout > 0:
             self._wait(timeout)
-        buf, out = self._buf, []
+        buf = self._buf
+        out: list[pa.RecordBatch] = []
         with self._lock:
-            while buf:
+            while buf and len(out) < limit:
                 out.append(buf.popleft())
         self.delivered += len(out)
         return out

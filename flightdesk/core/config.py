@@ -94,11 +94,6 @@ DEFAULTS: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 8815,
         "subscriber_buffer": 1024,
-        # live do_get: a subscriber's handler polls its queue this often (up to 50 ms while
-        # the stream is quiet) and sends what queued as one batch: fewer, bigger writes,
-        # and no wake-up costs the engine thread; the price is up to this much latency
-        # (0 = the engine wakes the handler on each batch)
-        "live_linger_ms": 5.0,
         "data_workers": 1,  # history reads and SQL queries done at once (they take turns)
         "enabled": True,
         # bearer tokens by role (trade implies read); with none the desk binds loopback only

@@ -37,7 +37,7 @@ LIVE_STREAMS = ("quotes", "trades", "book", "bars", "orders", "fills", "position
 STORED_STREAMS = history.STORED_STREAMS
 
 
-_IDLE_POLL_MAX = 0.05  # seconds: a lingering subscriber on a quiet stream polls this often
+_DRAIN_MAX = 64  # queued batches coalesced into one write
 
 
 class DeskFlightServer(flight.FlightServerBase):
@@ -154,27 +154,17 @@ class DeskFlightServer(flight.FlightServerBase):
         if req.stream == "book" and self.desk.core is not None:
             self.desk.core.book_rows.request_snapshots()
         stop = self.desk.stop_event
-        linger = float(self.desk.config["flight"]["live_linger_ms"]) / 1e3
-        idle = linger
         try:
             while not stop.is_set():
-                if linger > 0:  # poll: the engine never has to wake this thread
-                    batches = sub.drain()
-                    if not batches:
-                        stop.wait(idle)
-                        idle = min(idle * 2, _IDLE_POLL_MAX)  # quiet stream: poll less
-                        continue
-                    idle = linger
-                else:
-                    batches = sub.drain(timeout=0.2)
-                    if not batches:
-                        continue
+                # what queued meanwhile goes out as one write: a reader that fell behind
+                # catches up with one write instead of many (``seq`` stays contiguous)
+                batches = sub.drain(timeout=0.2, limit=_DRAIN_MAX)
+                if not batches:
+                    continue
                 batch = self._filter(req, pa.concat_batches(batches) if len(batches) > 1
                                      else batches[0])
                 if batch.num_rows:
                     yield self._project(req, batch)
-                if linger > 0:
-                    stop.wait(linger)  # what queues meanwhile goes out as one write
         finally:
             bus.unsubscribe(sub)
 
