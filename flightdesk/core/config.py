@@ -85,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
         "batch_rows": 2048,
         "flush_ms": 20,
         "history_dir": "",  # Parquet market-data history: <dir>/<stream>/ (pyarrow.dataset)
-        "history_cache_mb": 256,  # decoded history files kept in memory for Flight (0: off)
+        "history_cache_mb": 256,  # decoded row groups kept, from a 2nd read (0: off)
         "history": False,  # write quotes/trades to the history (default dir: data_dir/history)
         "metrics_interval_ms": 1000,
         "recover": True,
