@@ -65,18 +65,12 @@ class Subscriber:
 
     def get(self, timeout: float) -> pa.RecordBatch | None:
         """The next batch, or None after ``timeout`` seconds (or once closed and empty)."""
-        if not self._buf and timeout > 0:
-            self._wait(timeout)
-        with self._lock:
-            if self._buf:
-                self.delivered += 1
-                return self._buf.popleft()
-        return None
+        out = self.drain(timeout, limit=1)
+        return out[0] if out else None
 
     def drain(self, timeout: float = 0.0, limit: int = 64) -> list[pa.RecordBatch]:
         """Up to ``limit`` queued batches, oldest first, waiting up to ``timeout`` seconds
-        for one (``timeout=0``: no wait, and so no wake-up asked of the publisher: a
-        consumer that polls costs the publisher nothing but the append)."""
+        for the first one (or until closed)."""
         if not self._buf and timeout > 0:
             self._wait(timeout)
         buf = self._buf

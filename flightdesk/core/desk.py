@@ -125,8 +125,9 @@ class Desk(DeskState):
         self.loop = asyncio.get_running_loop()
         self._async_stop = asyncio.Event()
         switch = sys.getswitchinterval()
-        if float(self.config["desk"]["switch_interval_us"]) > 0:
-            sys.setswitchinterval(float(self.config["desk"]["switch_interval_us"]) / 1e6)
+        switch_us = float(self.config["desk"]["switch_interval_us"])
+        if switch_us > 0:
+            sys.setswitchinterval(switch_us / 1e6)
         nice = int(self.config["desk"]["service_nice"])
         run_niced(nice, self.store.start)
         if self.config["store"]["recover"]:

@@ -129,12 +129,11 @@ class HistoryWriter:
             stopping = self._stop.is_set()
             got = False
             for sub in self._subs:
-                batch = sub.get(timeout=0.0 if got else 0.05)
-                while batch is not None:
+                batches = sub.drain(timeout=0.0 if got else 0.05, limit=sub.maxlen)
+                if batches:
                     got = True
-                    pending[sub.stream].append(batch)
-                    rows += batch.num_rows
-                    batch = sub.get(timeout=0.0)
+                    pending[sub.stream] += batches
+                    rows += sum(b.num_rows for b in batches)
             if rows and (stopping or rows >= self.flush_rows
                          or time.monotonic() - last >= self.flush_s):
                 self._flush(pending)

@@ -125,12 +125,9 @@ class ExchangeSession:
 
     def _next(self, sub: Any) -> pa.RecordBatch | None:
         """Everything queued for this client as one batch (coalesced while it was busy)."""
-        first = sub.get(timeout=0.1)
-        if first is None:
+        batches = sub.drain(timeout=0.1, limit=sub.maxlen)
+        if not batches:
             return None
-        batches = [first]
-        while (more := sub.get(timeout=0)) is not None:
-            batches.append(more)
         batch = self._filter(batches[0] if len(batches) == 1 else pa.concat_batches(batches))
         return batch if batch.num_rows else None
 
