@@ -52,9 +52,21 @@ def test_desk_services_run_niced_and_the_engine_thread_does_not(tmp_path):
         by_name = {t.name: t.native_id for t in threading.enumerate()}
         assert _nice(by_name["flightdesk-engine"]) == me
         assert _nice(by_name["flightdesk-store"]) == me + 4
-        # gRPC's own threads (not Python threads) were started by the niced thread too
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-        niced = [t for t in tids if _nice(t) == me + 4]
-        assert len(niced) > 2
+        # a Flight handler runs on one of gRPC's threads, started by the niced thread
+        seen: list[int] = []
+        subscribe = eng.desk.bus.subscribe
+
+        def spy(*args, **kwargs):
+            seen.append(_nice(threading.get_native_id()))
+            return subscribe(*args, **kwargs)
+
+        eng.desk.bus.subscribe = spy
+        client = flightdesk.connect(eng.flight_uri)
+        stream = client.stream("quotes")
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stream.close()
+        assert seen == [me + 4]
         # and the niced Flight server answers
         assert flightdesk.connect(eng.flight_uri).status()["run_id"] == eng.status()["run_id"]
