@@ -56,7 +56,9 @@ class DeskClient:
             kwargs["cert_chain"] = Path(cert).read_bytes()
             kwargs["private_key"] = Path(key).read_bytes()
         self.url = url
+        self._kwargs = kwargs
         self._client = flight.FlightClient(url, **kwargs)
+        self._clients: dict[str, flight.FlightClient] = {}  # other endpoint locations
         headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
         self._options = flight.FlightCallOptions(headers=headers)
 
@@ -66,9 +68,7 @@ class DeskClient:
         """Live batches of ``stream`` as they happen (an endless iterator; ``close()`` it
         or break out of the loop to stop). ``seq`` is contiguous unless batches were
         dropped because this reader fell behind."""
-        reader = self._client.do_get(self._ticket(stream, "live", symbols, venues, columns),
-                                     self._options)
-        return _Live(reader)
+        return _Live(self._get(self._ticket(stream, "live", symbols, venues, columns)))
 
     def history(self, stream: str, start: Time = None, end: Time = None,
                 symbols: Sequence[str] = (), venues: Sequence[str] = (),
@@ -76,7 +76,7 @@ class DeskClient:
         """Stored rows of ``stream`` with ``start <= ts < end`` (market streams: ``ts_event``)."""
         extra = {"start": _ns(start), "end": _ns(end), "limit": limit}
         ticket = self._ticket(stream, "history", symbols, venues, columns, **extra)
-        return self._client.do_get(ticket, self._options).read_all()
+        return self._get(ticket).read_all()
 
     def snapshot(self, stream: str, depth: int = 10, symbols: Sequence[str] = (),
                  venues: Sequence[str] = (), columns: Sequence[str] = ()) -> pa.Table:
@@ -89,7 +89,7 @@ class DeskClient:
         command = pack_any("CommandStatementQuery", field_bytes(1, query.encode()))
         info = self._client.get_flight_info(flight.FlightDescriptor.for_command(command),
                                             self._options)
-        tables = [self._client.do_get(ep.ticket, self._options).read_all()
+        tables = [self._at(ep).do_get(ep.ticket, self._options).read_all()
                   for ep in info.endpoints]
         return pa.concat_tables(tables) if len(tables) != 1 else tables[0]
 
@@ -134,6 +134,8 @@ class DeskClient:
 
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
         self._client.close()
 
     def __enter__(self) -> DeskClient:
@@ -141,6 +143,25 @@ class DeskClient:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def _get(self, ticket: flight.Ticket) -> flight.FlightStreamReader:
+        """``do_get`` where the desk serves ``ticket`` (its ``get_flight_info`` endpoint:
+        a desk with ``[flight] data_process`` serves market data from a second process)."""
+        info = self._client.get_flight_info(
+            flight.FlightDescriptor.for_command(ticket.ticket), self._options)
+        endpoint = info.endpoints[0]
+        return self._at(endpoint).do_get(endpoint.ticket, self._options)
+
+    def _at(self, endpoint: flight.FlightEndpoint) -> flight.FlightClient:
+        """The client for ``endpoint``'s first location (this one when it names none)."""
+        if not endpoint.locations:
+            return self._client
+        uri = endpoint.locations[0].uri.decode()
+        if uri == self.url or uri.startswith("arrow-flight-reuse-connection"):
+            return self._client
+        if uri not in self._clients:
+            self._clients[uri] = flight.FlightClient(uri, **self._kwargs)
+        return self._clients[uri]
 
     @staticmethod
     def _ticket(stream: str, mode: str, symbols: Sequence[str], venues: Sequence[str],

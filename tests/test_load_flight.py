@@ -41,6 +41,8 @@ SUBS = int(os.environ.get("FLIGHTDESK_LOAD_SUBS", "50"))
 READERS = int(os.environ.get("FLIGHTDESK_LOAD_READERS", "5"))
 SQLS = int(os.environ.get("FLIGHTDESK_LOAD_SQL", "2"))
 CLIENT_NICE = int(os.environ.get("FLIGHTDESK_LOAD_CLIENT_NICE", "0"))
+DATA_PROCESS = os.environ.get("FLIGHTDESK_LOAD_DATA_PROCESS", "1") == "1"
+ENGINE_PRIORITY = int(os.environ.get("FLIGHTDESK_LOAD_ENGINE_PRIORITY", "10"))
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 SIM = """
@@ -63,10 +65,21 @@ os.nice(int(sys.argv[5]))  # FLIGHTDESK_LOAD_CLIENT_NICE: clients elsewhere, on 
 stop = threading.Event()
 results = {"subs": [], "history_rows": 0, "history_calls": 0, "sql_calls": 0, "errors": []}
 lock = threading.Lock()
+located = {}
 def ticket(**kw):
     return fl.Ticket(json.dumps(kw).encode())
+def get(client, t, **opts):
+    # do_get where the desk's get_flight_info says (a data-plane process, when it runs)
+    ep = client.get_flight_info(fl.FlightDescriptor.for_command(t.ticket)).endpoints[0]
+    loc = ep.locations[0].uri.decode() if ep.locations else uri
+    if loc != uri:
+        with lock:
+            if (id(client), loc) not in located:
+                located[(id(client), loc)] = fl.FlightClient(loc, **opts)
+        client = located[(id(client), loc)]
+    return client.do_get(ep.ticket)
 def subscriber(client, out):
-    reader = client.do_get(ticket(stream="quotes"))
+    reader = get(client, ticket(stream="quotes"))
     last = None
     try:
         while not stop.is_set():
@@ -91,7 +104,7 @@ def history(client):
         for t in (ticket(stream="quotes", mode="history", symbols=["BTCUSDT"], start=start,
                          end=start + 20_000),
                   ticket(stream="orders", mode="history", limit=10_000)):
-            table = client.do_get(t).read_all()
+            table = get(client, t).read_all()
             with lock:
                 results["history_rows"] += table.num_rows
                 results["history_calls"] += 1
@@ -115,7 +128,8 @@ threads += [threading.Thread(target=history, args=(fl.connect(uri),)) for _ in r
 threads += [threading.Thread(target=sql) for _ in range(sqls)]
 # a client on a slow link: no BDP probing, so its receive window stays at gRPC's 64 KiB
 stalled_client = fl.FlightClient(uri, generic_options=[("grpc.http2.bdp_probe", 0)])
-stalled = stalled_client.do_get(ticket(stream="quotes"))
+stalled = get(stalled_client, ticket(stream="quotes"),
+              generic_options=[("grpc.http2.bdp_probe", 0)])
 stalled.read_chunk()  # subscribed; never read again
 for t in threads:
     t.daemon = True
@@ -208,8 +222,10 @@ def test_load_subscribers_history_sql_and_a_stalled_client():
         url = f"127.0.0.1:{int(sim.stdout.readline())}"
         with tempfile.TemporaryDirectory() as tmp:
             write_history(Path(tmp) / "history")
-            cfg = {"desk": {"data_dir": tmp}, "store": {"history_dir": f"{tmp}/history"},
-                   "flight": {"port": 0, "subscriber_buffer": 64},
+            cfg = {"desk": {"data_dir": tmp, "engine_priority": ENGINE_PRIORITY},
+                   "store": {"history_dir": f"{tmp}/history"},
+                   "flight": {"port": 0, "subscriber_buffer": 256,
+                              "data_process": DATA_PROCESS},
                    "venues": {"bn": {"type": "binance", "symbols": SYMBOLS,
                                      "ws_url": f"ws://{url}", "rest_url": f"http://{url}",
                                      "channels": ["depth@100ms", "trade"]}},

@@ -6,8 +6,10 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from flight_helpers import wait_for
 
 import flightdesk
 from flightdesk.core.priority import run_niced
@@ -70,3 +72,47 @@ def test_desk_services_run_niced_and_the_engine_thread_does_not(tmp_path):
         assert seen == [me + 4]
         # and the niced Flight server answers
         assert flightdesk.connect(eng.flight_uri).status()["run_id"] == eng.status()["run_id"]
+
+
+def _fifo_allowed() -> bool:
+    """Whether this process may use SCHED_FIFO (root or CAP_SYS_NICE / RLIMIT_RTPRIO)."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    t = threading.Thread(target=probe)  # a throwaway thread: the policy ends with it
+    t.start()
+    t.join()
+    return result[0]
+
+
+def test_engine_priority_puts_the_engine_and_writers_under_sched_fifo_or_says_why(tmp_path):
+    cfg = {"desk": {"data_dir": str(tmp_path), "engine_priority": 5},
+           "flight": {"port": 0, "data_process": True}, "venues": {"sim": {"rate": 200}}}
+    with flightdesk.Engine(cfg) as eng:
+        by_name = {t.name: t.native_id for t in threading.enumerate()}
+        status = eng.status()["engine_priority"]
+        policy = {name: os.sched_getscheduler(by_name[name]) & ~os.SCHED_RESET_ON_FORK
+                  for name in ("flightdesk-engine", "flightdesk-store", "flightdesk-forward")}
+        if _fifo_allowed():
+            assert status == {"wanted": 5, "error": ""}
+            assert set(policy.values()) == {os.SCHED_FIFO}
+            assert os.sched_getparam(by_name["flightdesk-engine"]).sched_priority == 5
+            assert os.sched_getparam(by_name["flightdesk-store"]).sched_priority == 4
+            # nothing else inherits it: gRPC's threads, the data-plane process
+            plane = eng.desk.flight.data_plane.proc.pid
+            assert os.sched_getscheduler(plane) == os.SCHED_OTHER
+            tasks = Path("/proc/self/task")
+            grpc = [int(t.name) for t in tasks.iterdir()
+                    if (t / "comm").read_text().startswith(("grpc", "event"))]
+            assert grpc and {os.sched_getscheduler(t) for t in grpc} == {os.SCHED_OTHER}
+        else:
+            assert "CAP_SYS_NICE" in status["error"]
+            assert set(policy.values()) == {os.SCHED_OTHER}
+        # and it runs either way
+        wait_for(lambda: eng.desk.bus.published.get("quotes", 0) > 0, what="quotes")

@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
         # on Linux, so the engine thread keeps the CPU when cores are short (0 = same);
         # the price: on a saturated box, live subscribers fall behind and lose batches
         "service_nice": 0,
+        # Linux real-time priority (SCHED_FIFO, 1-99) for the engine thread, so the kernel
+        # runs it the moment a frame arrives, ahead of anything else on the box (0 = off;
+        # needs CAP_SYS_NICE — without it the desk logs why and runs as usual)
+        "engine_priority": 0,
         "record": False,  # write the raw capture of every feed (see core.recorder)
         "record_dir": "captures",  # under data_dir
     },
@@ -95,6 +99,10 @@ DEFAULTS: dict[str, Any] = {
         "port": 8815,
         "subscriber_buffer": 1024,
         "data_workers": 1,  # history reads and SQL queries done at once (they take turns)
+        # serve live market data, history and Flight SQL from a second process, off the
+        # engine's GIL (clients follow get_flight_info's endpoint there; see flight.dataplane)
+        "data_process": False,
+        "advertise_host": "",  # host named in endpoint locations ("" = flight.host)
         "enabled": True,
         # bearer tokens by role (trade implies read); with none the desk binds loopback only
         "read_tokens": [],

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import difflib
 import logging
+import os
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.history import HistoryWriter
 from flightdesk.core.orders import IdMaker
 from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.priority import run_niced
+from flightdesk.core.priority import engine_priority, run_niced
 from flightdesk.core.recorder import RECONNECT, Recorder, recording_sinks
 from flightdesk.core.recovery import recover_positions
 from flightdesk.core.risk import RiskValidator
@@ -82,6 +83,7 @@ class Desk(DeskState):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_ns = time.time_ns()
         self.recovered_fills = 0
+        self.engine_priority: dict[str, Any] = {"wanted": 0, "error": ""}
         self.history: HistoryWriter | None = None
         self._async_stop: asyncio.Event | None = None
         self._flush_handle: asyncio.Handle | None = None
@@ -129,6 +131,8 @@ class Desk(DeskState):
         if switch_us > 0:
             sys.setswitchinterval(switch_us / 1e6)
         nice = int(self.config["desk"]["service_nice"])
+        priority = int(self.config["desk"]["engine_priority"])
+        self.engine_priority = {"wanted": priority, "error": engine_priority(priority)}
         run_niced(nice, self.store.start)
         if self.config["store"]["recover"]:
             self.recovered_fills = recover_positions(self.store, self.portfolio)
@@ -142,6 +146,8 @@ class Desk(DeskState):
             self.start_strategies()
             self.pm.hook.flightdesk_startup(desk=self)
             run_niced(nice, self._start_services)
+            if priority > 0 and not self.engine_priority["error"]:
+                self._prioritize_writers(priority)
             queue: asyncio.Queue[Any] = asyncio.Queue(int(self.config["desk"]["queue_size"]))
             tasks = [asyncio.create_task(self._consume(queue), name="engine"),
                      asyncio.create_task(self._metrics_loop(), name="metrics")]
@@ -155,6 +161,16 @@ class Desk(DeskState):
         finally:
             await self._shutdown(tasks, venues)
             sys.setswitchinterval(switch)
+            if priority > 0 and not self.engine_priority["error"]:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+    def _prioritize_writers(self, priority: int) -> None:
+        """The threads that take the GIL on every batch run just below the engine (see
+        :mod:`flightdesk.core.priority`): the store writer and the history writer."""
+        for owner in (self.store, self.history):
+            thread = getattr(owner, "_thread", None)
+            if thread is not None and thread.native_id is not None:
+                engine_priority(max(1, priority - 1), thread.native_id)
 
     def _feed_sinks(self, venue: Venue, queue: asyncio.Queue[Any]) -> tuple[Any, Any]:
         """The feed's sinks (recorded when ``[desk] record``) and its reconnect callback."""
@@ -288,6 +304,12 @@ class Desk(DeskState):
 
         location, kwargs, _ = server_options(cfg)  # tokens, TLS; no token: loopback only
         self.flight = DeskFlightServer(self, location, **kwargs)
+        if cfg["data_process"]:
+            from flightdesk.core.flight.dataplane import DataPlane
+
+            wanted = self.engine_priority
+            self.flight.data_plane = DataPlane(
+                self, self.flight.uri, 0 if wanted["error"] else int(wanted["wanted"]))
         if self.core is not None:
             self.core.book_rows.snapshot_s = float(cfg["book_snapshot_s"])
 
@@ -315,6 +337,8 @@ class Desk(DeskState):
             self.history.stop()
         self.store.close()
         if self.flight is not None:
+            if self.flight.data_plane is not None:
+                await asyncio.to_thread(self.flight.data_plane.stop)
             await asyncio.to_thread(self.flight.shutdown)
         self.bus.close()
         if self.health is not None:

@@ -38,12 +38,20 @@ class DeskState:
     started_ns: int
     ids: Any
     recovered_fills: int
+    engine_priority: dict[str, Any]
 
     if TYPE_CHECKING:  # provided by Desk
         def call(self, fn: Any, timeout: float = 5.0) -> Any: ...
 
     def status(self) -> dict[str, Any]:
-        return self.call(self._status)
+        out = self.call(self._status)
+        plane = getattr(self.flight, "data_plane", None)
+        if plane is not None:  # asked here, not on the engine thread: it is a Flight call
+            stats = plane.stats()
+            out["subscribers"] += [dict(s, plane="data")
+                                   for s in stats.pop("subscribers", [])]
+            out["data_plane"] = stats
+        return out
 
     def _status(self) -> dict[str, Any]:
         core = self.core
@@ -62,6 +70,7 @@ class DeskState:
             "markouts_bps": self.trader.markouts.summary(),
             "run_id": self.ids.run,
             "recovered_fills": self.recovered_fills,
+            "engine_priority": dict(self.engine_priority),
         }
         if core is None:
             return out

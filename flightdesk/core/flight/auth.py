@@ -29,6 +29,10 @@ MIDDLEWARE_KEY = "auth"
 class Role(enum.IntEnum):
     READ = 1
     TRADE = 2
+    FEED = 3  # the desk feeding its data-plane process (a per-run secret, never a user's)
+
+
+FEED_HEADER = "x-flightdesk-feed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +69,26 @@ class AuthMiddleware(flight.ServerMiddleware):
 
 
 class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
-    """Checks ``authorization: Bearer <token>`` on every call."""
+    """Checks ``authorization: Bearer <token>`` on every call.
 
-    def __init__(self, tokens: TokenTable) -> None:
+    With ``feed_secret`` (the data-plane process, see ``flight.dataplane``), a call whose
+    ``x-flightdesk-feed`` header carries it has the ``FEED`` role, and with no user token
+    configured other callers are let in with the ``trade`` role, as on the desk itself.
+    """
+
+    def __init__(self, tokens: TokenTable, feed_secret: str = "") -> None:
         self.tokens = tokens
+        self.feed_secret = feed_secret.encode()
         self.refused = 0
 
     def start_call(self, info: Any, headers: Mapping[str, list[Any]]) -> AuthMiddleware:
+        if self.feed_secret:
+            for value in headers.get(FEED_HEADER) or []:
+                raw = value if isinstance(value, bytes) else str(value).encode()
+                if hmac.compare_digest(raw, self.feed_secret):
+                    return AuthMiddleware(Role.FEED)
+            if not self.tokens:
+                return AuthMiddleware(Role.TRADE)
         values = headers.get("authorization") or headers.get("Authorization") or []
         token = _bearer(values)
         if token is None:
@@ -149,15 +166,17 @@ def _read(path: str, key: str) -> bytes:
         raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}", key=key) from exc
 
 
-def server_options(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any], TokenTable]:
-    """Location, ``FlightServerBase`` keyword arguments and the token table for ``[flight]``."""
+def server_options(cfg: Mapping[str, Any], feed_secret: str = "", port: int | None = None
+                   ) -> tuple[str, dict[str, Any], TokenTable]:
+    """Location, ``FlightServerBase`` keyword arguments and the token table for ``[flight]``
+    (``feed_secret``/``port``: the data-plane process's server, see ``flight.dataplane``)."""
     tokens = TokenTable(list(cfg.get("read_tokens") or []), list(cfg.get("trade_tokens") or []))
     host = str(cfg["host"])
     check_bind(host, tokens)
     tls = tls_files(cfg)
     kwargs: dict[str, Any] = {}
-    if tokens:
-        kwargs["middleware"] = {MIDDLEWARE_KEY: AuthMiddlewareFactory(tokens)}
+    if tokens or feed_secret:
+        kwargs["middleware"] = {MIDDLEWARE_KEY: AuthMiddlewareFactory(tokens, feed_secret)}
     scheme = "grpc"
     if tls is not None:
         scheme = "grpc+tls"
@@ -165,4 +184,4 @@ def server_options(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any], TokenTa
         if tls.ca:
             kwargs["verify_client"] = True
             kwargs["root_certificates"] = tls.ca
-    return f"{scheme}://{host}:{cfg['port']}", kwargs, tokens
+    return f"{scheme}://{host}:{cfg['port'] if port is None else port}", kwargs, tokens

@@ -52,7 +52,10 @@ class DeskFlightServer(flight.FlightServerBase):
         self.data_gate = threading.BoundedSemaphore(
             max(1, int(desk.config["flight"]["data_workers"])))
         self.scheme, rest = location.split("://", 1)
-        self.host = rest.rsplit(":", 1)[0]
+        # the host clients are told to connect to (endpoint locations)
+        self.host = str(desk.config["flight"]["advertise_host"] or rest.rsplit(":", 1)[0])
+        #: the data-plane process when ``[flight] data_process`` (see flight.dataplane)
+        self.data_plane: Any = None
         self.errors = 0
         self.ingest = Ingestor(desk)
         self.auth = kwargs.get("middleware", {}).get(MIDDLEWARE_KEY)
@@ -77,6 +80,8 @@ class DeskFlightServer(flight.FlightServerBase):
                         ) -> flight.FlightInfo:
         sql = self._sql_command(descriptor)
         if sql is not None:
+            if self.data_plane is not None and self.data_plane.alive:
+                return self.data_plane.flight_info(descriptor)
             with self.data_gate:
                 schema, ticket, rows = self._guard(self.sql.prepare, *sql)
             endpoint = flight.FlightEndpoint(ticket, [self.uri])
@@ -104,7 +109,9 @@ class DeskFlightServer(flight.FlightServerBase):
 
     def _info(self, req: StreamRequest) -> flight.FlightInfo:
         descriptor = flight.FlightDescriptor.for_command(req.to_json())
-        endpoint = flight.FlightEndpoint(req.to_json(), [self.uri])
+        plane = self.data_plane
+        where = plane.uri if plane is not None and plane.serves(req) else self.uri
+        endpoint = flight.FlightEndpoint(req.to_json(), [where])
         return flight.FlightInfo(self._schema(req), descriptor, [endpoint], -1, -1)
 
     @staticmethod
