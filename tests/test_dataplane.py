@@ -148,3 +148,20 @@ def test_the_process_ends_with_the_desk(tmp_path):
     assert proc.poll() is None
     eng.stop()
     assert proc.returncode is not None
+
+
+def test_only_streams_someone_reads_there_are_forwarded(desk):
+    def forwards():
+        return sorted(s["stream"] for s in desk.status()["subscribers"] if "forward" in s)
+
+    wait_for(lambda: desk.desk.bus.published.get("quotes", 0) > 0, what="quotes")
+    assert forwards() == []
+    assert set(desk.status()["data_plane"]["forwarded_rows"].values()) == {0}
+    with flightdesk.connect(desk.flight_uri) as sdk:
+        live = sdk.stream("trades")
+        assert next(iter(live)).num_rows > 0
+        assert forwards() == ["trades"]
+        rows = desk.status()["data_plane"]["forwarded_rows"]
+        assert rows["trades"] > 0 and rows["quotes"] == 0
+        live.close()
+    wait_for(lambda: forwards() == [], what="forwarding to stop")

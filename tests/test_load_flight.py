@@ -7,7 +7,10 @@ not share the desk's interpreter. Knobs (env): ``FLIGHTDESK_LOAD_SECONDS`` (defa
 window), ``FLIGHTDESK_LOAD_RATE`` (sim payloads/s — depth updates and trade prints —
 default 4000), ``FLIGHTDESK_LOAD_SUBS`` (default 50), ``FLIGHTDESK_LOAD_READERS`` (5),
 ``FLIGHTDESK_LOAD_SQL`` (2), ``FLIGHTDESK_LOAD_CLIENT_NICE`` (0: the client process's nice
-value — clients normally run on other machines, not on the desk's cores). Checks:
+value — clients normally run on other machines, not on the desk's cores),
+``FLIGHTDESK_LOAD_DATA_PROCESS`` (1: ``[flight] data_process``, clients follow
+``get_flight_info`` there) and ``FLIGHTDESK_LOAD_ENGINE_PRIORITY`` (10: ``[desk]
+engine_priority``; without CAP_SYS_NICE the desk runs without it). Checks:
 subscribers that keep up see every ``seq`` (no gaps), the stalled one is the only
 subscriber with drops, history and SQL clients are served throughout. It prints
 tick-to-trade p99 unloaded and under load and the rates (frames, rows, market events);

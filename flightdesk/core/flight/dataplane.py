@@ -5,18 +5,20 @@ the interpreter, and in the desk's own process they take the GIL from the engine
 (ARCHITECTURE, "Handlers share the GIL"). With ``data_process = true`` the desk starts
 :mod:`flightdesk.core.flight.dataserver` and
 
-- forwards each live stream to it once — one bus subscriber and one ``do_put`` per stream,
-  written on a forwarder thread (Arrow IPC encoding and the socket write run without the
-  GIL) — however many clients subscribe there;
+- forwards each live stream that has subscribers there once — one bus subscriber and one
+  ``do_put`` per stream, written on a forwarder thread (Arrow IPC encoding and the socket
+  write run without the GIL) — however many clients subscribe there;
 - answers ``get_flight_info`` for live market data, history and Flight SQL with an endpoint
   at the data-plane process's location, as Flight intends (ADBC clients and
   :func:`flightdesk.connect` follow it); a ticket sent straight to the desk's own port is
   still served there;
 - merges its subscribers and counters into ``status``.
 
-The forwarders' buffers are bounded like any subscriber's: if the data plane stops
-reading, the desk drops (counted) rather than waits. If the process dies, the desk logs
-it, counts it and serves everything itself again.
+The forwarder's buffers are bounded like any subscriber's: if the data plane stops
+reading, the desk drops (counted in ``status``) rather than waits. If the process dies,
+the desk logs it, counts it and serves everything itself again. The process is started
+from the desk's service thread, so it inherits ``[desk] service_nice``; it never inherits
+``[desk] engine_priority``. Mutual TLS is not supported with it yet (a clear error).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ FORWARD_BUFFER = 4096
 _DRAIN_MAX = 64
 POLL_S = 0.001  # forwarder's sleep between polls while data flows
 IDLE_POLL_S = 0.01  # ... and after 200 empty polls
+DEMAND_S = 0.25  # how often the forwarder asks which streams have subscribers there
 
 
 class DataPlane:
@@ -82,13 +85,13 @@ class DataPlane:
         self.client = flight.FlightClient(self.uri.replace("0.0.0.0", "127.0.0.1"), **kwargs)
         feed = [(FEED_HEADER.encode(), self._secret.encode())]
         self.options = flight.FlightCallOptions(headers=feed, timeout=10.0)
+        self._status_options = flight.FlightCallOptions(headers=feed, timeout=2.0)
         self._put_options = flight.FlightCallOptions(headers=feed)  # open-ended streams
         self.alive = True
         self.failures = 0
         self.forwarded: dict[str, int] = dict.fromkeys(FORWARDED, 0)
         self._stop = threading.Event()
-        self._subs = {s: desk.bus.subscribe(s, FORWARD_BUFFER, {"forward": "data-plane"})
-                      for s in FORWARDED}
+        self._subs: dict[str, Any] = {}  # the streams someone reads there (see _follow)
         self._writers: dict[str, Any] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self._thread = threading.Thread(target=self._forward, args=(priority,), daemon=True,
@@ -123,7 +126,7 @@ class DataPlane:
         if self.alive:
             try:
                 result = next(iter(self.client.do_action(flight.Action("status", b""),
-                                                         self.options)))
+                                                         self._status_options)))
                 out.update(json.loads(result.body.to_pybytes()))
             except flight.FlightError as exc:
                 out["error"] = _message(exc)
@@ -138,15 +141,22 @@ class DataPlane:
         if priority > 0:
             engine_priority(max(1, priority - 1))
         idle = 0
+        asked = 0.0
         try:
             while not self._stop.is_set():
+                if time.monotonic() - asked >= DEMAND_S:
+                    self._follow()
+                    asked = time.monotonic()
                 moved = 0
                 for stream, sub in self._subs.items():
                     batches = sub.drain(limit=_DRAIN_MAX)
                     if batches:
                         moved += self._write(stream, batches)
                 idle = 0 if moved else idle + 1
-                time.sleep(POLL_S if idle < 200 else IDLE_POLL_S)
+                if not self._subs:
+                    time.sleep(DEMAND_S)
+                else:
+                    time.sleep(POLL_S if idle < 200 else IDLE_POLL_S)
         except Exception as exc:  # noqa: BLE001 - the process went away, or refused us
             if not self._stop.is_set():
                 self._died(f"forwarding failed: {exc}")
@@ -158,6 +168,20 @@ class DataPlane:
                     writer.close()
                 except Exception:  # noqa: BLE001 - closing a broken stream
                     pass
+
+    def _follow(self) -> None:
+        """Forward just the streams that have subscribers in the data plane: a desk
+        nobody reads from there pays nothing for it (a new subscriber's first batch comes
+        within ``DEMAND_S``; from then on its ``seq`` runs without gaps)."""
+        result = next(iter(self.client.do_action(flight.Action("demand", b""),
+                                                 self._status_options)))
+        wanted = set(json.loads(result.body.to_pybytes())) & set(FORWARDED)
+        bus = self.desk.bus
+        for stream in wanted - set(self._subs):
+            self._subs[stream] = bus.subscribe(stream, FORWARD_BUFFER,
+                                               {"forward": "data-plane"})
+        for stream in set(self._subs) - wanted:
+            bus.unsubscribe(self._subs.pop(stream))
 
     def _write(self, stream: str, batches: list[pa.RecordBatch]) -> int:
         """Send ``batches`` in order, each run with one schema as one batch."""

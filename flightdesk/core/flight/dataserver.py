@@ -91,11 +91,15 @@ class DataServer(DeskFlightServer):
         self._elsewhere("do_exchange")
 
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
-        return [("status", "this data-plane process's subscribers and counters")]
+        return [("status", "this data-plane process's subscribers and counters"),
+                ("demand", "the forwarded streams that have subscribers here")]
 
     def do_action(self, context: Any, action: flight.Action) -> Any:
         if action.type in SQL_ACTIONS:
             return super().do_action(context, action)
+        if action.type == "demand":  # which forwarded streams someone reads here
+            wanted = [s for s in FORWARDED if self.desk.bus.has_subscribers(s)]
+            return iter([json.dumps(wanted).encode()])
         if action.type != "status":
             self._elsewhere(f"action {action.type!r}")
         stats = {"subscribers": self.desk.bus.stats(), "flight_server": self.stats(),
