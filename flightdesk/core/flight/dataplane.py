@@ -92,11 +92,15 @@ class DataPlane:
         self.forwarded: dict[str, int] = dict.fromkeys(FORWARDED, 0)
         self._stop = threading.Event()
         self._subs: dict[str, Any] = {}  # the streams someone reads there (see _follow)
+        self._wanted: frozenset[str] = frozenset()  # ... as last asked (see _ask)
         self._writers: dict[str, Any] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self._thread = threading.Thread(target=self._forward, args=(priority,), daemon=True,
                                         name="flightdesk-forward")
         self._thread.start()
+        self._asker = threading.Thread(target=self._ask, daemon=True,
+                                       name="flightdesk-forward-demand")
+        self._asker.start()
 
     def serves(self, req: StreamRequest) -> bool:
         """Whether clients asking for ``req`` are sent to the data-plane process."""
@@ -141,12 +145,10 @@ class DataPlane:
         if priority > 0:
             engine_priority(max(1, priority - 1))
         idle = 0
-        asked = 0.0
         try:
             while not self._stop.is_set():
-                if time.monotonic() - asked >= DEMAND_S:
-                    self._follow()
-                    asked = time.monotonic()
+                if self._wanted != self._subs.keys():
+                    self._follow(self._wanted)
                 moved = 0
                 for stream, sub in self._subs.items():
                     batches = sub.drain(limit=_DRAIN_MAX)
@@ -154,7 +156,7 @@ class DataPlane:
                         moved += self._write(stream, batches)
                 idle = 0 if moved else idle + 1
                 if not self._subs:
-                    time.sleep(DEMAND_S)
+                    time.sleep(DEMAND_S / 5)
                 else:
                     time.sleep(POLL_S if idle < 200 else IDLE_POLL_S)
         except Exception as exc:  # noqa: BLE001 - the process went away, or refused us
@@ -169,18 +171,33 @@ class DataPlane:
                 except Exception:  # noqa: BLE001 - closing a broken stream
                     pass
 
-    def _follow(self) -> None:
+    def _ask(self) -> None:
+        """Which forwarded streams have subscribers in the data plane, every ``DEMAND_S``
+        (a thread of its own at normal priority: the forwarder never waits on the data
+        plane's answer while it could be forwarding)."""
+        while not self._stop.wait(DEMAND_S):
+            if not self.alive:
+                return
+            try:
+                result = next(iter(self.client.do_action(flight.Action("demand", b""),
+                                                         self._status_options)))
+            except flight.FlightError as exc:
+                if not self._stop.is_set() and self.proc.poll() is not None:
+                    self._died(f"exited with code {self.proc.returncode}")
+                logger.debug("data-plane demand: %s", exc)
+                continue
+            self._wanted = frozenset(json.loads(result.body.to_pybytes())) & frozenset(
+                FORWARDED)
+
+    def _follow(self, wanted: frozenset[str]) -> None:
         """Forward just the streams that have subscribers in the data plane: a desk
         nobody reads from there pays nothing for it (a new subscriber's first batch comes
         within ``DEMAND_S``; from then on its ``seq`` runs without gaps)."""
-        result = next(iter(self.client.do_action(flight.Action("demand", b""),
-                                                 self._status_options)))
-        wanted = set(json.loads(result.body.to_pybytes())) & set(FORWARDED)
         bus = self.desk.bus
-        for stream in wanted - set(self._subs):
+        for stream in wanted - self._subs.keys():
             self._subs[stream] = bus.subscribe(stream, FORWARD_BUFFER,
                                                {"forward": "data-plane"})
-        for stream in set(self._subs) - wanted:
+        for stream in self._subs.keys() - wanted:
             bus.unsubscribe(self._subs.pop(stream))
 
     def _write(self, stream: str, batches: list[pa.RecordBatch]) -> int:
@@ -219,6 +236,7 @@ class DataPlane:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        self._asker.join(timeout)
         self.alive = False
         if self.proc.stdin is not None:
             try:
