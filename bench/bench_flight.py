@@ -138,8 +138,16 @@ class ReaderProcess:
         self.proc.communicate(timeout=60)
 
 
+def located(uri: str, ticket: bytes) -> str:
+    """Where the desk serves ``ticket`` (its ``get_flight_info`` endpoint's location)."""
+    with fl.connect(uri) as client:
+        info = client.get_flight_info(fl.FlightDescriptor.for_command(ticket))
+    return info.endpoints[0].locations[0].uri.decode()
+
+
 def bench_history(rows: int, runs: int, tmp: Path, cache_mb: int,
-                  data: str = "bench", client_process: bool = False) -> list[str]:
+                  data: str = "bench", client_process: bool = False,
+                  data_process: bool = False) -> list[str]:
     table = quotes_table(rows) if data == "bench" else realistic_quotes(rows)
     # the layout the desk's own history writer produces: hive venue/symbol/date, Parquet
     write_partitioned(table, tmp / "history", "quotes", "bench")
@@ -161,7 +169,7 @@ def bench_history(rows: int, runs: int, tmp: Path, cache_mb: int,
     def both(eng: flightdesk.Engine, label: str) -> None:
         """One history read, then one bare read: interleaved, so drift hits both, and the
         pair's ratio compares the two under the same conditions."""
-        rate, n = read(eng.flight_uri, ticket)
+        rate, n = read(located(eng.flight_uri, ticket), ticket)
         base, n_base = read(bare_uri, b"all")
         assert n == n_base == rows, (n, n_base)
         mine[label].append(rate)
@@ -170,7 +178,8 @@ def bench_history(rows: int, runs: int, tmp: Path, cache_mb: int,
 
     def engine(mb: int, i: int) -> flightdesk.Engine:
         return flightdesk.Engine({
-            "desk": {"data_dir": str(tmp / f"desk{mb}-{i}")}, "flight": {"port": 0},
+            "desk": {"data_dir": str(tmp / f"desk{mb}-{i}")},
+            "flight": {"port": 0, "data_process": data_process},
             "store": {"history_dir": str(tmp / "history"), "history_cache_mb": mb},
             "venues": {"sim": {"rate": 20}}})
     try:
@@ -199,6 +208,8 @@ def bench_history(rows: int, runs: int, tmp: Path, cache_mb: int,
              "second": "cache on, second read (decode + keep)",
              "hot": "cache on, third read (decoded row groups from memory)"}
     where = "a client process of its own" if client_process else "an in-process client"
+    if data_process:
+        where += "; desk with `[flight] data_process` (served by its data-plane process)"
     return [f"### History do_get ({rows:,}-row {what}, {size / 1e6:,.0f} MB of Parquet, "
             f"{where}, medians of {runs})", "",
             "| server | rows/s | vs bare: paired calls | vs bare: medians |", "|---|---|---|---|",
@@ -263,13 +274,17 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "ok": all(ok), "rows": co
 
 def fanout(eng: flightdesk.Engine, batches: list[pa.RecordBatch], subs: int) -> dict:
     total = sum(b.num_rows for b in batches)
-    proc = subprocess.Popen([sys.executable, "-c", FANOUT_CLIENT, eng.flight_uri, str(subs),
+    uri = located(eng.flight_uri, b'{"stream": "quotes"}')
+    proc = subprocess.Popen([sys.executable, "-c", FANOUT_CLIENT, uri, str(subs),
                              str(total)], text=True, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == "ready"
     bus = eng.desk.bus
-    while sum(1 for s in bus.stats() if s["stream"] == "quotes" and "peer" in s) < subs:
-        time.sleep(0.01)
+    plane = eng.desk.flight.data_plane
+    while sum(1 for s in eng.status()["subscribers"]
+              if s["stream"] == "quotes" and "peer" in s) < subs or (
+            plane is not None and not bus.has_subscribers("quotes")):  # forwarding too
+        time.sleep(0.05)
     proc.stdin.write("go\n")
     proc.stdin.flush()
     for batch in batches:
@@ -280,11 +295,13 @@ def fanout(eng: flightdesk.Engine, batches: list[pa.RecordBatch], subs: int) -> 
     return {"per_sub": total / result["seconds"], "total": subs * total / result["seconds"]}
 
 
-def bench_fanout(rows: int, batch_rows: int, tmp: Path) -> list[str]:
+def bench_fanout(rows: int, batch_rows: int, tmp: Path, data_process: bool = False
+                 ) -> list[str]:
     table = quotes_table(rows, venue="bench")  # readers ask for venue "bench" only
     batches = table.to_batches(max_chunksize=batch_rows)
     cfg = {"desk": {"data_dir": str(tmp / "fan")}, "flight": {"port": 0,
-           "subscriber_buffer": len(batches) + 16}, "venues": {"sim": {"rate": 1}}}
+           "subscriber_buffer": len(batches) + 16, "data_process": data_process},
+           "venues": {"sim": {"rate": 1}}}
     bare = BareServer(batches)
     try:
         t0 = time.perf_counter()
@@ -292,8 +309,9 @@ def bench_fanout(rows: int, batch_rows: int, tmp: Path) -> list[str]:
         base = base_rows / (time.perf_counter() - t0)
     finally:
         bare.shutdown()
+    how = "; desk with `[flight] data_process`" if data_process else ""
     lines = [f"### Live fan-out ({rows:,} quotes rows in batches of {batch_rows:,}; "
-             "subscribers in another process, no drops)", "",
+             f"subscribers in another process, no drops{how})", "",
              "| subscribers | rows/s per subscriber | rows/s total |", "|---|---|---|",
              f"| bare server, 1 reader (baseline) | {base:,.0f} | {base:,.0f} |"]
     with flightdesk.Engine(cfg) as eng:
@@ -375,17 +393,21 @@ def main() -> None:
     ap.add_argument("--history-data", choices=("bench", "realistic"), default="bench")
     ap.add_argument("--client-process", action="store_true",
                     help="history: read from a separate process, not the desk's own")
+    ap.add_argument("--data-process", action="store_true",
+                    help="history, fanout: the desk runs with [flight] data_process")
     args = ap.parse_args()
     parts = args.parts.split(",")
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         if "history" in parts:
             lines += bench_history(args.rows, args.runs, Path(tmp), args.cache_mb,
-                                   args.history_data, args.client_process)
+                                   args.history_data, args.client_process,
+                                   args.data_process)
         if "batches" in parts:
             lines += bench_bare_batches(args.rows, args.runs)
         if "fanout" in parts:
-            lines += bench_fanout(args.fanout_rows, args.batch_rows, Path(tmp))
+            lines += bench_fanout(args.fanout_rows, args.batch_rows, Path(tmp),
+                                  args.data_process)
     if "book" in parts:
         lines += bench_book(args.book_frames)
     print("\n".join(lines))
