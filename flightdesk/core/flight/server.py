@@ -38,6 +38,7 @@ STORED_STREAMS = history.STORED_STREAMS
 
 
 _DRAIN_MAX = 64  # queued batches coalesced into one write
+_CONCAT_ROWS = 1 << 16  # ... as long as that copies at most this many rows
 
 
 class DeskFlightServer(flight.FlightServerBase):
@@ -166,12 +167,12 @@ class DeskFlightServer(flight.FlightServerBase):
                 # what queued meanwhile goes out as one write: a reader that fell behind
                 # catches up with one write instead of many (``seq`` stays contiguous)
                 batches = sub.drain(timeout=0.2, limit=_DRAIN_MAX)
-                if not batches:
-                    continue
-                batch = self._filter(req, pa.concat_batches(batches) if len(batches) > 1
-                                     else batches[0])
-                if batch.num_rows:
-                    yield self._project(req, batch)
+                if len(batches) > 1 and sum(b.num_rows for b in batches) <= _CONCAT_ROWS:
+                    batches = [pa.concat_batches(batches)]
+                for batch in batches:  # big ones (a data plane's coalesced) go as they are
+                    batch = self._filter(req, batch)
+                    if batch.num_rows:
+                        yield self._project(req, batch)
         finally:
             bus.unsubscribe(sub)
 
