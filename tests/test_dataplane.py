@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.flight as fl
 import pytest
-from flight_helpers import start_desk, wait_for
+from flight_helpers import make_ca_and_server_cert, start_desk, wait_for
 
 import flightdesk
 from flightdesk.core import schemas
+from flightdesk.core.errors import ConfigError
 
 
 def _location(client: fl.FlightClient, options=None, **request) -> str:
@@ -165,3 +166,33 @@ def test_only_streams_someone_reads_there_are_forwarded(desk):
         assert rows["trades"] > 0 and rows["quotes"] == 0
         live.close()
     wait_for(lambda: forwards() == [], what="forwarding to stop")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_ca_and_server_cert(tmp_path_factory.mktemp("certs"))
+
+
+def test_tls_desk_serves_its_data_plane_over_tls_too(tmp_path, certs):
+    eng = start_desk(tmp_path, flight={"data_process": True, "tls_cert": str(certs["server"]),
+                                       "tls_key": str(certs["server_key"])})
+    try:
+        plane_uri = eng.desk.flight.data_plane.uri
+        assert plane_uri.startswith("grpc+tls://127.0.0.1:")
+        with flightdesk.connect(eng.flight_uri, tls_ca=certs["ca"]) as sdk:
+            assert next(iter(sdk.stream("quotes"))).num_rows > 0
+            assert sdk.sql("SELECT count(*) AS n FROM orders").num_rows == 1
+        with fl.FlightClient(plane_uri) as bare:  # system roots: our CA is unknown
+            with pytest.raises(fl.FlightUnavailableError):
+                bare.do_get(fl.Ticket(b'{"stream": "quotes"}'),
+                            fl.FlightCallOptions(timeout=5)).read_chunk()
+    finally:
+        eng.stop()
+
+
+def test_mutual_tls_with_a_data_process_is_a_clear_error(tmp_path, certs):
+    with pytest.raises(RuntimeError, match="data_process does not work with mutual TLS") as err:
+        start_desk(tmp_path, flight={"data_process": True, "tls_cert": str(certs["server"]),
+                                     "tls_key": str(certs["server_key"]),
+                                     "tls_ca": str(certs["ca"])})
+    assert isinstance(err.value.__cause__, ConfigError)
