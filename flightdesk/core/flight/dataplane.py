@@ -98,7 +98,7 @@ class DataPlane:
         self._thread = threading.Thread(target=self._forward, args=(priority,), daemon=True,
                                         name="flightdesk-forward")
         self._thread.start()
-        self._asker = threading.Thread(target=self._ask, daemon=True,
+        self._asker = threading.Thread(target=self._ask, args=(priority,), daemon=True,
                                        name="flightdesk-forward-demand")
         self._asker.start()
 
@@ -171,10 +171,12 @@ class DataPlane:
                 except Exception:  # noqa: BLE001 - closing a broken stream
                     pass
 
-    def _ask(self) -> None:
+    def _ask(self, priority: int) -> None:
         """Which forwarded streams have subscribers in the data plane, every ``DEMAND_S``
-        (a thread of its own at normal priority: the forwarder never waits on the data
-        plane's answer while it could be forwarding)."""
+        (a thread of its own, so the forwarder never waits on the data plane's answer;
+        like the forwarder it takes the GIL, so it runs in the engine's class too)."""
+        if priority > 0:
+            engine_priority(max(1, priority - 1))
         while not self._stop.wait(DEMAND_S):
             if not self.alive:
                 return
