@@ -29,7 +29,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.history import HistoryWriter
 from flightdesk.core.orders import IdMaker
 from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.priority import engine_priority, run_niced
+from flightdesk.core.priority import below_engine, engine_priority, run_niced
 from flightdesk.core.recorder import RECONNECT, Recorder, recording_sinks
 from flightdesk.core.recovery import recover_positions
 from flightdesk.core.risk import RiskValidator
@@ -63,9 +63,10 @@ class Desk(DeskState):
         self.stop_event = threading.Event()
         self.ready_event = threading.Event()
         self.bus = Bus(int(self.config["flight"]["subscriber_buffer"]))
-        uri = self.config["store"]["uri"]
-        self.store = Store(uri or self.data_dir / self.config["store"]["path"],
-                           self.config["store"])
+        #: the store's SQLite file or ADBC URI (the data-plane process opens it too)
+        self.store_target: str | Path = (self.config["store"]["uri"]
+                                         or self.data_dir / self.config["store"]["path"])
+        self.store = Store(self.store_target, self.config["store"])
         self.ids = IdMaker(run_id)
         self.portfolio = Portfolio()
         self.risk = RiskValidator(self.config["risk"], self.registry.risk_rules)
@@ -170,7 +171,7 @@ class Desk(DeskState):
         for owner in (self.store, self.history):
             thread = getattr(owner, "_thread", None)
             if thread is not None and thread.native_id is not None:
-                engine_priority(max(1, priority - 1), thread.native_id)
+                below_engine(priority, thread.native_id)
 
     def _feed_sinks(self, venue: Venue, queue: asyncio.Queue[Any]) -> tuple[Any, Any]:
         """The feed's sinks (recorded when ``[desk] record``) and its reconnect callback."""

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["engine_priority", "run_niced"]
+__all__ = ["below_engine", "engine_priority", "run_niced"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,3 +82,9 @@ def engine_priority(priority: int, tid: int = 0) -> str:
         logger.warning("%s; running at normal priority", why)
         return why
     return ""
+
+
+def below_engine(priority: int, tid: int = 0) -> str:
+    """Thread ``tid`` (0: the calling one) one step below an engine at ``priority`` (0:
+    the engine is not real-time, so neither is this thread)."""
+    return engine_priority(max(1, priority - 1), tid) if priority > 0 else ""

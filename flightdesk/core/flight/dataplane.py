@@ -39,7 +39,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.flight.auth import FEED_HEADER
 from flightdesk.core.flight.dataserver import FORWARDED
 from flightdesk.core.flight.tickets import StreamRequest
-from flightdesk.core.priority import engine_priority
+from flightdesk.core.priority import below_engine
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ class DataPlane:
         self._secret = secrets.token_hex(16)
         spec = {"config": desk.config.to_dict(), "secret": self._secret,
                 "desk_uri": desk_uri, "history_root": str(desk.history_root),
-                "store": desk.config["store"]["uri"] or str(
-                    desk.data_dir / desk.config["store"]["path"]),
+                "store": str(desk.store_target),
                 "log_level": desk.config["desk"]["log_level"]}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flightdesk.core.flight.dataserver"], text=True,
@@ -102,24 +101,24 @@ class DataPlane:
                                        name="flightdesk-forward-demand")
         self._asker.start()
 
+    def running(self) -> bool:
+        """Whether the process is up (noticing, and saying once, when it has exited)."""
+        if self.alive and self.proc.poll() is not None:
+            self._died(f"exited with code {self.proc.returncode}")
+        return self.alive
+
     def serves(self, req: StreamRequest) -> bool:
         """Whether clients asking for ``req`` are sent to the data-plane process."""
-        if not self.alive:
-            return False
-        if self.proc.poll() is not None:
-            self._died(f"exited with code {self.proc.returncode}")
-            return False
-        return req.mode == "history" or (req.mode == "live" and req.stream in FORWARDED)
+        return self.running() and (
+            req.mode == "history" or (req.mode == "live" and req.stream in FORWARDED))
 
     def flight_info(self, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
-        """The data plane's answer for ``descriptor`` (a Flight SQL query runs there)."""
+        """The data plane's answer for a Flight SQL statement query (which runs there)."""
         try:
             return self.client.get_flight_info(descriptor, self.options)
         except flight.FlightUnavailableError as exc:
             self._died(f"unreachable: {exc}")
             raise
-        except NotImplementedError as exc:  # ADBC needs UNIMPLEMENTED to come through
-            raise NotImplementedError(_message(exc)) from None
         except flight.FlightError as exc:
             raise flight.FlightServerError(_message(exc)) from None
 
@@ -137,13 +136,12 @@ class DataPlane:
         return out
 
     def _forward(self, priority: int) -> None:
-        """One thread for every stream: it polls (sleeping ``POLL_S`` while there is
+        """One thread for all the streams: it polls (sleeping ``POLL_S`` while there is
         nothing) instead of being woken per batch, so the engine thread hands it the GIL
         about a thousand times a second, not once per batch per stream; and it runs just
         below the engine's real-time priority when that is on, so no process on the box
         can preempt it while it holds the GIL the engine waits for."""
-        if priority > 0:
-            engine_priority(max(1, priority - 1))
+        below_engine(priority)
         idle = 0
         try:
             while not self._stop.is_set():
@@ -175,8 +173,7 @@ class DataPlane:
         """Which forwarded streams have subscribers in the data plane, every ``DEMAND_S``
         (a thread of its own, so the forwarder never waits on the data plane's answer;
         like the forwarder it takes the GIL, so it runs in the engine's class too)."""
-        if priority > 0:
-            engine_priority(max(1, priority - 1))
+        below_engine(priority)
         while not self._stop.wait(DEMAND_S):
             if not self.alive:
                 return

@@ -112,8 +112,7 @@ def main() -> None:
     logging.basicConfig(level=spec.get("log_level", "WARNING"),
                         format="%(asctime)s data-plane %(levelname)s %(name)s: %(message)s")
     config = Config(spec["config"])
-    target = spec["store"]
-    store = Store(target if "://" in target else Path(target), config["store"])
+    store = Store(spec["store"], config["store"])  # a path or an ADBC URI, as the desk's
     desk = DataDesk(config, store, Path(spec["history_root"]))
     location, kwargs, _ = server_options(config["flight"], spec["secret"], port=0)
     server = DataServer(desk, location, spec["desk_uri"], **kwargs)

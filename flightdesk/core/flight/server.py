@@ -81,8 +81,9 @@ class DeskFlightServer(flight.FlightServerBase):
                         ) -> flight.FlightInfo:
         sql = self._sql_command(descriptor)
         if sql is not None:
-            if self.data_plane is not None and self.data_plane.alive:
-                return self.data_plane.flight_info(descriptor)
+            plane = self.data_plane
+            if sql[0] == "CommandStatementQuery" and plane is not None and plane.running():
+                return plane.flight_info(descriptor)  # the query runs in that process
             with self.data_gate:
                 schema, ticket, rows = self._guard(self.sql.prepare, *sql)
             endpoint = flight.FlightEndpoint(ticket, [self.uri])
