@@ -23,6 +23,7 @@ from the desk's service thread, so it inherits ``[desk] service_nice``; it never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -164,10 +165,8 @@ class DataPlane:
             for sub in self._subs.values():
                 self.desk.bus.unsubscribe(sub)
             for writer in self._writers.values():
-                try:
+                with contextlib.suppress(Exception):  # closing a broken stream
                     writer.close()
-                except Exception:  # noqa: BLE001 - closing a broken stream
-                    pass
 
     def _ask(self, priority: int) -> None:
         """Which forwarded streams have subscribers in the data plane, every ``DEMAND_S``
@@ -238,10 +237,8 @@ class DataPlane:
         self._asker.join(timeout)
         self.alive = False
         if self.proc.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-            except OSError:
-                pass
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
