@@ -25,11 +25,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from flightdesk.core.capture import merge_captures
-from flightdesk.core.config import load_config
-from flightdesk.core.desk import Desk
-from flightdesk.core.history import write_partitioned
-from flightdesk.core.replay import ReplayClock, Replayer, quote_batches
+from flightdesk.core.runtime.config import load_config
+from flightdesk.core.runtime.desk import Desk
+from flightdesk.core.storage.captures import merge_captures
+from flightdesk.core.storage.history_writer import write_partitioned
+from flightdesk.core.storage.replay import ReplayClock, Replayer, quote_batches
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BINANCE = DATA / "binance" / "btcusdt_20240808.gz"

@@ -25,20 +25,20 @@ from pathlib import Path
 import numpy as np
 
 import flightdesk
-from flightdesk.core.broker import PaperBroker
-from flightdesk.core.bus import Bus
-from flightdesk.core.config import load_config
-from flightdesk.core.engine import EngineCore, StrategySlot
-from flightdesk.core.orders import IdMaker
-from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.risk import RiskValidator
-from flightdesk.core.store import Store
-from flightdesk.core.strategy import StrategyContext
-from flightdesk.core.trading import Trader
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
+from flightdesk.core.runtime.bus import Bus
+from flightdesk.core.runtime.config import load_config
+from flightdesk.core.runtime.engine import EngineCore, StrategySlot
+from flightdesk.core.storage.store import Store
+from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.orders import IdMaker
+from flightdesk.core.trading.portfolio import Portfolio
+from flightdesk.core.trading.risk import RiskValidator
+from flightdesk.core.trading.trader import Trader
 from flightdesk.plugins.strategies.threshold import ThresholdStrategy
 from flightdesk.plugins.venues.binance.parse import BinanceProtocol
 from flightdesk.plugins.venues.sim.market import SimMarket
+from flightdesk.sdk.strategy import StrategyContext
 
 SYMBOLS = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
 

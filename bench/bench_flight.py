@@ -39,11 +39,11 @@ import pyarrow.flight as fl
 
 import flightdesk
 from flightdesk.core import schemas
-from flightdesk.core.book import L2Book
-from flightdesk.core.bookstream import BookRows
-from flightdesk.core.events import BookMsg
-from flightdesk.core.flight.history import HISTORY_BATCH_ROWS
-from flightdesk.core.history import write_partitioned
+from flightdesk.core.flight.history_reader import HISTORY_BATCH_ROWS
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.book_rows import BookRows
+from flightdesk.core.market.events import BookMsg
+from flightdesk.core.storage.history_writer import write_partitioned
 from flightdesk.plugins.venues.binance.parse import BinanceProtocol
 
 

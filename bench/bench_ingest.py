@@ -31,9 +31,8 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from flightdesk.core.book import L2Book, Level
-from flightdesk.core.books import BookKeeper
-from flightdesk.core.events import (
+from flightdesk.core.market.book import L2Book, Level
+from flightdesk.core.market.events import (
     BookMsg,
     Outbound,
     Resync,
@@ -42,6 +41,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
+from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.binance.parse import BinanceProtocol
 
 ROOT = Path(__file__).resolve().parents[1]

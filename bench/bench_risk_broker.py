@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from flightdesk.core.book import L2Book
-from flightdesk.core.broker import PaperBroker
-from flightdesk.core.config import load_config
-from flightdesk.core.events import TradeMsg
-from flightdesk.core.orders import IdMaker, Order, OrderState, OrderType, Side
-from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.risk import RiskValidator, RiskView
-from flightdesk.core.trading import Trader
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import TradeMsg
+from flightdesk.core.runtime.config import load_config
+from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.orders import IdMaker, Order, OrderState, OrderType, Side
+from flightdesk.core.trading.portfolio import Portfolio
+from flightdesk.core.trading.risk import RiskValidator, RiskView
+from flightdesk.core.trading.trader import Trader
 from flightdesk.plugins.venues.sim.market import SimMarket
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

@@ -40,10 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic MEXC session lives with the tests
 
-from flightdesk.core.batcher import QuoteBuffer  # noqa: E402
-from flightdesk.core.books import BookKeeper  # noqa: E402
-from flightdesk.core.capture import CaptureKind, read_capture  # noqa: E402
-from flightdesk.core.events import (  # noqa: E402
+from flightdesk.core.market.batcher import QuoteBuffer  # noqa: E402
+from flightdesk.core.market.events import (  # noqa: E402
     BarMsg,
     BookMsg,
     Outbound,
@@ -53,7 +51,9 @@ from flightdesk.core.events import (  # noqa: E402
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.venue import VenueProtocol  # noqa: E402
+from flightdesk.core.market.keeper import BookKeeper  # noqa: E402
+from flightdesk.core.market.venue import VenueProtocol  # noqa: E402
+from flightdesk.core.storage.captures import CaptureKind, read_capture  # noqa: E402
 from flightdesk.plugins.venues.binance.parse import BinanceProtocol  # noqa: E402
 from flightdesk.plugins.venues.coinbase import CoinbaseProtocol  # noqa: E402
 from flightdesk.plugins.venues.kraken import KrakenProtocol  # noqa: E402

@@ -66,7 +66,7 @@ from nautilus_trader.model.objects import Money, Price, Quantity
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 from nautilus_trader.trading.strategy import Strategy
 
-from flightdesk.core.config import DEFAULTS
+from flightdesk.core.runtime.config import DEFAULTS
 from flightdesk.plugins.strategies.threshold import ThresholdStrategy
 
 DEFAULT_CAPTURE = Path(__file__).resolve().parents[2] / "shared/data/binance/btcusdt_20240808.gz"

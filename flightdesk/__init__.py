@@ -4,8 +4,6 @@ The public surface for plugin authors and embedders; import from here only.
 """
 
 from flightdesk.client import connect
-from flightdesk.core import features
-from flightdesk.core.embed import Engine
 from flightdesk.core.errors import (
     ConfigError,
     FlightdeskError,
@@ -15,11 +13,13 @@ from flightdesk.core.errors import (
     StrategyError,
     TicketError,
 )
-from flightdesk.core.features import FeatureSet, RollingWindow, instrument_groups
-from flightdesk.core.policy import SignalPolicy, apply_policy, side_names
-from flightdesk.core.strategy import Strategy, StrategyContext, signals_batch
+from flightdesk.core.runtime.embed import Engine
 from flightdesk.plugins.hookspecs import hookimpl
 from flightdesk.plugins.strategies.onnx import OnnxStrategy
+from flightdesk.sdk import features
+from flightdesk.sdk.features import FeatureSet, RollingWindow, instrument_groups
+from flightdesk.sdk.policy import SignalPolicy, apply_policy, side_names
+from flightdesk.sdk.strategy import Strategy, StrategyContext, signals_batch
 
 __version__ = "0.1.0"
 

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from flightdesk.core import schemas
-from flightdesk.core.isolation import check_signals
-from flightdesk.core.strategy import Strategy, StrategyContext
+from flightdesk.core.runtime.isolation import check_signals
+from flightdesk.sdk.strategy import Strategy, StrategyContext
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Recorded frames for the venue tests, read with the real capture reader.
 
-``flightdesk.core.capture.read_capture`` reads every capture format (cryptofeed text here);
+``flightdesk.core.storage.captures.read_capture`` reads every capture format (cryptofeed text here);
 this module only keeps the two names the venue tests import.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flightdesk.core.capture import CaptureKind, read_capture
+from flightdesk.core.storage.captures import CaptureKind, read_capture
 
 #: the recordings shared by the project (``../shared/data`` beside the repository)
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flightdesk.core.book import L2Book
-from flightdesk.core.orders import IdMaker, Order, OrderType, Side
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.trading.orders import IdMaker, Order, OrderType, Side
 
 
 def make_order(qty: float = 1.0, side: str = "buy", symbol: str = "BTCUSDT", venue: str = "sim",

@@ -29,8 +29,8 @@ from typing import Any
 from venue_helpers import Pump
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from flightdesk.core.book import L2Book
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.plugins.venues.okx.parse import okx_checksum
 
 BIG = 10 * 2**20

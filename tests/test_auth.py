@@ -9,9 +9,9 @@ import pytest
 from flight_helpers import make_ca_and_server_cert, start_desk
 
 import flightdesk
-from flightdesk.core.config import load_config
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.flight.auth import TokenTable, check_bind, is_loopback, server_options
+from flightdesk.core.runtime.config import load_config
 
 QUOTES = fl.Ticket(json.dumps({"stream": "quotes", "mode": "snapshot"}).encode())
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flightdesk.core import schemas
-from flightdesk.core.backtest import run_backtest
-from flightdesk.core.history import write_partitioned
+from flightdesk.core.runtime.backtest import run_backtest
+from flightdesk.core.storage.history_writer import write_partitioned
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BINANCE = DATA / "binance" / "btcusdt_20240808.gz"

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from venue_helpers import data_file
 
 from flightdesk.core import schemas
-from flightdesk.core.bars import INTERVALS, BarBuilder, Ticker24h, interval_ns
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.events import TradeMsg
+from flightdesk.core.market.bars import INTERVALS, BarBuilder, Ticker24h, interval_ns
+from flightdesk.core.market.events import TradeMsg
 from flightdesk.plugins.venues.binance.parse import BinanceProtocol
 
 

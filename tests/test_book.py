@@ -5,7 +5,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flightdesk.core.book import L2Book
+from flightdesk.core.market.book import L2Book
 
 
 def test_apply_replace_delete_and_top():
@@ -75,9 +75,9 @@ def test_book_matches_reference_dict_model(messages):
 
 
 def test_bookkeeper_resyncs_instead_of_raising_on_a_bad_level():
-    from flightdesk.core.books import BookKeeper
-    from flightdesk.core.events import BookMsg, Resync
-    from flightdesk.core.venue import ExternalProtocol
+    from flightdesk.core.market.events import BookMsg, Resync
+    from flightdesk.core.market.keeper import BookKeeper
+    from flightdesk.core.market.venue import ExternalProtocol
 
     keeper = BookKeeper({"v": ExternalProtocol("v")})
     seen: list[Resync] = []

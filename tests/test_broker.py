@@ -9,14 +9,14 @@ import math
 import pytest
 from factories import make_book, make_ids
 
-from flightdesk.core.broker import PaperBroker
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.events import TradeMsg
-from flightdesk.core.latency import LatencyModel
-from flightdesk.core.orders import Liquidity, Order, OrderType, Side, TimeInForce
-from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.risk import RiskValidator
-from flightdesk.core.trading import Trader
+from flightdesk.core.market.events import TradeMsg
+from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.latency import LatencyModel
+from flightdesk.core.trading.orders import Liquidity, Order, OrderType, Side, TimeInForce
+from flightdesk.core.trading.portfolio import Portfolio
+from flightdesk.core.trading.risk import RiskValidator
+from flightdesk.core.trading.trader import Trader
 
 LOOSE = {"max_order_qty": 100.0, "max_position": 100.0, "max_total_position": 200.0,
          "max_notional": 1e9, "kill_switch": False, "max_orders_per_s": 0.0,

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_broker import MS, Market
 
-from flightdesk.core.orders import OrderType, Side, TimeInForce
+from flightdesk.core.trading.orders import OrderType, Side, TimeInForce
 
 RISK = {"max_order_qty": 2.0, "max_position": 3.0, "max_total_position": 3.0}
 TYPES = [OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT, OrderType.STOP,

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from venue_helpers import DATA, data_file
 
-from flightdesk.core.capture import (
+from flightdesk.core.storage.captures import (
     CaptureError,
     CaptureFormat,
     CaptureKind,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from flightdesk.core.config import load_config
 from flightdesk.core.errors import ConfigError
+from flightdesk.core.runtime.config import load_config
 
 
 def test_defaults_give_the_embedded_desk():
@@ -72,7 +72,7 @@ def test_readme_config_example_is_a_valid_desk_config(tmp_path):
     import re
     from pathlib import Path
 
-    from flightdesk.core.desk import Desk
+    from flightdesk.core.runtime.desk import Desk
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)

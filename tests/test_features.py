@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flightdesk.core import features, schemas
+from flightdesk.core import schemas
 from flightdesk.core.errors import ConfigError
+from flightdesk.sdk import features
 
 NAMES = ["mid", "imbalance", "volatility@5", "momentum@5", "imbalance_mean@5",
          "imbalance_mean@1", "count@3"]

@@ -22,10 +22,10 @@ import pytest
 from replay_servers import VenueReplay, advanced_session, first_level, kraken_v1_to_v2
 from venue_helpers import Pump, data_file
 
-from flightdesk.core.capture import CaptureKind, read_capture
-from flightdesk.core.config import load_config
-from flightdesk.core.desk import Desk
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.venue import VenueProtocol
+from flightdesk.core.runtime.config import load_config
+from flightdesk.core.runtime.desk import Desk
+from flightdesk.core.storage.captures import CaptureKind, read_capture
 from flightdesk.plugins.venues.coinbase import CoinbaseProtocol
 from flightdesk.plugins.venues.kraken import KrakenProtocol
 from flightdesk.plugins.venues.okx import OkxProtocol

@@ -15,8 +15,8 @@ import json
 import pytest
 from venue_helpers import Pump, ReplayServer, data_file, read_hftbacktest, snapshot_body
 
-from flightdesk.core.config import load_config
-from flightdesk.core.desk import Desk
+from flightdesk.core.runtime.config import load_config
+from flightdesk.core.runtime.desk import Desk
 from flightdesk.plugins.venues.binance import BinanceProtocol
 
 pytestmark = pytest.mark.slow

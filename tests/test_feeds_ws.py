@@ -13,9 +13,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from flightdesk.core.config import load_config
-from flightdesk.core.desk import Desk
 from flightdesk.core.errors import ConfigError
+from flightdesk.core.runtime.config import load_config
+from flightdesk.core.runtime.desk import Desk
 from flightdesk.plugins.venues.coinbase.config import make_venue as make_coinbase
 from flightdesk.plugins.venues.kraken.config import make_venue as make_kraken
 from flightdesk.plugins.venues.okx.config import make_venue as make_okx
@@ -238,7 +238,7 @@ def test_the_venue_tables_in_docs_build(monkeypatch):
     import re
     from pathlib import Path
 
-    from flightdesk.core.config import check_plugin_table, tomllib
+    from flightdesk.core.runtime.config import check_plugin_table, tomllib
     from flightdesk.plugins.manager import collect, load_plugins
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "venues.md").read_text()

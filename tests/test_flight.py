@@ -11,10 +11,10 @@ import pytest
 from flight_helpers import start_desk, wait_for
 
 from flightdesk.core import schemas
-from flightdesk.core.book import L2Book
-from flightdesk.core.bookstream import BookRows, apply_rows
-from flightdesk.core.events import BookMsg
-from flightdesk.core.flight import history as history_module
+from flightdesk.core.flight import history_reader as history_module
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.book_rows import BookRows, apply_rows
+from flightdesk.core.market.events import BookMsg
 
 T0 = 1_700_000_000_000_000_000
 

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from flight_helpers import start_desk, wait_for
 
-from flightdesk.core.health import readiness
+from flightdesk.core.http.health import readiness
 
 
 def get(url):

@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import flightdesk
-from flightdesk.core import history as history_writer
 from flightdesk.core import schemas
-from flightdesk.core.flight import history as history_module
+from flightdesk.core.flight import history_reader as history_module
 from flightdesk.core.flight.tickets import parse_request
-from flightdesk.core.history import read_history, write_partitioned
+from flightdesk.core.storage import history_writer as history_writer
+from flightdesk.core.storage.history_writer import read_history, write_partitioned
 
 
 def test_desk_writes_partitioned_history_that_reads_back(tmp_path):

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 import flightdesk
-from flightdesk.core.isolation import IsolationError, QuarantineReason, check_signals
+from flightdesk.core.runtime.isolation import IsolationError, QuarantineReason, check_signals
 from tests.test_plugins import AlwaysBuy, desk_config, wait_for
 
 D = {"venue": "", "symbols": [], "enabled": True}

@@ -12,7 +12,7 @@ import pytest
 from venue_helpers import data_file
 
 from flightdesk.core import schemas
-from flightdesk.core.normalize import detect_venue, normalize
+from flightdesk.core.storage.normalize import detect_venue, normalize
 
 
 def table(out, stream):

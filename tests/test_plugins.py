@@ -10,7 +10,7 @@ import pytest
 
 import flightdesk
 from flightdesk.core.errors import ConfigError, PluginError
-from flightdesk.core.risk import RiskDecision, RiskReason
+from flightdesk.core.trading.risk import RiskDecision, RiskReason
 from flightdesk.plugins import hookspecs
 from flightdesk.plugins.manager import collect, load_plugins, make_manager, plugin_versions
 

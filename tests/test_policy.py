@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flightdesk.core.policy import Decisions, Key, SignalPolicy, _Held
+from flightdesk.sdk.policy import Decisions, Key, SignalPolicy, _Held
 
 MS = 1_000_000
 

@@ -12,7 +12,7 @@ import pytest
 from flight_helpers import wait_for
 
 import flightdesk
-from flightdesk.core.priority import run_niced
+from flightdesk.core.runtime.priority import run_niced
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="per-thread nice values are a Linux feature")

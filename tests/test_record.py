@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flightdesk.core.capture import CaptureFormat, CaptureKind, detect_format, read_capture
-from flightdesk.core.normalize import normalize
-from flightdesk.core.recorder import Recorder, recording_sinks
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
+from flightdesk.core.storage.captures import CaptureFormat, CaptureKind, detect_format, read_capture
+from flightdesk.core.storage.normalize import normalize
+from flightdesk.core.storage.recorder import Recorder, recording_sinks
 from flightdesk.plugins.venues.kraken.parse import KrakenProtocol
 from flightdesk.plugins.venues.wsfeed import WsFeed
 

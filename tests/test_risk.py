@@ -9,8 +9,15 @@ from factories import make_order
 from test_broker import LOOSE, MS, Market
 
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.orders import Order, OrderType, Side
-from flightdesk.core.risk import DAY_NS, DeskMode, RiskDecision, RiskReason, RiskValidator, RiskView
+from flightdesk.core.trading.orders import Order, OrderType, Side
+from flightdesk.core.trading.risk import (
+    DAY_NS,
+    DeskMode,
+    RiskDecision,
+    RiskReason,
+    RiskValidator,
+    RiskView,
+)
 
 S = 1_000_000_000
 

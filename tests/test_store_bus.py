@@ -5,8 +5,8 @@ import threading
 import pyarrow as pa
 
 from flightdesk.core import schemas
-from flightdesk.core.bus import Bus
-from flightdesk.core.store import Store
+from flightdesk.core.runtime.bus import Bus
+from flightdesk.core.storage.store import Store
 
 
 def fills_batch(n, start=0):

@@ -10,7 +10,7 @@ import pytest
 from pg_server import pg_tools, start
 
 import flightdesk
-from flightdesk.core.store import Store
+from flightdesk.core.storage.store import Store
 
 pytestmark = pytest.mark.skipif(pg_tools() is None,
                                 reason="PostgreSQL server binaries (initdb, pg_ctl) are not "

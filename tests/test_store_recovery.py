@@ -14,8 +14,8 @@ import pytest
 from test_e2e_serve import start_serve, stop_serve
 
 from flightdesk.core.errors import StoreError
-from flightdesk.core.migrations import SCHEMA_VERSION
-from flightdesk.core.store import Store
+from flightdesk.core.storage.migrations import SCHEMA_VERSION
+from flightdesk.core.storage.store import Store
 
 
 def sql(path, query):

@@ -10,7 +10,7 @@ import sys
 import pytest
 from flight_helpers import start_desk, wait_for
 
-from flightdesk.core import telemetry
+from flightdesk.core.runtime import telemetry
 
 sdk_metrics = pytest.importorskip("opentelemetry.sdk.metrics")
 from opentelemetry import metrics, trace  # noqa: E402

@@ -8,13 +8,13 @@ from factories import make_book, make_ids, make_order
 from test_broker import Market
 
 import flightdesk
-from flightdesk.core.broker import PaperBroker
 from flightdesk.core.errors import SchemaError
 from flightdesk.core.flight.tickets import StreamRequest
-from flightdesk.core.portfolio import Portfolio, Position
-from flightdesk.core.risk import RiskReason, RiskValidator, RiskView
-from flightdesk.core.strategy import signals_batch
-from flightdesk.core.trading import Trader
+from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.portfolio import Portfolio, Position
+from flightdesk.core.trading.risk import RiskReason, RiskValidator, RiskView
+from flightdesk.core.trading.trader import Trader
+from flightdesk.sdk.strategy import signals_batch
 
 RISK = {"max_order_qty": 2.0, "max_position": 3.0, "max_total_position": 4.0,
         "max_notional": 1000.0, "kill_switch": False}

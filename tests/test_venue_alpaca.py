@@ -14,8 +14,8 @@ from venue_helpers import Pump
 from websockets.asyncio.server import ServerConnection, serve
 
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import BarMsg, BookMsg, Outbound, Status, TradeMsg
-from flightdesk.core.normalize import normalize
+from flightdesk.core.market.events import BarMsg, BookMsg, Outbound, Status, TradeMsg
+from flightdesk.core.storage.normalize import normalize
 from flightdesk.plugins.venues.alpaca import AlpacaProtocol, make_venue
 from flightdesk.plugins.venues.alpaca.parse import rfc3339_ns
 

@@ -22,9 +22,8 @@ from venue_helpers import (
     snapshot_body,
 )
 
-from flightdesk.core.books import BookKeeper
 from flightdesk.core.errors import ConfigError, ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.events import (
     BookMsg,
     Resync,
     ResyncReason,
@@ -33,6 +32,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
+from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.binance import BinanceFeed, BinanceProtocol, make_venue
 from flightdesk.plugins.venues.binance.parse import loads
 

@@ -12,9 +12,8 @@ from capture_readers import DATA, recv_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flightdesk.core.books import BookKeeper
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.events import (
     BookMsg,
     MarketEvent,
     Outbound,
@@ -24,6 +23,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
+from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.coinbase import CoinbaseProtocol
 
 BOOK_FILE = DATA / "coinbase" / "COINBASE.ws.28.0"

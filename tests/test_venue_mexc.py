@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from mexc_frames import Session, deals_push, depth_push, ticker_push
 from venue_helpers import Pump
 
-from flightdesk.core.config import load_config
 from flightdesk.core.errors import ConfigError, ParseError
-from flightdesk.core.events import Resync, ResyncReason, SnapshotRequest, Status, TradeMsg
+from flightdesk.core.market.events import Resync, ResyncReason, SnapshotRequest, Status, TradeMsg
+from flightdesk.core.runtime.config import load_config
 from flightdesk.plugins.venues.mexc import MexcProtocol, make_venue
 from flightdesk.plugins.venues.mexc.proto import encode, fields, text
 
@@ -165,7 +165,7 @@ def test_make_venue_and_config_errors():
 
 
 def test_registered_and_configurable_from_toml_tables():
-    from flightdesk.core.desk import Desk
+    from flightdesk.core.runtime.desk import Desk
 
     cfg = load_config(overrides={"venues": {"mx": {"type": "mexc", "symbols": ["BTCUSDT"]}},
                                  "flight": {"enabled": False}})

@@ -11,10 +11,9 @@ from capture_readers import DATA, recv_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flightdesk.core.book import L2Book
-from flightdesk.core.books import BookKeeper
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import (
     BookMsg,
     MarketEvent,
     Outbound,
@@ -24,6 +23,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
+from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.okx import OkxProtocol, checksum_string, okx_checksum
 
 BOOK_FILE = DATA / "okx" / "OKX.ws.1.0"

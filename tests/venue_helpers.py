@@ -17,8 +17,7 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from flightdesk.core.books import BookKeeper
-from flightdesk.core.events import (
+from flightdesk.core.market.events import (
     BookMsg,
     MarketEvent,
     Outbound,
@@ -28,7 +27,8 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.keeper import BookKeeper
+from flightdesk.core.market.venue import VenueProtocol
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -39,7 +39,7 @@ def add_parser(sub: Any) -> None:
 
 def parse_params(items: list[str]) -> list[dict[str, Any]]:
     """``["a=1,2", "b=x"]`` -> ``[{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]``."""
-    from flightdesk.core.config import env_overrides
+    from flightdesk.core.runtime.config import env_overrides
 
     axes: list[tuple[str, list[Any]]] = []
     for item in items:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _one(args: argparse.Namespace, out: str, params: dict[str, Any],
          show: bool) -> dict[str, Any]:
-    from flightdesk.core.backtest import run_backtest
+    from flightdesk.core.runtime.backtest import run_backtest
 
     return run_backtest(args.inputs, args.strategy, out, config=args.config, params=params,
                         venue=args.venue, batch_frames=args.batch_frames,

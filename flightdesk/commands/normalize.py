@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flightdesk.core.normalize import normalize
+    from flightdesk.core.storage.normalize import normalize
 
     intervals = [i for i in args.bars.split(",") if i]
     report = normalize(args.captures, args.out, args.venue, intervals)

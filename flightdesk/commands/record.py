@@ -28,8 +28,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flightdesk.core.config import load_config
-    from flightdesk.core.desk import Desk
+    from flightdesk.core.runtime.config import load_config
+    from flightdesk.core.runtime.desk import Desk
 
     overrides: dict[str, Any] = {"desk": {"record": True}, "flight": {"enabled": False}}
     if args.data_dir:

@@ -29,8 +29,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flightdesk.core.config import load_config
-    from flightdesk.core.desk import Desk
+    from flightdesk.core.runtime.config import load_config
+    from flightdesk.core.runtime.desk import Desk
 
     overrides: dict[str, Any] = {}
     if args.data_dir:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _telemetry(args: argparse.Namespace, config: Any) -> None:
     """Logging format, and the OpenTelemetry SDK for /metrics (applications install it)."""
-    from flightdesk.core import telemetry
+    from flightdesk.core.runtime import telemetry
 
     telemetry.configure_logging(args.log_level, args.log_format or config["desk"]["log_format"])
     tcfg = config["telemetry"]

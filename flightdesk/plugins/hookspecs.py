@@ -57,7 +57,7 @@ def flightdesk_register_risk_rules(register: Register) -> None:
 def flightdesk_startup(desk: Any) -> None:
     """Called once after the desk is wired and before market data flows.
 
-    ``desk`` is the running :class:`flightdesk.core.desk.Desk`. Called on every plugin.
+    ``desk`` is the running :class:`flightdesk.core.runtime.desk.Desk`. Called on every plugin.
     """
 
 

@@ -40,7 +40,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.flight.auth import FEED_HEADER
 from flightdesk.core.flight.dataserver import FORWARDED
 from flightdesk.core.flight.tickets import StreamRequest
-from flightdesk.core.priority import below_engine
+from flightdesk.core.runtime.priority import below_engine
 
 logger = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import pyarrow.flight as flight
 
-from flightdesk.core.bus import Bus
-from flightdesk.core.config import Config
 from flightdesk.core.flight.auth import Role, caller_role, server_options
 from flightdesk.core.flight.server import DeskFlightServer
 from flightdesk.core.flight.sql import SQL_ACTIONS, unpack_any
 from flightdesk.core.flight.tickets import parse_request
-from flightdesk.core.store import Store
+from flightdesk.core.runtime.bus import Bus
+from flightdesk.core.runtime.config import Config
+from flightdesk.core.storage.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ import pyarrow.compute as pc
 import pyarrow.flight as flight
 
 from flightdesk.core import schemas
-from flightdesk.core.engine import StrategySlot
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.tickets import StreamRequest, parse_json, parse_request
-from flightdesk.core.isolation import check_signals
-from flightdesk.core.strategy import Strategy
+from flightdesk.core.runtime.engine import StrategySlot
+from flightdesk.core.runtime.isolation import check_signals
+from flightdesk.sdk.strategy import Strategy
 
 logger = logging.getLogger(__name__)
 

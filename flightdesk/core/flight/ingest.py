@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import SchemaError, TicketError
-from flightdesk.core.events import BookMsg, MarketEvent, TradeMsg
-from flightdesk.core.venue import ExternalProtocol
+from flightdesk.core.market.events import BookMsg, MarketEvent, TradeMsg
+from flightdesk.core.market.venue import ExternalProtocol
 
 PUT_STREAMS = ("book", "trades")
 _SIDES = {"book": ("bid", "ask"), "trades": ("buy", "sell")}

@@ -22,7 +22,7 @@ import pyarrow.flight as flight
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
-from flightdesk.core.flight import history
+from flightdesk.core.flight import history_reader as history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
 from flightdesk.core.flight.exchange import serve_exchange

@@ -5,11 +5,11 @@ first output holds one score per row (shape ``[rows]`` or ``[rows, 1]``): with
 ``output = "score"`` a value in [-1, 1] (sign = direction, magnitude = confidence), with
 ``output = "probability"`` the probability that the price goes up (mapped to ``2p - 1``).
 
-Feature names (see :mod:`flightdesk.core.features`) and the normalization
+Feature names (see :mod:`flightdesk.sdk.features`) and the normalization
 ``(x - mean) / std`` come from the strategy's config or, when the config leaves them empty,
 from the model's metadata: ``flightdesk.features``, ``flightdesk.mean``, ``flightdesk.std``
 (JSON lists) and ``flightdesk.output``. Rows whose features are not finite get no opinion.
-Opinions become signals through :class:`flightdesk.core.policy.SignalPolicy`.
+Opinions become signals through :class:`flightdesk.sdk.policy.SignalPolicy`.
 
 The onnxruntime session is tuned for small batches: one intra-op and one inter-op thread,
 sequential execution, all graph optimizations (``run`` releases the GIL).
@@ -27,10 +27,10 @@ import numpy as np
 import pyarrow as pa
 
 from flightdesk.core.errors import ConfigError, StrategyError
-from flightdesk.core.features import FeatureSet, instrument_groups
-from flightdesk.core.policy import SignalPolicy, apply_policy, side_names
-from flightdesk.core.strategy import Strategy, signals_batch
 from flightdesk.plugins.hookspecs import hookimpl
+from flightdesk.sdk.features import FeatureSet, instrument_groups
+from flightdesk.sdk.policy import SignalPolicy, apply_policy, side_names
+from flightdesk.sdk.strategy import Strategy, signals_batch
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The score of a row is the imbalance at the touch, or its mean over the last
 ``feature_window_ms`` of the instrument when that is > 0. Above ``imbalance_threshold`` the
 strategy wants a long position, below ``-imbalance_threshold`` a short one, with a
 confidence that grows from 0 at the threshold to 1 at full imbalance; opinions under
-``min_confidence`` are no opinion. :class:`flightdesk.core.policy.SignalPolicy` turns the
+``min_confidence`` are no opinion. :class:`flightdesk.sdk.policy.SignalPolicy` turns the
 opinions into signals: a change only after ``holding_period_ms``, and a held position decays
 to ``flat`` after ``signal_decay_ms``-scaled time without support. The order size is
 ``order_size_fraction`` of the risk limit ``max_position``.
@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from flightdesk.core.features import RollingWindow, instrument_groups
-from flightdesk.core.policy import SignalPolicy, apply_policy, side_names
-from flightdesk.core.strategy import Strategy, signals_batch
 from flightdesk.plugins.hookspecs import hookimpl
+from flightdesk.sdk.features import RollingWindow, instrument_groups
+from flightdesk.sdk.policy import SignalPolicy, apply_policy, side_names
+from flightdesk.sdk.strategy import Strategy, signals_batch
 
 
 class ThresholdStrategy(Strategy):

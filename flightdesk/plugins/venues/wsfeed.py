@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from flightdesk.core.venue import Feed, FrameSink, SnapshotSink
+from flightdesk.core.market.venue import Feed, FrameSink, SnapshotSink
 from flightdesk.plugins.venues._retry import Backoff, TaskSet
 from flightdesk.plugins.venues._wsconn import DirectConnection
 
@@ -265,8 +265,8 @@ class WsFeed(Feed):
 
 def venue_config(name: str, config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """``config`` over ``defaults``; unknown keys and empty ``symbols`` raise ConfigError."""
-    from flightdesk.core.config import unknown_key
     from flightdesk.core.errors import ConfigError
+    from flightdesk.core.runtime.config import unknown_key
 
     cfg = {**defaults, **config}
     unknown = sorted(set(cfg) - set(defaults))

@@ -2,9 +2,9 @@
 
 Every venue provides exactly these (see ``binance/`` for a complete one):
 
-* ``parse.py``  — a sans-I/O :class:`~flightdesk.core.venue.VenueProtocol`: frames in,
+* ``parse.py``  — a sans-I/O :class:`~flightdesk.core.market.venue.VenueProtocol`: frames in,
   typed events out; owns the venue's sequencing rules; no I/O, no clock, no logging.
-* ``feed.py``   — a :class:`~flightdesk.core.venue.Feed`: connect, subscribe, reconnect,
+* ``feed.py``   — a :class:`~flightdesk.core.market.venue.Feed`: connect, subscribe, reconnect,
   fetch snapshots; no parsing.
 * ``config.py`` — ``DEFAULTS`` (every config key) and ``make_venue(name, config) -> Venue``,
   registered through ``flightdesk_register_venues(register)``.

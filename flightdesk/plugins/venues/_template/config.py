@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
 from flightdesk.plugins.venues._template.feed import TemplateFeed
 from flightdesk.plugins.venues._template.parse import TemplateProtocol
 

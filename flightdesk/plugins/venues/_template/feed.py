@@ -1,4 +1,4 @@
-"""REQUIRED: the venue's asyncio feed (``flightdesk.core.venue.Feed``). No parsing here.
+"""REQUIRED: the venue's asyncio feed (``flightdesk.core.market.venue.Feed``). No parsing here.
 
 * ``run(sink, snapshot_sink)``: ``async for ws in websockets.asyncio.client.connect(...)``
   with backoff and jitter; call ``sink(venue, frame, time.time_ns())`` for every frame;
@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from flightdesk.core.venue import Feed
+from flightdesk.core.market.venue import Feed
 
 
 class TemplateFeed(Feed):

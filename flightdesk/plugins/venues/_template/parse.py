@@ -1,9 +1,9 @@
 """REQUIRED: the venue's sans-I/O protocol (frames -> events). No I/O here.
 
-Contract (``flightdesk.core.venue.VenueProtocol``):
+Contract (``flightdesk.core.market.venue.VenueProtocol``):
 
 * ``parse(frame, ts_recv)`` takes ``str | bytes``, returns a list of events from
-  ``flightdesk.core.events``; raises ``ParseError(msg, venue=name)`` on garbage — and only
+  ``flightdesk.core.market.events``; raises ``ParseError(msg, venue=name)`` on garbage — and only
   ``ParseError`` (fuzz it); updates ``self.stats`` (frames, errors, ignored, by_kind).
 * ``BookMsg`` only when in sequence, in order; on a gap emit ``Resync(GAP)`` and forget the
   instrument's state; ``resync(symbol, reason)`` returns what rebuilds it (a
@@ -16,7 +16,7 @@ Contract (``flightdesk.core.venue.VenueProtocol``):
 
 from __future__ import annotations
 
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.venue import VenueProtocol
 
 
 class TemplateProtocol(VenueProtocol):

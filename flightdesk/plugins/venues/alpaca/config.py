@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Any
 
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
 from flightdesk.plugins.venues.alpaca.feed import alpaca_feed
 from flightdesk.plugins.venues.alpaca.parse import AlpacaProtocol
 from flightdesk.plugins.venues.wsfeed import choice, venue_config

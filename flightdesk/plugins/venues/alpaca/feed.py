@@ -2,7 +2,7 @@
 
 The server greets with ``[{"T":"success","msg":"connected"}]``; the feed sends
 ``{"action": "auth", "key": ..., "secret": ...}`` at once, and the protocol answers
-``authenticated`` with the subscribe frame (an :class:`~flightdesk.core.events.Outbound`),
+``authenticated`` with the subscribe frame (an :class:`~flightdesk.core.market.events.Outbound`),
 so a reconnect re-authenticates and re-subscribes by itself. The WebSocket protocol ping
 keeps the connection alive; there is no application ping.
 """

@@ -32,7 +32,7 @@ from datetime import date
 from typing import Any
 
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.events import (
     BarMsg,
     BookMsg,
     MarketEvent,
@@ -41,7 +41,7 @@ from flightdesk.core.events import (
     Status,
     TradeMsg,
 )
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.venue import VenueProtocol
 
 __all__ = ["AlpacaProtocol", "rfc3339_ns"]
 

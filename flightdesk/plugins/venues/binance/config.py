@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flightdesk.core.config import unknown_key
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
+from flightdesk.core.runtime.config import unknown_key
 from flightdesk.plugins.venues.binance.feed import BinanceFeed
 from flightdesk.plugins.venues.binance.parse import MARKETS, BinanceProtocol
 

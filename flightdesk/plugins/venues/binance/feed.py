@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect, process_excepti
 from websockets.exceptions import InvalidStatus
 from websockets.protocol import State
 
-from flightdesk.core.venue import Feed, FrameSink, SnapshotSink
+from flightdesk.core.market.venue import Feed, FrameSink, SnapshotSink
 from flightdesk.plugins.venues._retry import Backoff, TaskSet
 from flightdesk.plugins.venues._wsconn import DirectConnection
 

@@ -45,7 +45,7 @@ from json.scanner import make_scanner
 from typing import Any
 
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.events import (
     BookMsg,
     MarketEvent,
     Resync,
@@ -55,7 +55,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.venue import VenueProtocol
 
 __all__ = ["MARKETS", "BinanceProtocol", "check_levels", "loads"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
 from flightdesk.plugins.venues.coinbase.feed import coinbase_feed
 from flightdesk.plugins.venues.coinbase.parse import CoinbaseProtocol
 from flightdesk.plugins.venues.wsfeed import choice, venue_config

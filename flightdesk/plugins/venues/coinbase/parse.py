@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable
 
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.events import (
     BookMsg,
     MarketEvent,
     Outbound,
@@ -34,7 +34,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.plugins.venues._wire import ERRORS as _ERRORS
 from flightdesk.plugins.venues._wire import check_levels as _check_levels
 from flightdesk.plugins.venues._wire import describe as _describe

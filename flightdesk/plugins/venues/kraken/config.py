@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
 from flightdesk.plugins.venues.kraken.feed import kraken_feed
 from flightdesk.plugins.venues.kraken.parse import KrakenProtocol
 from flightdesk.plugins.venues.wsfeed import choice, venue_config

@@ -26,9 +26,9 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from flightdesk.core.book import L2Book, Level
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.book import L2Book, Level
+from flightdesk.core.market.events import (
     BookMsg,
     MarketEvent,
     Outbound,
@@ -37,7 +37,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.plugins.venues._wire import ERRORS as _ERRORS
 from flightdesk.plugins.venues._wire import INF as _INF
 from flightdesk.plugins.venues._wire import check_levels as _check_levels

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.events import (
     BookMsg,
     MarketEvent,
     Resync,
@@ -50,7 +50,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.plugins.venues.mexc.proto import fields, pair, text
 
 __all__ = ["MexcProtocol"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
 from flightdesk.plugins.venues.okx.feed import okx_feed
 from flightdesk.plugins.venues.okx.parse import BOOK_CHANNELS, OkxProtocol
 from flightdesk.plugins.venues.wsfeed import choice, venue_config

@@ -23,9 +23,9 @@ import json
 import zlib
 from collections.abc import Callable, Sequence
 
-from flightdesk.core.book import L2Book, Level
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.book import L2Book, Level
+from flightdesk.core.market.events import (
     BookMsg,
     MarketEvent,
     Outbound,
@@ -35,7 +35,7 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.plugins.venues._wire import ERRORS as _ERRORS
 from flightdesk.plugins.venues._wire import check_levels as _check_levels
 from flightdesk.plugins.venues._wire import describe as _describe

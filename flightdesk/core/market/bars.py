@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.events import TradeMsg
+from flightdesk.core.market.events import TradeMsg
 
 __all__ = ["INTERVALS", "BarBuilder", "Ticker24h", "TickerStats", "interval_ns"]
 

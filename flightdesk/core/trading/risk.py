@@ -30,7 +30,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.orders import Order, OrderType
+from flightdesk.core.trading.orders import Order, OrderType
 
 logger = logging.getLogger(__name__)
 DAY_NS = 86_400 * 1_000_000_000

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from flightdesk.core import schemas
-from flightdesk.core.dialects import Dialect
 from flightdesk.core.errors import StoreError
+from flightdesk.core.storage.dialects import Dialect
 
 SCHEMA_VERSION = 2  # 1: orders, fills, positions, events; 2: + metrics, snapshots, runs
 TABLES = ("orders", "fills", "positions", "events", "performance_metrics",

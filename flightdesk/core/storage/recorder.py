@@ -1,6 +1,6 @@
 """The recorder: writes the host's raw capture format from what the feeds deliver.
 
-One gzip'd JSON line per event (see :mod:`flightdesk.core.capture`)::
+One gzip'd JSON line per event (see :mod:`flightdesk.core.storage.captures`)::
 
     {"ts_recv": ns, "conn": id, "kind": "recv"|"send"|"http"|"connect", "url": ..., "data": ...}
 

@@ -2,7 +2,7 @@
 
 The records of every capture are merged by receive time and replayed through the same code
 as a live desk: the venue's real protocol (built by its registered factory), the
-:class:`~flightdesk.core.books.BookKeeper` (sequencing verdicts, checksums, crossed books,
+:class:`~flightdesk.core.market.keeper.BookKeeper` (sequencing verdicts, checksums, crossed books,
 resyncs) and the quote/trade batchers. One ``quotes`` row follows every book message that
 was applied, so the top of book can be compared message by message; the written ``quotes``
 files carry one extra column, ``update_id`` (the book's last venue update id after that
@@ -30,12 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flightdesk.core import schemas
-from flightdesk.core.bars import BarBuilder
-from flightdesk.core.batcher import QuoteBuffer, TradeBuffer
-from flightdesk.core.books import BookKeeper
-from flightdesk.core.capture import CaptureKind, CaptureRecord, merge_captures
 from flightdesk.core.errors import FlightdeskError, ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.bars import BarBuilder
+from flightdesk.core.market.batcher import QuoteBuffer, TradeBuffer
+from flightdesk.core.market.events import (
     BarMsg,
     BookMsg,
     MarketEvent,
@@ -46,7 +44,9 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.venue import Venue, VenueProtocol
+from flightdesk.core.market.keeper import BookKeeper
+from flightdesk.core.market.venue import Venue, VenueProtocol
+from flightdesk.core.storage.captures import CaptureKind, CaptureRecord, merge_captures
 
 __all__ = ["NormalizeReport", "Normalizer", "detect_venue", "normalize"]
 

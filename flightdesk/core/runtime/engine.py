@@ -16,15 +16,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flightdesk.core import schemas, telemetry
-from flightdesk.core.bars import BarBuilder, Ticker24h
-from flightdesk.core.batcher import QuoteBuffer, TradeBuffer
-from flightdesk.core.book import L2Book
-from flightdesk.core.books import BookKeeper
-from flightdesk.core.bookstream import BookRows
-from flightdesk.core.bus import Bus
+from flightdesk.core import schemas
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import (
+from flightdesk.core.market.bars import BarBuilder, Ticker24h
+from flightdesk.core.market.batcher import QuoteBuffer, TradeBuffer
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.book_rows import BookRows
+from flightdesk.core.market.events import (
     BarMsg,
     BookMsg,
     MarketEvent,
@@ -36,11 +34,14 @@ from flightdesk.core.events import (
     TickerMsg,
     TradeMsg,
 )
-from flightdesk.core.isolation import reason_of, run_on_batch
-from flightdesk.core.store import Store
-from flightdesk.core.strategy import Strategy
-from flightdesk.core.trading import Trader
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.keeper import BookKeeper
+from flightdesk.core.market.venue import Venue
+from flightdesk.core.runtime import telemetry
+from flightdesk.core.runtime.bus import Bus
+from flightdesk.core.runtime.isolation import reason_of, run_on_batch
+from flightdesk.core.storage.store import Store
+from flightdesk.core.trading.trader import Trader
+from flightdesk.sdk.strategy import Strategy
 
 logger = logging.getLogger(__name__)
 _QUOTES = {"stream": "quotes"}  # metric attributes, built once

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flightdesk.core.orders import Fill
+from flightdesk.core.trading.orders import Fill
 
 HORIZONS_S: tuple[int, ...] = (1, 10, 60)
 MidLookup = Callable[[str, str], float]

@@ -1,4 +1,4 @@
-"""Pure matching helpers against an :class:`~flightdesk.core.book.L2Book` (no state).
+"""Pure matching helpers against an :class:`~flightdesk.core.market.book.L2Book` (no state).
 
 A taker walks the opposite side best level first, taking at each level at most the
 displayed size at that level's price, and stops at its limit price. Nothing here changes
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-from flightdesk.core.book import L2Book
-from flightdesk.core.orders import EPS, Side
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.trading.orders import EPS, Side
 
 Take = tuple[float, float]  # (price, qty)
 

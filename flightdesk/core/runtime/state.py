@@ -1,6 +1,6 @@
 """Read and control a running desk: status, kill switch, strategies, snapshots.
 
-A mixin of :class:`flightdesk.core.desk.Desk`; everything that reads engine state runs on
+A mixin of :class:`flightdesk.core.runtime.desk.Desk`; everything that reads engine state runs on
 the engine thread through ``self.call`` so it sees a consistent picture.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from flightdesk.core import schemas
-from flightdesk.core.orders import order_row
+from flightdesk.core.trading.orders import order_row
 
 if TYPE_CHECKING:
     from flightdesk.core.flight.tickets import StreamRequest
@@ -109,7 +109,7 @@ class DeskState:
 
     def run_row(self) -> dict[str, Any]:
         from flightdesk import __version__
-        from flightdesk.core.migrations import SCHEMA_VERSION
+        from flightdesk.core.storage.migrations import SCHEMA_VERSION
 
         return {"run_id": self.ids.run, "started": self.started_ns, "version": __version__,
                 "schema_version": SCHEMA_VERSION,

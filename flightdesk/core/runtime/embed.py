@@ -18,8 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from flightdesk.core.config import Config, load_config
-from flightdesk.core.desk import Desk
+from flightdesk.core.runtime.config import Config, load_config
+from flightdesk.core.runtime.desk import Desk
 
 
 class Engine:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.store import Store
+from flightdesk.core.storage.store import Store
+from flightdesk.core.trading.portfolio import Portfolio
 
 logger = logging.getLogger(__name__)
 _SIGN = {"buy": 1, "sell": -1}

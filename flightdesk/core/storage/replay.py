@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from flightdesk.core.capture import CaptureKind, CaptureRecord
-from flightdesk.core.config import check_plugin_table
-from flightdesk.core.engine import EngineCore
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.venue import ExternalProtocol, Feed, Venue
+from flightdesk.core.market.venue import ExternalProtocol, Feed, Venue
+from flightdesk.core.runtime.config import check_plugin_table
+from flightdesk.core.runtime.engine import EngineCore
+from flightdesk.core.storage.captures import CaptureKind, CaptureRecord
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Replayer:
         key = (rec.conn, rec.url)
         if key in self._conn_venue:
             return self._conn_venue[key]
-        from flightdesk.core.normalize import detect_venue
+        from flightdesk.core.storage.normalize import detect_venue
 
         found = (self.forced_venue, {}) if self.forced_venue else detect_venue(rec.url, rec.data)
         name = None if found is None else self._ensure_venue(*found)

@@ -21,24 +21,24 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from flightdesk.core.broker import PaperBroker
-from flightdesk.core.bus import Bus
-from flightdesk.core.config import Config, check_plugin_table, load_config
-from flightdesk.core.engine import EngineCore, StrategySlot
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.history import HistoryWriter
-from flightdesk.core.orders import IdMaker
-from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.priority import below_engine, engine_priority, run_niced
-from flightdesk.core.recorder import RECONNECT, Recorder, recording_sinks
-from flightdesk.core.recovery import recover_positions
-from flightdesk.core.risk import RiskValidator
-from flightdesk.core.state import DeskState
-from flightdesk.core.store import Store
-from flightdesk.core.strategy import Strategy, StrategyContext
-from flightdesk.core.trading import Trader
-from flightdesk.core.venue import Venue
+from flightdesk.core.market.venue import Venue
+from flightdesk.core.runtime.bus import Bus
+from flightdesk.core.runtime.config import Config, check_plugin_table, load_config
+from flightdesk.core.runtime.engine import EngineCore, StrategySlot
+from flightdesk.core.runtime.priority import below_engine, engine_priority, run_niced
+from flightdesk.core.runtime.state import DeskState
+from flightdesk.core.storage.history_writer import HistoryWriter
+from flightdesk.core.storage.recorder import RECONNECT, Recorder, recording_sinks
+from flightdesk.core.storage.recovery import recover_positions
+from flightdesk.core.storage.store import Store
+from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.orders import IdMaker
+from flightdesk.core.trading.portfolio import Portfolio
+from flightdesk.core.trading.risk import RiskValidator
+from flightdesk.core.trading.trader import Trader
 from flightdesk.plugins.manager import collect, load_plugins, make_manager
+from flightdesk.sdk.strategy import Strategy, StrategyContext
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -167,7 +167,7 @@ class Desk(DeskState):
 
     def _prioritize_writers(self, priority: int) -> None:
         """The threads that take the GIL on every batch run just below the engine (see
-        :mod:`flightdesk.core.priority`): the store writer and the history writer."""
+        :mod:`flightdesk.core.runtime.priority`): the store writer and the history writer."""
         for owner in (self.store, self.history):
             thread = getattr(owner, "_thread", None)
             if thread is not None and thread.native_id is not None:
@@ -280,19 +280,19 @@ class Desk(DeskState):
 
     def _start_services(self) -> None:
         """Flight, health and the history writer (their threads inherit the caller's
-        priority: see :mod:`flightdesk.core.priority`)."""
+        priority: see :mod:`flightdesk.core.runtime.priority`)."""
         self._start_flight()
         self._start_health()
         if self.config["store"]["history"]:
             self.history = HistoryWriter(self.bus, self.history_root, self.ids.run).start()
 
     def _start_health(self) -> None:
-        from flightdesk.core import telemetry
+        from flightdesk.core.runtime import telemetry
 
         telemetry.observe(self)  # gauges and counters read at collection time
         cfg = self.config["telemetry"]
         if cfg["health"]:
-            from flightdesk.core.health import HealthServer
+            from flightdesk.core.http.health import HealthServer
 
             self.health = HealthServer(self, cfg["health_host"], cfg["health_port"]).start()
 

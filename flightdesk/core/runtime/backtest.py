@@ -1,6 +1,6 @@
 """``flightdesk backtest``: replay data through the desk and summarize what it did.
 
-The run is a real :class:`~flightdesk.core.desk.Desk` on a :class:`ReplayClock` with a
+The run is a real :class:`~flightdesk.core.runtime.desk.Desk` on a :class:`ReplayClock` with a
 fixed run id, so the same inputs and config give byte-identical ``fills.parquet``. Outputs
 in ``--out``: ``orders``/``fills``/``positions`` Parquet, ``backtest.sqlite`` (the store,
 queryable), ``summary.json`` and ``report.html``.
@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flightdesk.core.capture import merge_captures
-from flightdesk.core.config import load_config
-from flightdesk.core.replay import ReplayClock, Replayer, quote_batches
+from flightdesk.core.runtime.config import load_config
+from flightdesk.core.storage.captures import merge_captures
+from flightdesk.core.storage.replay import ReplayClock, Replayer, quote_batches
 
 SECONDS_PER_YEAR = 365 * 86_400
 
@@ -55,7 +55,7 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
                  venue: str | None = None, batch_frames: int = 64,
                  progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Run one backtest; write the outputs into ``out``; return the summary."""
-    from flightdesk.core.desk import Desk
+    from flightdesk.core.runtime.desk import Desk
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
         pq.write_table(_conform(name, table), out / f"{name}.parquet")
     summary = summarize(desk, curve, tables, records, wall, strategy)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    from flightdesk.core.report import write_report
+    from flightdesk.core.runtime.report import write_report
 
     write_report(out / "report.html", summary, curve, tables["fills"])
     return summary

@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from flightdesk.core import schemas
-from flightdesk.core.dialects import dialect_for
 from flightdesk.core.errors import StoreError
-from flightdesk.core.migrations import migrate
+from flightdesk.core.storage.dialects import dialect_for
+from flightdesk.core.storage.migrations import migrate
 from flightdesk.core.types import OnCommit
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from flightdesk.core.book import L2Book
-from flightdesk.core.events import BookMsg, MarketEvent, Resync, ResyncReason
-from flightdesk.core.venue import VenueProtocol
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import BookMsg, MarketEvent, Resync, ResyncReason
+from flightdesk.core.market.venue import VenueProtocol
 
 ResyncListener = Callable[[Resync], None]
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from flightdesk.core.orders import Fill
+from flightdesk.core.trading.orders import Fill
 
 Key = tuple[str, str]
 

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from flightdesk.core import schemas
-from flightdesk.core.book import L2Book
-from flightdesk.core.events import BookMsg
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import BookMsg
 
 
 class BookRows:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import SchemaError, StrategyError
-from flightdesk.core.strategy import Strategy
+from flightdesk.sdk.strategy import Strategy
 
 _SIDES = {"buy", "sell", "flat"}
 

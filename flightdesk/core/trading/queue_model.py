@@ -13,14 +13,14 @@ estimate. On arrival it joins behind everything displayed at its price
   ``p`` (``queue_power``; 1 = proportional, larger = cancellations cluster at the back).
   Either way the quantity ahead can never exceed what is displayed.
 
-The functions mutate :class:`~flightdesk.core.orders.OrderState` in place.
+The functions mutate :class:`~flightdesk.core.trading.orders.OrderState` in place.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-from flightdesk.core.orders import OrderState
+from flightdesk.core.trading.orders import OrderState
 
 
 class QueueMode(str, Enum):

@@ -19,9 +19,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from flightdesk.core.book import L2Book
 from flightdesk.core.errors import ParseError
-from flightdesk.core.events import BookMsg, MarketEvent, ParseStats, ResyncReason
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import BookMsg, MarketEvent, ParseStats, ResyncReason
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from flightdesk.core import schemas
-from flightdesk.core.book import L2Book
-from flightdesk.core.events import BookMsg, TradeMsg
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import BookMsg, TradeMsg
 
 _ONE_ROW: dict[str, pa.Array] = {}
 

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from flightdesk.core import schemas
-from flightdesk.core.bus import Bus, Subscriber
+from flightdesk.core.runtime.bus import Bus, Subscriber
 
 logger = logging.getLogger(__name__)
 

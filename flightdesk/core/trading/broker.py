@@ -1,13 +1,13 @@
 """The paper broker: fills orders against the live book and trade stream.
 
 * An order reaches the "venue" after the entry latency (engine clock, see
-  :mod:`flightdesk.core.latency`); a cancel after the cancel latency — the order can still
+  :mod:`flightdesk.core.trading.latency`); a cancel after the cancel latency — the order can still
   fill in between. With zero latency an order is matched at once against the current book.
 * Market orders, and the marketable part of limit orders, walk the opposite side with a
   partial fill at each level's price (taker). A market order's unfilled rest expires.
 * Limit orders: ``post_only`` expires instead of taking; ``FOK`` fills completely or
   expires; ``IOC`` expires its rest; ``GTC`` rests at its price with a queue position
-  (:mod:`flightdesk.core.queue_model`) and fills as maker when trades reach it, or when the
+  (:mod:`flightdesk.core.trading.queue_model`) and fills as maker when trades reach it, or when the
   opposite touch reaches its price.
 * Stop and stop-limit orders wait until the market trades (or quotes) through ``stop_px``,
   then become market / limit orders.
@@ -25,12 +25,12 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flightdesk.core import matching
-from flightdesk.core.book import L2Book
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.events import TradeMsg
-from flightdesk.core.latency import LatencyModel
-from flightdesk.core.orders import (
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import TradeMsg
+from flightdesk.core.trading import matching
+from flightdesk.core.trading.latency import LatencyModel
+from flightdesk.core.trading.orders import (
     EPS,
     Fill,
     IdMaker,
@@ -42,7 +42,7 @@ from flightdesk.core.orders import (
     Side,
     TimeInForce,
 )
-from flightdesk.core.queue_model import QueueMode, QueueModel
+from flightdesk.core.trading.queue_model import QueueMode, QueueModel
 
 Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]

@@ -22,14 +22,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from flightdesk.core import schemas, telemetry
-from flightdesk.core.batcher import RowBuffer
-from flightdesk.core.book import L2Book
-from flightdesk.core.broker import PaperBroker
+from flightdesk.core import schemas
 from flightdesk.core.errors import SchemaError
-from flightdesk.core.events import TradeMsg
-from flightdesk.core.markouts import Markout, Markouts
-from flightdesk.core.orders import (
+from flightdesk.core.market.batcher import RowBuffer
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import TradeMsg
+from flightdesk.core.runtime import telemetry
+from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.markouts import Markout, Markouts
+from flightdesk.core.trading.orders import (
     Fill,
     IdMaker,
     Order,
@@ -40,8 +41,8 @@ from flightdesk.core.orders import (
     TimeInForce,
     order_row,
 )
-from flightdesk.core.portfolio import Portfolio
-from flightdesk.core.risk import DeskMode, RiskDecision, RiskValidator, RiskView
+from flightdesk.core.trading.portfolio import Portfolio
+from flightdesk.core.trading.risk import DeskMode, RiskDecision, RiskValidator, RiskView
 
 logger = logging.getLogger(__name__)
 

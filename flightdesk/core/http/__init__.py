@@ -1,0 +1,1 @@
+"""The desk's HTTP server: health, readiness, metrics."""

@@ -1,0 +1,1 @@
+"""Market data: books, the book keeper, batchers, bars, venue interfaces."""

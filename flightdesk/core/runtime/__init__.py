@@ -1,0 +1,1 @@
+"""Running a desk: composition, engine, bus, config, telemetry."""

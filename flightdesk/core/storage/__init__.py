@@ -1,0 +1,1 @@
+"""Persistence and recordings: store, migrations, captures, replay, normalize."""

@@ -1,0 +1,1 @@
+"""The trading path: risk, orders, matching, broker, portfolio, trader."""

@@ -1,0 +1,1 @@
+"""The strategy SDK: Strategy, signal policies and features (re-exported by flightdesk)."""
