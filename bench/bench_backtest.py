@@ -25,11 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from flightdesk.core.runtime.backtest import Replayer
 from flightdesk.core.runtime.config import load_config
 from flightdesk.core.runtime.desk import Desk
 from flightdesk.core.storage.captures import merge_captures
 from flightdesk.core.storage.history_writer import write_partitioned
-from flightdesk.core.storage.replay import ReplayClock, Replayer, quote_batches
+from flightdesk.core.storage.replay import ReplayClock, quote_batches
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BINANCE = DATA / "binance" / "btcusdt_20240808.gz"
@@ -41,7 +42,7 @@ def desk_for(tmp: str) -> tuple[Desk, ReplayClock]:
         "store": {"recover": False, "metrics_interval_ms": 0},
         "strategies": {"threshold": {"type": "threshold"}}}, env={})
     clock = ReplayClock()
-    return Desk(cfg, clock=clock, run_id="bench"), clock
+    return Desk(cfg, clock=clock, run_id="bench", replay_steps=64), clock
 
 
 def frames_run(records: list, seconds: float) -> dict:

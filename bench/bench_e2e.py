@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 import flightdesk
+from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus
 from flightdesk.core.runtime.config import load_config
-from flightdesk.core.runtime.engine import EngineCore, StrategySlot
+from flightdesk.core.runtime.engine import EngineCore
+from flightdesk.core.runtime.slots import StrategySlot
 from flightdesk.core.storage.store import Store
 from flightdesk.core.trading.broker import PaperBroker
 from flightdesk.core.trading.orders import IdMaker
@@ -62,17 +64,17 @@ def run_engine(snaps: dict[str, str], frames: list[str], batch: int) -> tuple[fl
         store = Store(Path(tmp) / "bench.sqlite", cfg["store"]).start()
         ids = IdMaker("bench")
         portfolio = Portfolio()
-        core_ref: list[EngineCore] = []
-        trader = Trader(RiskValidator(cfg["risk"]), PaperBroker(cfg["broker"], ids), portfolio,
-                        ids, lambda v, s: core_ref[0].book(v, s), time.time_ns)
+        books = BookKeeper({})
+        trader = Trader(RiskValidator(cfg["risk"]), PaperBroker.factory(cfg["broker"], ids),
+                        portfolio, ids, books.synced, time.time_ns)
         venue = Venue("sim", BinanceProtocol("sim"), None, list(SYMBOLS))
-        core = EngineCore({"sim": venue}, trader, Bus(), store)
-        core_ref.append(core)
+        core = EngineCore(books, Bus(), trader, store)
+        core.add_venue(venue)
         strat = ThresholdStrategy("threshold", {**ThresholdStrategy.DEFAULTS,
                                                 "holding_period_ms": 0})
         strat.on_start(StrategyContext("threshold", strat.config, cfg["risk"], time.time_ns,
                                        portfolio.snapshot, None))  # type: ignore[arg-type]
-        core.slots = [StrategySlot(strat)]
+        core.slots.attach(StrategySlot(strat))
         # each symbol's first diff asks for its snapshot: answer once every symbol asked
         # (a snapshot that comes first is dropped, and that symbol would never quote)
         start = 0

@@ -141,8 +141,8 @@ def bench_trader(samples: int, cfg: dict, book: L2Book,
                                    "max_total_position": 1e9, "max_notional": 1e18,
                                    "max_orders_per_s": 0.0, "daily_loss_limit": 0.0,
                                    "max_drawdown": 0.0})
-    trader = Trader(risk, PaperBroker(cfg["broker"], ids), Portfolio(), ids, lambda v, s: book,
-                    lambda: next(clock))
+    trader = Trader(risk, PaperBroker.factory(cfg["broker"], ids), Portfolio(), ids,
+                    lambda v, s: book, lambda: next(clock))
 
     qty = walk_qty(book, Side.BUY, 1)
     # Trader.submit is wrapped in an OpenTelemetry span (telemetry.traced_order)
@@ -167,8 +167,8 @@ def bench_trader(samples: int, cfg: dict, book: L2Book,
 def bench_book_hook(samples: int, cfg: dict, book: L2Book) -> tuple[float, float]:
     """The engine calls ``Trader.on_book`` on every applied book message."""
     ids = IdMaker("h")
-    trader = Trader(RiskValidator(cfg["risk"]), PaperBroker(cfg["broker"], ids), Portfolio(),
-                    ids, lambda v, s: book, time.time_ns)
+    trader = Trader(RiskValidator(cfg["risk"]), PaperBroker.factory(cfg["broker"], ids),
+                    Portfolio(), ids, lambda v, s: book, time.time_ns)
 
     def hook(i: int) -> None:
         trader.on_book("sim", "BTCUSDT", book)

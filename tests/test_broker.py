@@ -35,10 +35,10 @@ class Market:
         self.book = make_book(bids, asks)
         self.portfolio = Portfolio()
         ids = make_ids()
-        self.broker = PaperBroker({**FEES, **(broker or {})}, ids)
         self.risk = RiskValidator({**LOOSE, **(risk or {})})
-        self.trader = Trader(self.risk, self.broker, self.portfolio, ids, self.lookup,
-                             lambda: self.now)
+        self.trader = Trader(self.risk, PaperBroker.factory({**FEES, **(broker or {})}, ids),
+                             self.portfolio, ids, self.lookup, lambda: self.now)
+        self.broker = self.trader.broker
         self.rows: dict[str, list[dict]] = {"orders": [], "fills": [], "events": []}
 
     def lookup(self, venue: str, symbol: str):

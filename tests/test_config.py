@@ -81,4 +81,4 @@ def test_readme_config_example_is_a_valid_desk_config(tmp_path):
         path = tmp_path / f"readme-{i}.toml"
         path.write_text(block)
         desk = Desk(load_config(path, env={}))
-        assert [s.name for s in desk.strategy_list] == ["imbalance"]
+        assert [s.name for s in desk.rt.strategies] == ["imbalance"]

@@ -9,8 +9,6 @@ import urllib.request
 import pytest
 from flight_helpers import start_desk, wait_for
 
-from flightdesk.core.http.health import readiness
-
 
 def get(url):
     try:
@@ -44,7 +42,7 @@ def test_health_is_alive_and_ready_once_books_are_synced(desk):
 def test_not_ready_when_a_book_is_missing(desk):
     core = desk.desk.core
     book = desk.desk.call(lambda: core.books.books[("sim", "ETHUSDT")])
-    state = desk.desk.call(lambda: (book.clear(), readiness(desk.desk))[1])
+    state = desk.desk.call(lambda: (book.clear(), desk.desk.state.readiness())[1])
     assert state["ready"] is False and state["books"]["sim:ETHUSDT"] is False
 
 

@@ -79,8 +79,8 @@ def test_position_flip_through_zero_realizes_exactly():
 def test_trader_moves_position_to_target_and_records_rows():
     portfolio = Portfolio()
     book = make_book()
-    trader = Trader(RiskValidator(RISK), PaperBroker(FEES, make_ids()), portfolio, make_ids(),
-                    lambda v, s: book, clock=lambda: 42)
+    trader = Trader(RiskValidator(RISK), PaperBroker.factory(FEES, make_ids()), portfolio,
+                    make_ids(), lambda v, s: book, clock=lambda: 42)
     trader.target("strat", "sim", "BTCUSDT", 1.5, ts_origin=0)
     assert portfolio.qty("sim", "BTCUSDT") == 1.5
     trader.target("strat", "sim", "BTCUSDT", -1.0, ts_origin=0)  # 2.5 to sell: over max_order

@@ -170,7 +170,7 @@ def test_registered_and_configurable_from_toml_tables():
     cfg = load_config(overrides={"venues": {"mx": {"type": "mexc", "symbols": ["BTCUSDT"]}},
                                  "flight": {"enabled": False}})
     desk = Desk(cfg)
-    assert desk.venue_tables["mx"]["api"] == "protobuf"
+    assert desk.rt.venue_tables["mx"]["api"] == "protobuf"
     desk.store.close()
     desk.bus.close()
 

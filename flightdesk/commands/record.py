@@ -13,7 +13,10 @@ import asyncio
 import contextlib
 import json
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flightdesk.core.runtime.desk import Desk
 
 
 def add_parser(sub: Any) -> None:
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _record(desk: Any, duration: float) -> None:
+async def _record(desk: Desk, duration: float) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, desk.stop)

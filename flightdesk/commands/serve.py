@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flightdesk.core.runtime.desk import Desk
 
 CONNECT_SNIPPET = (
     'import json, pyarrow.flight as fl\n'
@@ -57,7 +60,7 @@ def _telemetry(args: argparse.Namespace, config: Any) -> None:
         telemetry.install_prometheus()
 
 
-async def _serve(desk: Any) -> int:
+async def _serve(desk: Desk) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, desk.stop)
@@ -73,10 +76,10 @@ async def _serve(desk: Any) -> int:
     return 0
 
 
-def _banner(desk: Any) -> None:
+def _banner(desk: Desk) -> None:
     uri = desk.flight.uri if desk.flight is not None else None
-    venues = ", ".join(f"{n} ({c['type']})" for n, c in desk.venue_tables.items())
-    strategies = ", ".join(s.name for s in desk.strategy_list) or "none"
+    venues = ", ".join(f"{n} ({c['type']})" for n, c in desk.rt.venue_tables.items())
+    strategies = ", ".join(s.name for s in desk.rt.strategies) or "none"
     lines = [f"flightdesk serving: venues {venues}; strategies {strategies}",
              f"store: {desk.store.path}"]
     if desk.health is not None:

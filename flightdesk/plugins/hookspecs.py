@@ -7,11 +7,12 @@ Every hook is called on every plugin (results are not collected); see docs/plugi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    from flightdesk.core.runtime.api import DeskAPI
     from flightdesk.core.types import Register
 
 hookspec = pluggy.HookspecMarker("flightdesk")
@@ -54,15 +55,16 @@ def flightdesk_register_risk_rules(register: Register) -> None:
 
 
 @hookspec
-def flightdesk_startup(desk: Any) -> None:
+def flightdesk_startup(desk: DeskAPI) -> None:
     """Called once after the desk is wired and before market data flows.
 
-    ``desk`` is the running :class:`flightdesk.core.runtime.desk.Desk`. Called on every plugin.
+    ``desk`` is a :class:`flightdesk.DeskAPI`: status, kill, snapshot, subscribe,
+    submit signals, ingest — a narrow interface, not the runtime. Called on every plugin.
     """
 
 
 @hookspec
-def flightdesk_shutdown(desk: Any) -> None:
+def flightdesk_shutdown(desk: DeskAPI) -> None:
     """Called once while the desk stops, after feeds stop and before the store closes.
 
     Called on every plugin; exceptions are logged and do not stop the shutdown.

@@ -14,6 +14,7 @@ from typing import Any
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.auth import Role
 from flightdesk.core.flight.tickets import parse_json
+from flightdesk.core.runtime.api import DeskAPI
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,23 +37,23 @@ def _flag(args: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _status(desk: Any, args: dict[str, Any]) -> Any:
+def _status(desk: DeskAPI, args: dict[str, Any]) -> Any:
     return desk.status()
 
 
-def _kill(desk: Any, args: dict[str, Any]) -> Any:
+def _kill(desk: DeskAPI, args: dict[str, Any]) -> Any:
     return desk.kill(_flag(args, "on", True))
 
 
-def _cancel_all(desk: Any, args: dict[str, Any]) -> Any:
+def _cancel_all(desk: DeskAPI, args: dict[str, Any]) -> Any:
     return desk.cancel_all()
 
 
-def _flatten(desk: Any, args: dict[str, Any]) -> Any:
+def _flatten(desk: DeskAPI, args: dict[str, Any]) -> Any:
     return desk.flatten()
 
 
-def _strategies(desk: Any, args: dict[str, Any]) -> Any:
+def _strategies(desk: DeskAPI, args: dict[str, Any]) -> Any:
     if "enabled" not in args:
         return desk.strategies()
     name = args.get("name")

@@ -40,6 +40,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.flight.auth import FEED_HEADER
 from flightdesk.core.flight.dataserver import FORWARDED
 from flightdesk.core.flight.tickets import StreamRequest
+from flightdesk.core.runtime.api import DeskAPI
 from flightdesk.core.runtime.priority import below_engine
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ DEMAND_S = 0.25  # how often the forwarder asks which streams have subscribers t
 class DataPlane:
     """The desk's side of the data-plane process (see the module docstring)."""
 
-    def __init__(self, desk: Any, desk_uri: str, priority: int = 0,
+    def __init__(self, desk: DeskAPI, desk_uri: str, priority: int = 0,
                  start_timeout: float = 30.0) -> None:
         cfg = desk.config["flight"]
         if cfg["tls_ca"]:
@@ -163,7 +164,7 @@ class DataPlane:
                 self._died(f"forwarding failed: {exc}")
         finally:
             for sub in self._subs.values():
-                self.desk.bus.unsubscribe(sub)
+                self.desk.unsubscribe(sub)
             for writer in self._writers.values():
                 with contextlib.suppress(Exception):  # closing a broken stream
                     writer.close()
@@ -191,12 +192,11 @@ class DataPlane:
         """Forward just the streams that have subscribers in the data plane: a desk
         nobody reads from there pays nothing for it (a new subscriber's first batch comes
         within ``DEMAND_S``; from then on its ``seq`` runs without gaps)."""
-        bus = self.desk.bus
         for stream in wanted - self._subs.keys():
-            self._subs[stream] = bus.subscribe(stream, FORWARD_BUFFER,
+            self._subs[stream] = self.desk.subscribe(stream, FORWARD_BUFFER,
                                                {"forward": "data-plane"})
         for stream in self._subs.keys() - wanted:
-            bus.unsubscribe(self._subs.pop(stream))
+            self.desk.unsubscribe(self._subs.pop(stream))
 
     def _write(self, stream: str, batches: list[pa.RecordBatch]) -> int:
         """Send ``batches`` in order, each run with one schema as one batch."""

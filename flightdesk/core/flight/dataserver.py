@@ -18,39 +18,69 @@ import json
 import logging
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow.flight as flight
 
+from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.auth import Role, caller_role, server_options
 from flightdesk.core.flight.server import DeskFlightServer
 from flightdesk.core.flight.sql import SQL_ACTIONS, unpack_any
 from flightdesk.core.flight.tickets import parse_request
-from flightdesk.core.runtime.bus import Bus
+from flightdesk.core.runtime.bus import Bus, Subscriber
 from flightdesk.core.runtime.config import Config
 from flightdesk.core.storage.store import Store
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: the live streams the desk forwards here (``book`` needs the engine's books: it stays)
 FORWARDED = ("quotes", "trades", "bars", "orders", "fills", "positions", "events")
 
 
 class DataDesk:
-    """What :class:`DeskFlightServer` needs of a desk, for the data plane: no engine."""
-
-    core = None
+    """The ``DeskAPI`` of the data plane: the store, history and its own bus, no engine
+    (the server refuses what needs one before it gets here; these say so all the same)."""
 
     def __init__(self, config: Config, store: Store, history_root: Path) -> None:
         self.config = config
         self.store = store
+        self.store_target: str | Path = store.path
         self.history_root = history_root
         self.bus = Bus(int(config["flight"]["subscriber_buffer"]))
         self.stop_event = threading.Event()
+        self.ready_event = threading.Event()
+        self.ready_event.set()
+        self.started_ns = time.time_ns()
 
-    def call(self, fn: Any, timeout: float = 5.0) -> Any:
+    def call(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
         return fn()
+
+    def subscribe(self, stream: str, maxlen: int | None = None,
+                  params: dict[str, Any] | None = None) -> Subscriber:
+        return self.bus.subscribe(stream, maxlen, params)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.bus.unsubscribe(sub)
+
+    def has_subscribers(self, stream: str) -> bool:
+        return self.bus.has_subscribers(stream)
+
+    def subscriber_stats(self) -> list[dict[str, Any]]:
+        return self.bus.stats()
+
+    def request_book_snapshots(self) -> None:
+        """No books here (``book`` stays on the desk's port)."""
+
+    def _no_engine(self, *args: object, **kwargs: object) -> Any:
+        raise TicketError("the data plane has no engine; ask the desk's own port")
+
+    status = readiness = gauges = strategies = snapshot = positions_table = _no_engine
+    kill = cancel_all = flatten = enable_strategy = stop = ingest = _no_engine
+    attach_strategy = detach_strategy = submit_signals = _no_engine
 
 
 class DataServer(DeskFlightServer):
@@ -58,6 +88,7 @@ class DataServer(DeskFlightServer):
 
     def __init__(self, desk: DataDesk, location: str, desk_uri: str, **kwargs: Any) -> None:
         super().__init__(desk, location, **kwargs)
+        self.data_desk = desk
         self.desk_uri = desk_uri
         self.fed: dict[str, int] = {}
 
@@ -78,7 +109,7 @@ class DataServer(DeskFlightServer):
         if caller_role(context) < Role.FEED:
             self._elsewhere("do_put")
         stream = json.loads(descriptor.command)["stream"]
-        bus = self.desk.bus
+        bus = self.data_desk.bus
         for chunk in reader:
             batch = chunk.data
             if batch is not None and batch.num_rows:
@@ -98,11 +129,11 @@ class DataServer(DeskFlightServer):
         if action.type in SQL_ACTIONS:
             return super().do_action(context, action)
         if action.type == "demand":  # which forwarded streams someone reads here
-            wanted = [s for s in FORWARDED if self.desk.bus.has_subscribers(s)]
+            wanted = [s for s in FORWARDED if self.desk.has_subscribers(s)]
             return iter([json.dumps(wanted).encode()])
         if action.type != "status":
             self._elsewhere(f"action {action.type!r}")
-        stats = {"subscribers": self.desk.bus.stats(), "flight_server": self.stats(),
+        stats = {"subscribers": self.desk.subscriber_stats(), "flight_server": self.stats(),
                  "fed_rows": dict(self.fed)}
         return iter([json.dumps(stats, default=str).encode()])
 

@@ -19,6 +19,7 @@ answer to a batch it just sent (a client that stops answering holds its handler 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -33,8 +34,9 @@ import pyarrow.flight as flight
 from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.tickets import StreamRequest, parse_json, parse_request
-from flightdesk.core.runtime.engine import StrategySlot
-from flightdesk.core.runtime.isolation import check_signals
+from flightdesk.core.runtime.api import DeskAPI
+from flightdesk.core.runtime.bus import Subscriber
+from flightdesk.core.runtime.slots import StrategySlot
 from flightdesk.sdk.strategy import Strategy
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ class RemoteStrategy(Strategy):
 class ExchangeSession:
     """One remote strategy's exchange (see the module docstring)."""
 
-    def __init__(self, desk: Any, req: ExchangeRequest, peer: str) -> None:
+    def __init__(self, desk: DeskAPI, req: ExchangeRequest, peer: str) -> None:
         self.desk = desk
         self.req = req
         self.remote = RemoteStrategy(req.strategy, req.subscribe, peer)
@@ -94,18 +96,18 @@ class ExchangeSession:
     def run(self, reader: flight.MetadataRecordBatchReader,
             writer: flight.MetadataRecordBatchWriter) -> None:
         self.desk.call(self._attach)
-        sub = self.desk.bus.subscribe(self.req.subscribe.stream,
-                                      params={"peer": f"exchange:{self.req.strategy}"})
+        sub = self.desk.subscribe(self.req.subscribe.stream,
+                                  params={"peer": f"exchange:{self.req.strategy}"})
         try:
             writer.begin(schemas.schema(self.req.subscribe.stream))
             hello = {"hello": self.req.strategy, "risk": dict(self.desk.config["risk"])}
             writer.write_metadata(pa.py_buffer(json.dumps(hello).encode()))
             self._loop(sub, reader, writer)
         finally:
-            self.desk.bus.unsubscribe(sub)
-            self.desk.call(self._detach)
+            self.desk.unsubscribe(sub)
+            self.desk.call(lambda: self.desk.detach_strategy(self.slot))
 
-    def _loop(self, sub: Any, reader: flight.MetadataRecordBatchReader,
+    def _loop(self, sub: Subscriber, reader: flight.MetadataRecordBatchReader,
               writer: flight.MetadataRecordBatchWriter) -> None:
         stop = self.desk.stop_event
         while not stop.is_set():
@@ -118,12 +120,13 @@ class ExchangeSession:
             except StopIteration:
                 return
             self._ack(chunk.app_metadata)
-            if chunk.data is not None and chunk.data.num_rows:
-                error = self.desk.call(lambda b=chunk.data: self._submit(b))
+            batch = chunk.data
+            if batch is not None and batch.num_rows:
+                error = self.desk.call(functools.partial(self._submit, batch))
                 if error:
                     raise flight.FlightServerError(error)
 
-    def _next(self, sub: Any) -> pa.RecordBatch | None:
+    def _next(self, sub: Subscriber) -> pa.RecordBatch | None:
         """Everything queued for this client as one batch (coalesced while it was busy)."""
         batches = sub.drain(timeout=0.1, limit=sub.maxlen)
         if not batches:
@@ -157,42 +160,20 @@ class ExchangeSession:
 
     # -- on the engine thread -------------------------------------------------------
     def _attach(self) -> None:
-        core = self.desk.core
-        if core is None:
-            raise flight.FlightServerError("the desk is not running yet")
-        if any(s.name == self.req.strategy for s in core.slots):
-            raise flight.FlightServerError(
-                f"strategy {self.req.strategy!r} already runs in this desk; pick another name")
-        core.slots.append(self.slot)
-
-    def _detach(self) -> None:
-        core = self.desk.core
-        if core is not None and self.slot in core.slots:
-            core.slots.remove(self.slot)
+        try:
+            self.desk.attach_strategy(self.slot)
+        except ValueError as exc:  # the name is taken
+            raise flight.FlightServerError(str(exc)) from exc
 
     def _submit(self, batch: pa.RecordBatch) -> str:
         """Run a remote signals batch through the trading path; an error message or ''."""
-        core, slot = self.desk.core, self.slot
-        if slot.quarantined:
-            return f"strategy {slot.name} is quarantined: {slot.quarantined}"
-        if not slot.enabled:
-            self.remote.dropped += batch.num_rows
-            return ""
-        slot.batches += 1
-        try:
-            signals = check_signals(slot.name, batch)
-            if signals is not None:
-                slot.signals += signals.num_rows
-                core.trader.on_signals(slot.name, signals, core.last_ts_recv)
-        except Exception as exc:
-            core.quarantine(slot, exc)
-            return f"strategy {slot.name} quarantined: {slot.quarantined}"
-        finally:
-            core.flush()
+        if self.slot.enabled or self.slot.quarantined:
+            return self.desk.submit_signals(self.slot, batch)
+        self.remote.dropped += batch.num_rows
         return ""
 
 
-def serve_exchange(desk: Any, descriptor: flight.FlightDescriptor,
+def serve_exchange(desk: DeskAPI, descriptor: flight.FlightDescriptor,
                    reader: flight.MetadataRecordBatchReader,
                    writer: flight.MetadataRecordBatchWriter, peer: str = "flight") -> None:
     """The body of ``DeskFlightServer.do_exchange``."""

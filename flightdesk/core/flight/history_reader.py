@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.tickets import StreamRequest
+from flightdesk.core.runtime.api import DeskAPI
 
 STORED_STREAMS = ("orders", "fills", "positions", "events")
 MARKET_STREAMS = ("quotes", "trades", "book")
@@ -101,7 +102,7 @@ class FileCache:
 _caches: weakref.WeakKeyDictionary[Any, FileCache] = weakref.WeakKeyDictionary()
 
 
-def _cache(desk: Any) -> FileCache | None:
+def _cache(desk: DeskAPI) -> FileCache | None:
     """The desk's row-group cache (None when ``[store] history_cache_mb`` is 0)."""
     mb = int(desk.config["store"].get("history_cache_mb") or 0)
     if mb <= 0:
@@ -110,7 +111,7 @@ def _cache(desk: Any) -> FileCache | None:
         return _caches.setdefault(desk, FileCache(mb << 20))
 
 
-def history(req: StreamRequest, desk: Any) -> pa.RecordBatchReader | pa.Table:
+def history(req: StreamRequest, desk: DeskAPI) -> pa.RecordBatchReader | pa.Table:
     if req.stream in STORED_STREAMS:
         return stored(req, desk.store)
     if req.stream in MARKET_STREAMS:

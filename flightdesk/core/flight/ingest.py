@@ -20,7 +20,7 @@ import pyarrow as pa
 from flightdesk.core import schemas
 from flightdesk.core.errors import SchemaError, TicketError
 from flightdesk.core.market.events import BookMsg, MarketEvent, TradeMsg
-from flightdesk.core.market.venue import ExternalProtocol
+from flightdesk.core.runtime.api import DeskAPI
 
 PUT_STREAMS = ("book", "trades")
 _SIDES = {"book": ("bid", "ask"), "trades": ("buy", "sell")}
@@ -81,7 +81,7 @@ def _book_messages(cols: dict[str, list[Any]], n: int, ts_recv: int) -> list[Mar
 class Ingestor:
     """Applies checked batches on the engine thread and counts what it took and refused."""
 
-    def __init__(self, desk: Any) -> None:
+    def __init__(self, desk: DeskAPI) -> None:
         self.desk = desk
         self.batches = 0
         self.rows = 0
@@ -90,34 +90,15 @@ class Ingestor:
     def put(self, stream: str, batch: pa.RecordBatch) -> int:
         try:
             batch = check(stream, batch)
-            self._check_venues(batch)
+            ts_recv = time.time_ns()
+            events = to_events(stream, batch, ts_recv)
+            self.desk.call(lambda: self.desk.ingest(events, ts_recv))
         except (SchemaError, TicketError):
             self.rejected += 1
             raise
-        ts_recv = time.time_ns()
-        events = to_events(stream, batch, ts_recv)
-        self.desk.call(lambda: self._apply(events, ts_recv))
         self.batches += 1
         self.rows += batch.num_rows
         return batch.num_rows
-
-    def _check_venues(self, batch: pa.RecordBatch) -> None:
-        core = self.desk.core
-        if core is None:
-            raise TicketError("the desk is not running yet")
-        for venue in set(batch.column("venue").to_pylist()):
-            if venue in core.venues:
-                raise TicketError(f"venue {venue!r} is a live feed on this desk; put external "
-                                  "data under another venue name")
-
-    def _apply(self, events: list[MarketEvent], ts_recv: int) -> None:
-        core = self.desk.core
-        for venue in {ev.venue for ev in events}:
-            if venue not in core.books.protocols:
-                core.books.protocols[venue] = ExternalProtocol(venue)
-        core.last_ts_recv = ts_recv
-        core.dispatch(events)
-        core.flush()
 
     def stats(self) -> dict[str, Any]:
         return {"batches": self.batches, "rows": self.rows, "rejected": self.rejected}

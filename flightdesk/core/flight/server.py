@@ -29,6 +29,7 @@ from flightdesk.core.flight.exchange import serve_exchange
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
 from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
 from flightdesk.core.flight.tickets import StreamRequest, parse_request
+from flightdesk.core.runtime.api import DeskAPI
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ _CONCAT_ROWS = 1 << 16  # ... as long as that copies at most this many rows
 class DeskFlightServer(flight.FlightServerBase):
     """Serves one desk (see the module docstring)."""
 
-    def __init__(self, desk: Any, location: str, **kwargs: Any) -> None:
+    def __init__(self, desk: DeskAPI, location: str, **kwargs: Any) -> None:
         super().__init__(location, **kwargs)
         self.desk = desk
         # history reads and SQL queries take turns: however many clients ask at once, at
@@ -158,10 +159,10 @@ class DeskFlightServer(flight.FlightServerBase):
                 yield batch
 
     def _live(self, req: StreamRequest, peer: str) -> Iterator[pa.RecordBatch]:
-        bus = self.desk.bus
-        sub = bus.subscribe(req.stream, params={"peer": peer, "symbols": list(req.symbols)})
-        if req.stream == "book" and self.desk.core is not None:
-            self.desk.core.book_rows.request_snapshots()
+        sub = self.desk.subscribe(req.stream,
+                                  params={"peer": peer, "symbols": list(req.symbols)})
+        if req.stream == "book":
+            self.desk.request_book_snapshots()
         stop = self.desk.stop_event
         try:
             while not stop.is_set():
@@ -175,7 +176,7 @@ class DeskFlightServer(flight.FlightServerBase):
                     if batch.num_rows:
                         yield self._project(req, batch)
         finally:
-            bus.unsubscribe(sub)
+            self.desk.unsubscribe(sub)
 
     @staticmethod
     def _filter(req: StreamRequest, batch: Any) -> Any:

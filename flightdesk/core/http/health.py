@@ -16,19 +16,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from flightdesk.core.runtime.api import DeskAPI
+
 logger = logging.getLogger(__name__)
-
-
-def readiness(desk: Any) -> dict[str, Any]:
-    """``{"ready": bool, "feeds": {...}, "books": {...}}`` (run on the engine thread)."""
-    core = desk.core
-    if core is None or not desk.ready_event.is_set():
-        return {"ready": False, "reason": "starting"}
-    feeds = {name: bool(v.feed is None or v.feed.connected) for name, v in core.venues.items()}
-    books = {f"{name}:{sym}": core.book(name, sym) is not None
-             for name, v in core.venues.items() for sym in v.symbols}
-    return {"ready": all(feeds.values()) and all(books.values()), "feeds": feeds,
-            "books": books}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -51,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _ready(self) -> None:
         desk = self.server.desk
         try:
-            body = desk.call(lambda: readiness(desk), timeout=2.0)
+            body = desk.readiness()
         except Exception as exc:  # noqa: BLE001 - a busy or stopping desk is not ready
             body = {"ready": False, "reason": f"{type(exc).__name__}: {exc}"}
         self._send(200 if body["ready"] else 503, body)
@@ -84,7 +74,7 @@ class HealthServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, desk: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, desk: DeskAPI, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
         self.desk = desk
         self._thread: threading.Thread | None = None

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from flightdesk.core import schemas
 from flightdesk.core.market.book import L2Book
-from flightdesk.core.market.events import BookMsg, TradeMsg
+from flightdesk.core.market.events import BookMsg, TickerMsg, TradeMsg
 
 _ONE_ROW: dict[str, pa.Array] = {}
 
@@ -35,17 +35,23 @@ def strings(values: list[str]) -> pa.Array:
 class QuoteBuffer:
     """Top of book + depth per book message; features computed per batch."""
 
-    def __init__(self, depth_levels: int = 5) -> None:
+    def __init__(self, depth_levels: int = 5, update_ids: bool = False) -> None:
         self.depth = depth_levels
         self.rows: list[tuple[Any, ...]] = []
         self.seq = 0
         self.schema = schemas.schema("quotes")
+        #: also a column ``update_id``: the book's last venue update id after each message
+        #: (-1 where the venue has none), for comparing books message by message
+        self.update_ids = update_ids
+        self._ids: list[int] = []
 
     def add(self, msg: BookMsg, book: L2Book) -> None:
         bp, bq, ap, aq = book.top()
         db, da = book.depth_qty(self.depth)
         self.rows.append((msg.ts_event, msg.ts_recv, msg.venue, msg.symbol, bp, bq, ap, aq,
                           db, da))
+        if self.update_ids:
+            self._ids.append(book.last_id)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -75,7 +81,11 @@ class QuoteBuffer:
         arrays = [ia.slice(0, n), ia.slice(n, n), ia.slice(2 * n, n),
                   strings([r[2] for r in rows]), strings([r[3] for r in rows])]
         arrays += [fa.slice(k * n, n) for k in range(9)]
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        if self.update_ids:
+            ids, self._ids = self._ids, []
+            batch = batch.append_column("update_id", pa.array(ids, pa.int64()))
+        return batch
 
 
 class TradeBuffer:
@@ -125,3 +135,34 @@ class RowBuffer:
         """The buffered rows (the store thread turns them into a batch)."""
         rows, self.rows = self.rows, []
         return rows
+
+
+#: the ``tickers`` rows ``flightdesk normalize`` writes: the venue's own best bid/offer
+TICKERS_SCHEMA = pa.schema([
+    ("ts_event", pa.int64()), ("ts_recv", pa.int64()), ("venue", pa.string()),
+    ("symbol", pa.string()), ("bid_px", pa.float64()), ("bid_qty", pa.float64()),
+    ("ask_px", pa.float64()), ("ask_qty", pa.float64()), ("update_id", pa.int64())])
+
+
+def _num(value: str) -> float:
+    return float(value) if value else float("nan")
+
+
+class TickerBuffer:
+    """A venue's own best bid/offer messages, as ``tickers`` rows."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, t: TickerMsg) -> None:
+        self.rows.append((t.ts_event, t.ts_recv, t.venue, t.symbol, _num(t.bid_px),
+                          _num(t.bid_qty), _num(t.ask_px), _num(t.ask_qty), t.update_id))
+
+    def take(self) -> pa.RecordBatch | None:
+        if not self.rows:
+            return None
+        cols = list(zip(*self.rows, strict=True))
+        self.rows = []
+        return pa.RecordBatch.from_arrays(
+            [pa.array(c, f.type) for c, f in zip(cols, TICKERS_SCHEMA, strict=True)],
+            schema=TICKERS_SCHEMA)

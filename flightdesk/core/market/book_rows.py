@@ -6,6 +6,10 @@ asked (:meth:`BookRows.request_snapshots`) and then every ``snapshot_s`` seconds
 its whole book instead (``is_snapshot`` true): a client replaces that instrument's book
 with a run of snapshot rows and applies delta rows on top. The engine only feeds this
 buffer while the ``book`` stream has subscribers, so the hot path pays nothing otherwise.
+
+With ``every_message`` (``flightdesk normalize``) the rows are each message as the venue
+sent it instead: a snapshot message's levels as ``is_snapshot`` rows, a delta's levels as
+delta rows, so the book can be rebuilt message by message from the dataset.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ class BookRows:
     """Buffered ``book`` rows; ``take()`` makes one RecordBatch with contiguous ``seq``."""
 
     def __init__(self, snapshot_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 every_message: bool = False) -> None:
         self.snapshot_s = snapshot_s
+        self.every_message = every_message
         self.clock = clock
         self.schema = schemas.schema("book")
         self.rows: list[tuple[Any, ...]] = []
@@ -41,6 +47,9 @@ class BookRows:
         self._reset = True
 
     def add(self, msg: BookMsg, book: L2Book) -> None:
+        if self.every_message:
+            self._message(msg)
+            return
         if self._reset:
             self._reset = False
             self._last_snapshot.clear()
@@ -57,6 +66,13 @@ class BookRows:
             rows.append((*head, "bid", float(lv[0]), float(lv[1]), False))
         for lv in msg.asks:
             rows.append((*head, "ask", float(lv[0]), float(lv[1]), False))
+
+    def _message(self, msg: BookMsg) -> None:
+        head = (msg.ts_event, msg.ts_recv, msg.venue, msg.symbol)
+        snap = msg.snapshot
+        rows = self.rows
+        rows.extend((*head, "bid", float(lv[0]), float(lv[1]), snap) for lv in msg.bids)
+        rows.extend((*head, "ask", float(lv[0]), float(lv[1]), snap) for lv in msg.asks)
 
     def _snapshot(self, msg: BookMsg, book: L2Book) -> None:
         self.snapshots += 1

@@ -39,6 +39,11 @@ class BookKeeper:
             book = self.books[key] = L2Book()
         return book
 
+    def synced(self, venue: str, symbol: str) -> L2Book | None:
+        """The book of ``symbol`` if it has both sides (what trading may look at)."""
+        book = self.books.get((venue, symbol))
+        return book if book is not None and book.bids and book.asks else None
+
     def apply(self, msg: BookMsg) -> L2Book | None:
         """Apply ``msg``; return the book, or None when it failed and was discarded."""
         book = self.book(msg.venue, msg.symbol)

@@ -55,6 +55,11 @@ class VenueProtocol(ABC):
         """Forget ``symbol``'s sequencing state; return what must happen to rebuild it."""
         return []
 
+    def reset_connection(self) -> None:
+        """The feed reconnected: forget per-connection state (venues whose sequence numbers
+        count per connection, like Coinbase's, override this; the default keeps all)."""
+        return None
+
     # -- stats bookkeeping shared by the parsers --------------------------------------------
     def _fail(self, why: str, frame: object) -> ParseError:
         """Count a bad frame and return the ParseError that says what was wrong."""

@@ -14,15 +14,29 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flightdesk.core import schemas
+from flightdesk.core.market.events import MarketEvent
+from flightdesk.core.runtime.compose import Runtime
 from flightdesk.core.runtime.config import load_config
-from flightdesk.core.storage.captures import merge_captures
-from flightdesk.core.storage.replay import ReplayClock, Replayer, quote_batches
+from flightdesk.core.storage.captures import CaptureRecord, merge_captures
+from flightdesk.core.storage.replay import (
+    CaptureDriver,
+    ReplayClock,
+    has_book,
+    normalized_steps,
+    quote_batches,
+    replay_normalized,
+    replay_quotes,
+)
+
+if TYPE_CHECKING:
+    from flightdesk.core.runtime.desk import Desk
 
 SECONDS_PER_YEAR = 365 * 86_400
 
@@ -50,11 +64,49 @@ def is_normalized(path: Path) -> bool:
     return path.is_dir() and ((path / "quotes").exists() or any(path.glob("**/*.parquet")))
 
 
+class Replayer:
+    """A desk's runtime on a :class:`ReplayClock`, fed by one of the replays of
+    :mod:`flightdesk.core.storage.replay`: ``start()``, ``run*()``, ``finish()``."""
+
+    def __init__(self, desk: Desk, clock: ReplayClock, venue: str | None = None) -> None:
+        self.desk = desk
+        self.rt: Runtime = desk.rt
+        self.clock = clock
+        self.driver = CaptureDriver(self.rt.engine, self.rt.registry.venues, clock, venue)
+
+    def start(self) -> Replayer:
+        self.rt.store.start()
+        self.desk.start_strategies()
+        return self
+
+    def run(self, records: Iterable[CaptureRecord]) -> int:
+        """Raw capture records; the number of frames and snapshots fed."""
+        return self.driver.run(records)
+
+    def run_normalized(self, steps: Iterable[tuple[int, list[MarketEvent]]]) -> int:
+        return replay_normalized(self.rt.engine, self.clock, steps)
+
+    def run_quotes(self, batches: Iterable[pa.RecordBatch]) -> int:
+        return replay_quotes(self.rt.engine, self.clock, batches)
+
+    def finish(self) -> None:
+        core = self.rt.engine
+        core.flush()
+        for slot in core.slots:
+            slot.strategy.on_stop()
+        self.rt.store.flush(timeout=60)
+        self.rt.store.close(timeout=60)
+
+
 def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
                  config: str | Path | None = None, params: Mapping[str, Any] | None = None,
                  venue: str | None = None, batch_frames: int = 64,
                  progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
-    """Run one backtest; write the outputs into ``out``; return the summary."""
+    """Run one backtest; write the outputs into ``out``; return the summary.
+
+    ``batch_frames`` is the replay's flush policy: the strategies run every that many data
+    steps (captured frames that carried market data), whether the input is a raw capture
+    or the normalized Parquet of one, so both give the same fills."""
     from flightdesk.core.runtime.desk import Desk
 
     out = Path(out)
@@ -63,14 +115,18 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
         (out / name).unlink(missing_ok=True)
     cfg = _config(config, strategy, params or {}, out)
     clock = ReplayClock()
-    desk = Desk(cfg, clock=clock, run_id="bt")
+    desk = Desk(cfg, clock=clock, run_id="bt", replay_steps=batch_frames)
+    rt = desk.rt
     curve = Curve()
-    replay = Replayer(desk, clock, batch_frames=batch_frames, venue=venue,
-                      on_flush=lambda ts: _sample(desk, curve, ts)).start()
+    rt.engine.flush_listeners.append(lambda: _sample(rt, curve, clock.now))
+    replay = Replayer(desk, clock, venue=venue).start()
     paths = [Path(p) for p in inputs]
     t0 = time.perf_counter()
     try:
-        if all(is_normalized(p) for p in paths):
+        if all(is_normalized(p) for p in paths) and has_book(paths):
+            steps = list(normalized_steps(paths))
+            records = replay.run_normalized(_progress(steps, progress, t0, total=len(steps)))
+        elif all(is_normalized(p) for p in paths):
             records = replay.run_quotes(_progress(quote_batches(paths), progress, t0, rows=True))
         else:
             recs = list(merge_captures(paths))
@@ -78,11 +134,10 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
     finally:
         replay.finish()
     wall = time.perf_counter() - t0
-    tables = {t: desk.store.read(t)
-              for t in ("orders", "fills", "positions")}
+    tables = {t: rt.store.read(t) for t in ("orders", "fills", "positions")}
     for name, table in tables.items():
-        pq.write_table(_conform(name, table), out / f"{name}.parquet")
-    summary = summarize(desk, curve, tables, records, wall, strategy)
+        pq.write_table(schemas.conform(name, table), out / f"{name}.parquet")
+    summary = summarize(rt, curve, tables, records, wall, strategy)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     from flightdesk.core.runtime.report import write_report
 
@@ -122,27 +177,21 @@ def _progress(items: Iterable[Any], report: Callable[[int, int, float], None] | 
     report(done, total, time.perf_counter() - t0)
 
 
-def _sample(desk: Any, curve: Curve, ts: int) -> None:
-    portfolio = desk.portfolio
+def _sample(rt: Runtime, curve: Curve, ts: int) -> None:
+    portfolio = rt.portfolio
     totals = portfolio.totals()
     pos = next(iter(portfolio.positions.values()), None)
     mid = pos.mark if pos is not None else math.nan
-    if pos is None and desk.core is not None and desk.core.books.books:
-        bp, _, ap, _ = next(iter(desk.core.books.books.values())).top()
+    if pos is None and rt.engine.books.books:
+        bp, _, ap, _ = next(iter(rt.engine.books.books.values())).top()
         mid = (bp + ap) / 2
     curve.sample(ts, totals["pnl"], pos.qty if pos else 0.0, mid)
 
 
-def _conform(name: str, table: pa.Table) -> pa.Table:
-    from flightdesk.core import schemas
-
-    return schemas.conform(name, table)
-
-
-def summarize(desk: Any, curve: Curve, tables: dict[str, pa.Table], records: int,
+def summarize(rt: Runtime, curve: Curve, tables: dict[str, pa.Table], records: int,
               wall: float, strategy: str) -> dict[str, Any]:
     """PnL, Sharpe, drawdown, trades, fill ratio, fees, markouts and speed of a run."""
-    totals = desk.portfolio.totals()
+    totals = rt.portfolio.totals()
     equity = np.asarray(curve.equity, dtype=np.float64)
     drawdown = float(np.max(np.maximum.accumulate(equity) - equity)) if equity.size else 0.0
     orders = tables["orders"]
@@ -158,13 +207,13 @@ def summarize(desk: Any, curve: Curve, tables: dict[str, pa.Table], records: int
         "orders": statuses.count("new"), "rejected": statuses.count("rejected"),
         "trades": tables["fills"].num_rows,
         "fill_ratio": filled / accepted if accepted else 0.0,
-        "markouts": _markouts(desk),
-        "positions": {f"{p.venue}:{p.symbol}": p.qty for p in desk.portfolio.positions.values()},
+        "markouts": rt.trader.markout_summary(),
+        "positions": {f"{p.venue}:{p.symbol}": p.qty for p in rt.portfolio.positions.values()},
         "events": records, "wall_s": round(wall, 3),
         "events_per_s": round(records / wall, 1) if wall > 0 else 0.0,
         "data_span_s": round(span, 3),
-        "engine": dict(desk.core.counters) if desk.core is not None else {},
-        "risk_rejections": {k: v for k, v in desk.trader.counters.items()
+        "engine": dict(rt.engine.counters),
+        "risk_rejections": {k: v for k, v in rt.trader.counters.items()
                             if k.startswith("rejected_")},
     }
 
@@ -182,11 +231,3 @@ def sharpe(curve: Curve) -> float:
     changes = np.diff(sampled)
     sd = float(changes.std())
     return float(changes.mean() / sd * math.sqrt(SECONDS_PER_YEAR)) if sd > 0 else 0.0
-
-
-def _markouts(desk: Any) -> dict[str, Any]:
-    for owner in (desk.trader, desk.broker):
-        fn = getattr(owner, "markout_summary", None)
-        if callable(fn):
-            return dict(fn())
-    return {}

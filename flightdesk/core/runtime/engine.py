@@ -1,8 +1,23 @@
-"""The engine core: frames -> events -> books -> batches -> strategies -> trading path.
+"""The engine core: events -> books -> batches -> strategies -> trading path.
 
-Single-threaded and deterministic: ``on_frame``/``on_snapshot`` are called in order on one
-thread (the desk's event loop, or a replay loop), and ``flush`` turns what was buffered into
-batches for the bus and the strategies. Bad input is counted and skipped, never raised.
+One object drives every way data enters the desk — a live feed (``Desk``), a backtest
+replay of captures or normalized data, ``flightdesk normalize``, ``do_put`` and remote
+strategies over ``do_exchange``: callers hand it frames (:meth:`EngineCore.on_frame`,
+:meth:`on_snapshot`) or typed events (:meth:`feed`), and it decides when to :meth:`flush`
+(the :class:`FlushPolicy`), turning what was buffered into batches for the sink (the bus,
+or Parquet files), the strategy slots and the trading path.
+
+Single-threaded and deterministic: calls come in order on one thread. Bad input is counted
+and skipped, never raised.
+
+Flush policy. Live, the caller flushes once the feed has nothing more buffered, or when
+:meth:`frame_done` says ``max_frames`` frames went by without a pause: one row per batch
+when quiet, thousands when busy. A replay flushes every ``replay_steps`` *data steps*: a
+step is a run of market output (applied book messages, trades, resyncs) with one receive
+time, i.e. one captured frame. Steps are defined by the data alone — not by frames that
+carried nothing, nor by how the data is stored — so replaying a raw capture and replaying
+the ``book``/``trades`` Parquet that ``normalize`` made of it cut the same batches, run
+the strategies on the same books and give the same orders and fills.
 """
 
 from __future__ import annotations
@@ -10,16 +25,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from flightdesk.core import schemas
-from flightdesk.core.errors import ParseError
+from flightdesk.core.errors import ParseError, TicketError
 from flightdesk.core.market.bars import BarBuilder, Ticker24h
-from flightdesk.core.market.batcher import QuoteBuffer, TradeBuffer
+from flightdesk.core.market.batcher import QuoteBuffer, TickerBuffer, TradeBuffer
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.book_rows import BookRows
 from flightdesk.core.market.events import (
@@ -35,82 +50,96 @@ from flightdesk.core.market.events import (
     TradeMsg,
 )
 from flightdesk.core.market.keeper import BookKeeper
-from flightdesk.core.market.venue import Venue
+from flightdesk.core.market.venue import ExternalProtocol, Venue
 from flightdesk.core.runtime import telemetry
-from flightdesk.core.runtime.bus import Bus
-from flightdesk.core.runtime.isolation import reason_of, run_on_batch
-from flightdesk.core.storage.store import Store
+from flightdesk.core.runtime.slots import Slots, StrategySlot
 from flightdesk.core.trading.trader import Trader
-from flightdesk.sdk.strategy import Strategy
 
 logger = logging.getLogger(__name__)
 _QUOTES = {"stream": "quotes"}  # metric attributes, built once
 _TRADES = {"stream": "trades"}
+DEFAULT_BARS = ("1s", "1m", "1h", "1d")
 
 
-class StrategySlot:
-    """A strategy instance with its routing filter, switches and counters."""
+class MarketSink(Protocol):
+    """Where the engine's batches go: the bus live, Parquet files in ``normalize``."""
 
-    def __init__(self, strategy: Strategy) -> None:
-        self.strategy = strategy
-        cfg = strategy.config
-        self.venue = str(cfg.get("venue") or "")
-        self.symbols = [str(s) for s in cfg.get("symbols") or []]
-        self.enabled = bool(cfg.get("enabled", True))
-        self.quarantined = ""
-        self.metric_attrs = {"strategy": strategy.name}
-        self.wants_fills = type(strategy).on_fills is not Strategy.on_fills
-        self.batches = 0
-        self.signals = 0
-        self.errors = 0
+    def publish(self, stream: str, batch: pa.RecordBatch) -> None: ...
 
-    @property
-    def name(self) -> str:
-        return self.strategy.name
+    def has_subscribers(self, stream: str) -> bool: ...
 
-    def select(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        mask = None
-        if self.venue:
-            mask = pc.equal(batch.column("venue"), self.venue)
-        if self.symbols:
-            m = pc.is_in(batch.column("symbol"), pa.array(self.symbols))
-            mask = m if mask is None else pc.and_(mask, m)
-        return batch if mask is None else batch.filter(mask)
 
-    def stats(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.strategy.config.get("type", ""),
-                "enabled": self.enabled, "quarantined": self.quarantined,
-                "batches": self.batches, "signals": self.signals, "errors": self.errors}
+class RowStore(Protocol):
+    """The store: trading rows are committed, then published (``on_commit``)."""
+
+    def submit(self, table: str, data: pa.RecordBatch | list[dict[str, Any]],
+               on_commit: Callable[[pa.RecordBatch], None] | None = None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPolicy:
+    """When the engine flushes (see the module docstring)."""
+
+    #: live: flush after this many frames even when more are waiting
+    max_frames: int = 4096
+    #: replay: flush every this many data steps (0: the caller flushes)
+    replay_steps: int = 0
 
 
 class EngineCore:
     """See the module docstring."""
 
-    def __init__(self, venues: dict[str, Venue], trader: Trader, bus: Bus,
-                 store: Store | None, depth_levels: int = 5) -> None:
-        self.venues = venues
-        self.books = BookKeeper({n: v.protocol for n, v in venues.items()})
+    def __init__(self, books: BookKeeper, sink: MarketSink, trader: Trader | None = None,
+                 store: RowStore | None = None, *, depth_levels: int = 5,
+                 policy: FlushPolicy | None = None, record: bool = False,
+                 bar_intervals: Iterable[str] = DEFAULT_BARS,
+                 book_snapshot_s: float = 5.0) -> None:
+        self.books = books
+        self.sink = sink
         self.trader = trader
-        self.bus = bus
         self.store = store
-        self.quotes = QuoteBuffer(depth_levels)
+        self.policy = policy or FlushPolicy()
+        #: normalize: a ``book`` row per applied message, ``update_id`` on quotes,
+        #: ``tickers`` and ``events`` as streams
+        self.record = record
+        self.venues: dict[str, Venue] = {}
+        self.quotes = QuoteBuffer(depth_levels, update_ids=record)
         self.trades = TradeBuffer()
-        self.bars = BarBuilder()  # OHLCV from trades, published on the `bars` stream
+        self.bars = BarBuilder(bar_intervals)  # OHLCV from trades, the `bars` stream
         self.ticker24 = Ticker24h()
-        self.book_rows = BookRows()  # the live `book` stream, fed only while subscribed
-        self.slots: list[StrategySlot] = []
+        self.book_rows = BookRows(book_snapshot_s, every_message=record)
+        self.ticker_rows = TickerBuffer()
+        self.slots = Slots(self._on_signals, self._on_quarantine)
         self.counters: Counter[str] = Counter()
         self.last_ts_recv = 0
         self.tickers: dict[tuple[str, str], TickerMsg] = {}
+        #: snapshot requests of venues without a feed (replays answer them from captures)
+        self.wanted_snapshots: dict[str, list[str]] = {}
+        self.flush_listeners: list[Callable[[], None]] = []
+        self._event_rows: list[dict[str, Any]] = []
+        self._event_seq = 0
         self._last_log = 0.0
+        self._unflushed = 0
+        self._steps = 0
+        self._step_ts = -1
         self._handlers: dict[type, Callable[[Any], None]] = {
             BookMsg: self._on_book, TradeMsg: self._on_trade, TickerMsg: self._on_ticker,
             Resync: self._on_resync, SnapshotRequest: self._on_snapshot_request,
             Outbound: self._on_outbound, Status: self._on_status, BarMsg: self._on_bar,
         }
-        self.books.listeners.append(self._resync_event)
+        books.listeners.append(self._resync_event)
 
-    # -- input ----------------------------------------------------------------------
+    # -- venues -----------------------------------------------------------------------
+    def add_venue(self, venue: Venue) -> None:
+        """Carry one more venue (replays meet venues as the capture reveals them)."""
+        self.venues[venue.name] = venue
+        self.books.protocols[venue.name] = venue.protocol
+
+    def book(self, venue: str, symbol: str) -> L2Book | None:
+        """``venue``'s book of ``symbol`` if it has both sides, else None."""
+        return self.books.synced(venue, symbol)
+
+    # -- input ------------------------------------------------------------------------
     def on_frame(self, venue: str, frame: str | bytes, ts_recv: int) -> None:
         self.counters["frames"] += 1
         self.last_ts_recv = ts_recv
@@ -119,16 +148,17 @@ class EngineCore:
         except ParseError as exc:
             self._bad_frame(venue, exc)
             return
-        self.dispatch(events)
+        self.feed(events)
 
     def on_snapshot(self, venue: str, symbol: str, body: str | bytes, ts_recv: int) -> None:
         self.counters["snapshots"] += 1
+        self.last_ts_recv = ts_recv
         try:
             events = self.venues[venue].protocol.parse_snapshot(symbol, body, ts_recv)
         except ParseError as exc:
             self._bad_frame(venue, exc)
             return
-        self.dispatch(events)
+        self.feed(events)
 
     def on_reconnect(self, venue: str) -> None:
         """``venue``'s feed reconnected: frames were lost, so rebuild every book it carries.
@@ -138,21 +168,33 @@ class EngineCore:
         """
         self.counters["reconnects"] += 1
         v = self.venues[venue]
-        reset = getattr(v.protocol, "reset_connection", None)
-        if reset is not None:  # venues whose sequence numbers are per connection
-            reset()
+        v.protocol.reset_connection()  # venues whose sequence numbers are per connection
         symbols = set(v.symbols) | {s for n, s in self.books.books if n == venue}
         for symbol in sorted(symbols):
             self.books.resync(Resync(venue, symbol, self.last_ts_recv, ResyncReason.RECONNECT,
                                      "feed reconnected"))
-        self.dispatch([ev for ev in self.books.take_followups() if type(ev) is not Outbound])
+        self.feed([ev for ev in self.books.take_followups() if type(ev) is not Outbound])
 
-    def dispatch(self, events: list[MarketEvent]) -> None:
+    def feed(self, events: list[MarketEvent]) -> None:
+        """Apply typed events in order (and whatever the books ask for in return)."""
         handlers = self._handlers
         for ev in events:
             handlers[type(ev)](ev)
         if self.books.followups:
-            self.dispatch(self.books.take_followups())
+            self.feed(self.books.take_followups())
+
+    def frame_done(self) -> bool:
+        """Count one live frame; True when the policy says flush now, not when idle."""
+        self._unflushed += 1
+        return self._unflushed >= self.policy.max_frames
+
+    def _step(self, ts_recv: int) -> None:
+        """A replay's data step (see the module docstring)."""
+        if ts_recv != self._step_ts:
+            if self._steps >= self.policy.replay_steps:
+                self.flush()
+            self._steps += 1
+            self._step_ts = ts_recv
 
     def _bad_frame(self, venue: str, exc: ParseError) -> None:
         self.counters["parse_errors"] += 1
@@ -162,20 +204,27 @@ class EngineCore:
             logger.warning("%s: skipped a frame: %s (%d so far)", venue, exc,
                            self.counters["parse_errors"])
 
+    # -- events -----------------------------------------------------------------------
     def _on_book(self, msg: BookMsg) -> None:
+        if self.policy.replay_steps:
+            self._step(msg.ts_recv)
         book = self.books.apply(msg)
         if book is not None:
             self.quotes.add(msg, book)
-            if self.bus.has_subscribers("book"):
+            if self.record or self.sink.has_subscribers("book"):
                 self.book_rows.add(msg, book)
-            self.trader.on_book(msg.venue, msg.symbol, book)  # staleness, resting orders
+            if self.trader is not None:
+                self.trader.on_book(msg.venue, msg.symbol, book)  # staleness, resting orders
 
     def _on_trade(self, trade: TradeMsg) -> None:
+        if self.policy.replay_steps:
+            self._step(trade.ts_recv)
         self.trades.add(trade)
         self.bars.add(trade)
         self.ticker24.add(trade)
-        if self.trader.broker.by_key:  # only when some order is open
-            self.trader.on_trade(trade)
+        trader = self.trader
+        if trader is not None and trader.broker.by_key:  # only when some order is open
+            trader.on_trade(trade)
 
     def _on_bar(self, b: BarMsg) -> None:
         """A bar the venue computed: published as is (trades' bars come from ``bars``)."""
@@ -184,39 +233,86 @@ class EngineCore:
 
     def _on_ticker(self, t: TickerMsg) -> None:
         self.tickers[(t.venue, t.symbol)] = t
+        if self.record:
+            self.ticker_rows.add(t)
 
     def _on_resync(self, ev: Resync) -> None:
+        if self.policy.replay_steps:
+            self._step(ev.ts_recv)
         self.books.resync(ev)
 
     def _resync_event(self, ev: Resync) -> None:
-        self.trader.event("resync", ev.venue, ev.symbol, f"{ev.reason.value}: {ev.detail}")
+        self.event("resync", ev.venue, ev.symbol, f"{ev.reason.value}: {ev.detail}",
+                   ev.ts_recv)
 
     def _on_snapshot_request(self, ev: SnapshotRequest) -> None:
         self.counters["snapshot_requests"] += 1
-        feed = self.venues[ev.venue].feed
+        venue = self.venues.get(ev.venue)
+        feed = venue.feed if venue is not None else None
         if feed is not None:
             feed.request_snapshot(ev.symbol)
+            return
+        wanted = self.wanted_snapshots.setdefault(ev.venue, [])
+        if ev.symbol not in wanted:
+            wanted.append(ev.symbol)
 
     def _on_outbound(self, ev: Outbound) -> None:
-        feed = self.venues[ev.venue].feed
-        if feed is not None:
-            feed.send(ev.frame)
+        venue = self.venues.get(ev.venue)
+        if venue is None or venue.feed is None:
+            self.counters["outbound_unanswered"] += 1  # a replay cannot resubscribe
+        else:
+            venue.feed.send(ev.frame)
 
     def _on_status(self, ev: Status) -> None:
         self.counters[f"status_{ev.kind}"] += 1
 
-    def add_venue(self, venue: Venue) -> None:
-        """Carry one more venue (replays meet venues as the capture reveals them)."""
-        self.venues[venue.name] = venue
-        self.books.protocols[venue.name] = venue.protocol
+    def event(self, kind: str, venue: str, symbol: str, detail: str, ts: int = 0) -> None:
+        """An ``events`` row: through the trading path's rows, or (normalize) a stream."""
+        if self.trader is not None:
+            self.trader.event(kind, venue, symbol, detail)
+            return
+        self._event_seq += 1
+        self._event_rows.append({"ts": ts or self.last_ts_recv, "kind": kind, "venue": venue,
+                                 "symbol": symbol, "detail": detail, "seq": self._event_seq})
 
-    def book(self, venue: str, symbol: str) -> L2Book | None:
-        book = self.books.books.get((venue, symbol))
-        return book if book is not None and book.bids and book.asks else None
+    # -- strategies -------------------------------------------------------------------
+    def _on_signals(self, strategy: str, signals: pa.RecordBatch) -> None:
+        if self.trader is None:
+            self.counters["signals_without_trader"] += signals.num_rows
+            return
+        self.trader.on_signals(strategy, signals, self.last_ts_recv)
 
-    # -- output ---------------------------------------------------------------------
+    def _on_quarantine(self, slot: StrategySlot, reason: str) -> None:
+        self.counters["quarantines"] += 1
+        self.counters[f"quarantines_{reason}"] += 1
+        self.event("quarantine", "", "", f"strategy {slot.name}: {slot.quarantined}")
+
+    def submit_signals(self, slot: StrategySlot, batch: pa.RecordBatch) -> str:
+        """Signals from outside the engine (a remote strategy), then a flush; '' or why
+        the batch was refused."""
+        try:
+            return self.slots.submit(slot, batch)
+        finally:
+            self.flush()
+
+    def ingest(self, events: list[MarketEvent], ts_recv: int) -> None:
+        """External normalized data (Flight ``do_put``), then a flush. Its venues keep
+        books only; a venue that is a live feed on this desk is refused."""
+        for venue in {ev.venue for ev in events}:
+            if venue in self.venues:
+                raise TicketError(f"venue {venue!r} is a live feed on this desk; put "
+                                  "external data under another venue name")
+            if venue not in self.books.protocols:
+                self.books.protocols[venue] = ExternalProtocol(venue)
+        self.last_ts_recv = ts_recv
+        self.feed(events)
+        self.flush()
+
+    # -- output -----------------------------------------------------------------------
     def flush(self) -> None:
         """Publish buffered market data, run the strategies, and store trading rows."""
+        self._unflushed = 0
+        self._steps = 0
         t0 = time.perf_counter()
         quotes = self.quotes.take()
         if quotes is not None:  # quotes first: they are what strategies trade on
@@ -225,83 +321,59 @@ class EngineCore:
             self.on_quotes(quotes)
         trades = self.trades.take()
         if trades is not None:
-            self.bus.publish("trades", trades)
+            self.sink.publish("trades", trades)
             telemetry.market_updates.add(trades.num_rows, _TRADES)
             self._run_strategies(trades, "trades")
-        bars = self.bars.take()
-        if bars is not None:
-            self.bus.publish("bars", bars)
-        book_rows = self.book_rows.take()
-        if book_rows is not None:
-            self.bus.publish("book", book_rows)
+        for stream, buffer in (("bars", self.bars), ("book", self.book_rows),
+                               ("tickers", self.ticker_rows)):
+            batch = buffer.take()
+            if batch is not None:
+                self.sink.publish(stream, batch)
         self._emit_rows()
+        for listener in self.flush_listeners:
+            listener()
 
     def on_quotes(self, quotes: pa.RecordBatch) -> None:
         """Run the strategies on a quotes batch, then publish it (also used by replays of
-        normalized data, which arrive as quotes batches rather than frames).
+        quotes-only data, which arrive as quotes batches rather than book messages).
 
         Trading first: waking many Flight subscribers hands the GIL to their threads, and
         that must not sit between a quote and the order it causes."""
         self._mark()
-        self._run_strategies(quotes)
-        self.bus.publish("quotes", quotes)
+        self._run_strategies(quotes, "quotes")
+        self.sink.publish("quotes", quotes)
 
     def _mark(self) -> None:
-        for (venue, symbol), pos in self.trader.portfolio.positions.items():
+        trader = self.trader
+        if trader is None:
+            return
+        for (venue, symbol), pos in trader.portfolio.positions.items():
             book = self.book(venue, symbol)
             if book is not None:
                 bp, _, ap, _ = book.top()
                 pos.mark = (bp + ap) * 0.5
-        self.trader.on_marked()  # latency events, markouts, loss limits
+        trader.on_marked()  # latency events, markouts, loss limits
 
-    def _run_strategies(self, quotes: pa.RecordBatch, stream: str = "quotes") -> None:
-        for slot in self.slots:
-            if not slot.enabled or slot.quarantined or stream not in slot.strategy.streams:
-                continue
-            batch = slot.select(quotes)
-            if batch.num_rows == 0:
-                continue
-            slot.batches += 1
-            try:
-                signals = run_on_batch(slot.strategy, batch)  # timed, schema-checked
-                if signals is not None:
-                    slot.signals += signals.num_rows
-                    telemetry.signals_generated.add(signals.num_rows, slot.metric_attrs)
-                    self.trader.on_signals(slot.name, signals, self.last_ts_recv)
-            except Exception as exc:
-                self.quarantine(slot, exc)
-        fills = self.trader.take_fills()
-        if fills:
-            self._deliver_fills(fills)
-
-    def _deliver_fills(self, fills: list[Any]) -> None:
-        by_strategy: dict[str, list[dict[str, Any]]] = {}
-        for f in fills:
-            by_strategy.setdefault(f.strategy, []).append(f.row())
-        for slot in self.slots:
-            rows = by_strategy.get(slot.name)
-            if rows and not slot.quarantined and slot.wants_fills:
-                try:
-                    slot.strategy.on_fills(pa.RecordBatch.from_pylist(
-                        rows, schema=schemas.schema("fills")))
-                except Exception as exc:
-                    self.quarantine(slot, exc)
-
-    def quarantine(self, slot: StrategySlot, exc: Exception) -> None:
-        slot.errors += 1
-        slot.quarantined = f"{type(exc).__name__}: {exc}"
-        self.counters["quarantines"] += 1
-        self.counters[f"quarantines_{reason_of(exc).value}"] += 1
-        logger.error("strategy %s quarantined: %s", slot.name, slot.quarantined)
-        self.trader.event("quarantine", "", "", f"strategy {slot.name}: {slot.quarantined}")
+    def _run_strategies(self, batch: pa.RecordBatch, stream: str) -> None:
+        self.slots.run(batch, stream)
+        if self.trader is not None:
+            fills = self.trader.take_fills()
+            if fills:
+                self.slots.deliver_fills(fills)
 
     def _emit_rows(self) -> None:
+        if self._event_rows:
+            rows, self._event_rows = self._event_rows, []
+            self.sink.publish("events", pa.RecordBatch.from_pylist(
+                rows, schema=schemas.schema("events")))
+        if self.trader is None:
+            return
         for stream, rows in self.trader.take_rows().items():
             if self.store is None:
-                self.bus.publish(stream, pa.RecordBatch.from_pylist(rows,
-                                                                    schema=schemas.schema(stream)))
+                self.sink.publish(stream, pa.RecordBatch.from_pylist(
+                    rows, schema=schemas.schema(stream)))
             else:
                 self.store.submit(stream, rows, self._publisher(stream))
 
     def _publisher(self, stream: str) -> Callable[[pa.RecordBatch], None]:
-        return lambda batch: self.bus.publish(stream, batch)
+        return lambda batch: self.sink.publish(stream, batch)

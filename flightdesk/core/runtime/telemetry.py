@@ -19,9 +19,12 @@ import json
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import metrics, trace
+
+if TYPE_CHECKING:
+    from flightdesk.core.runtime.api import DeskAPI
 
 #: 1 µs ... 1 s, for tick-to-trade and feature calculation
 LATENCY_BUCKETS_S = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
@@ -45,7 +48,7 @@ feature_calculation = meter.create_histogram(
     description="time to build one quotes batch with its features",
     explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S)
 
-_desks: weakref.WeakSet[Any] = weakref.WeakSet()
+_desks: weakref.WeakSet[DeskAPI] = weakref.WeakSet()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -63,12 +66,12 @@ def traced_order(submit: F) -> F:
     return traced  # type: ignore[return-value]  # same signature as ``submit``
 
 
-def observe(desk: Any) -> None:
+def observe(desk: DeskAPI) -> None:
     """Report ``desk``'s gauges and counters at collection time (until it is collected)."""
     _desks.add(desk)
 
 
-def forget(desk: Any) -> None:
+def forget(desk: DeskAPI) -> None:
     _desks.discard(desk)
 
 
@@ -83,47 +86,42 @@ def _each(fn: Any) -> Any:
     return callback
 
 
-def _obs(value: float, desk: Any, **attrs: Any) -> metrics.Observation:
+def _obs(value: float, desk: DeskAPI, **attrs: Any) -> metrics.Observation:
     return metrics.Observation(value, {"desk": desk.config["desk"]["name"], **attrs})
 
 
-def _pnl(desk: Any) -> Iterable[metrics.Observation]:
-    totals = desk.portfolio.totals()
+def _pnl(desk: DeskAPI) -> Iterable[metrics.Observation]:
+    totals = desk.gauges()["pnl"]
     for kind in ("realized_pnl", "unrealized_pnl"):
         if kind in totals:
             yield _obs(float(totals[kind]), desk, kind=kind.split("_")[0])
 
 
-def _positions(desk: Any) -> Iterable[metrics.Observation]:
-    for (venue, symbol), pos in list(desk.portfolio.positions.items()):
-        yield _obs(float(pos.qty), desk, venue=venue, symbol=symbol)
+def _positions(desk: DeskAPI) -> Iterable[metrics.Observation]:
+    for (venue, symbol), qty in desk.gauges()["positions"].items():
+        yield _obs(float(qty), desk, venue=venue, symbol=symbol)
 
 
-def _utilization(desk: Any) -> Iterable[metrics.Observation]:
-    for sub in desk.bus.stats():
+def _utilization(desk: DeskAPI) -> Iterable[metrics.Observation]:
+    for sub in desk.subscriber_stats():
         yield _obs(sub["queued"] / max(1, sub["maxlen"]), desk,
                    channel=f"{sub['stream']}:{sub['id']}")
 
 
 def _counter(source: str, key: str) -> Any:
-    def read(desk: Any) -> Iterable[metrics.Observation]:
-        core = desk.core
-        if core is None:
-            return
-        counters = core.counters if source == "engine" else core.books.counters
+    def read(desk: DeskAPI) -> Iterable[metrics.Observation]:
+        counters = desk.gauges()[source]
         yield _obs(float(counters.get(key, 0)), desk)
     return read
 
 
-def _reconnects(desk: Any) -> Iterable[metrics.Observation]:
-    core = desk.core
-    for name, venue in (core.venues.items() if core is not None else ()):
-        stats = venue.feed.stats() if venue.feed is not None else {}
-        yield _obs(float(stats.get("reconnects", 0)), desk, venue=name)
+def _reconnects(desk: DeskAPI) -> Iterable[metrics.Observation]:
+    for name, n in desk.gauges()["reconnects"].items():
+        yield _obs(float(n), desk, venue=name)
 
 
-def _drops(desk: Any) -> Iterable[metrics.Observation]:
-    total = sum(sub["drops"] for sub in desk.bus.stats())
+def _drops(desk: DeskAPI) -> Iterable[metrics.Observation]:
+    total = sum(sub["drops"] for sub in desk.subscriber_stats())
     yield _obs(float(total), desk)
 
 

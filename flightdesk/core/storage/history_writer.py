@@ -105,6 +105,11 @@ class HistoryWriter:
         self._thread: threading.Thread | None = None
         self._parts = itertools.count()
 
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The writer thread while it runs (its priority may be raised: core.runtime.priority)."""
+        return self._thread
     def start(self) -> HistoryWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         self._subs = [self.bus.subscribe(s, maxlen=100_000, params={"peer": "history"})

@@ -1,16 +1,27 @@
-"""Replays: recorded data through a desk's engine on the data clock.
+"""Replays: recorded data into an :class:`~flightdesk.core.runtime.engine.EngineCore`.
 
-A replay drives the very objects a live desk runs — venue protocols, BookKeeper, batchers,
-strategies, risk, broker, portfolio, store — but time is the capture's receive time and
-frames arrive as fast as the machine can take them. Raw captures go in frame by frame
-(REST snapshots are matched to the protocol's snapshot requests, like a live feed does);
-normalized ``quotes`` datasets go in as batches, each instrument's book being its top of
-book. Batches are cut every ``batch_frames`` frames, so a replay is deterministic.
+Time is the data's receive time (a :class:`ReplayClock`) and records arrive as fast as the
+machine takes them. Three inputs, one engine:
+
+* raw captures (:class:`CaptureDriver`): frame by frame through the venue's real protocol;
+  the venue of a record comes from ``venue=``, else its connection's URL, else the shape
+  of its first frame; REST snapshots (``http`` records) go to the symbol a protocol asked
+  for, like a live feed answers a snapshot request. ``flightdesk normalize`` and
+  ``flightdesk backtest`` both use it.
+* normalized ``book``/``trades``/``events`` Parquet (:func:`normalized_steps`): the
+  messages ``normalize`` wrote, rebuilt per receive time and fed as typed events, so the
+  books, quotes, strategies and fills are those of the raw capture.
+* quotes-only Parquet (:func:`quote_batches`): each instrument's book is its top of book,
+  set batch by batch — fast, for data that has no book.
+
+The engine's flush policy (``replay_steps``) cuts the batches, so a replay is
+deterministic and independent of how the data was stored.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +31,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from flightdesk.core import schemas
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.market.venue import ExternalProtocol, Feed, Venue
+from flightdesk.core.market.events import BookMsg, MarketEvent, Resync, ResyncReason, TradeMsg
+from flightdesk.core.market.venue import ExternalProtocol, Venue
 from flightdesk.core.runtime.config import check_plugin_table
 from flightdesk.core.runtime.engine import EngineCore
 from flightdesk.core.storage.captures import CaptureKind, CaptureRecord
 
 logger = logging.getLogger(__name__)
+
+VenueFactory = Callable[[str, dict[str, Any]], Venue]
 
 
 class ReplayClock:
@@ -39,73 +54,37 @@ class ReplayClock:
         return self.now
 
 
-class _SnapshotWants(Feed):
-    """Stands in for a feed in a replay: remembers which snapshots the protocol asked for."""
+class CaptureDriver:
+    """Feeds capture records to ``core`` (see the module docstring)."""
 
-    def __init__(self) -> None:
-        self.pending: list[str] = []
-
-    async def run(self, sink: Any, snapshot_sink: Any) -> None:
-        """A replay has no connection: its records are fed by the Replayer."""
-
-    def request_snapshot(self, symbol: str) -> None:
-        self.pending.append(symbol)
-
-
-class Replayer:
-    """Feeds records to ``desk``'s engine (see the module docstring)."""
-
-    def __init__(self, desk: Any, clock: ReplayClock, batch_frames: int = 64,
-                 venue: str | None = None,
-                 on_flush: Callable[[int], None] | None = None) -> None:
-        self.desk = desk
-        self.clock = clock
-        self.batch_frames = batch_frames
+    def __init__(self, core: EngineCore, factories: dict[str, VenueFactory],
+                 clock: ReplayClock | None = None, venue: str | None = None) -> None:
+        self.core = core
+        self.factories = factories
+        self.clock = clock or ReplayClock()
         self.forced_venue = venue
-        self.on_flush = on_flush
-        self.core = EngineCore({}, desk.trader, desk.bus, desk.store,
-                               int(desk.config["desk"]["depth_levels"]))
-        desk.core = self.core
+        self.counters: Counter[str] = Counter()
         self._conn_venue: dict[tuple[str, str], str | None] = {}
-        self.records = 0
 
-    def start(self) -> Replayer:
-        self.desk.store.start()
-        self.desk.start_strategies()
-        return self
-
-    def finish(self) -> None:
-        self.core.flush()
-        for slot in self.core.slots:
-            slot.strategy.on_stop()
-        self.desk.store.flush(timeout=60)
-        self.desk.store.close(timeout=60)
-
-    # -- raw captures ---------------------------------------------------------------------
     def run(self, records: Iterable[CaptureRecord]) -> int:
-        core, clock, batch = self.core, self.clock, self.batch_frames
+        """Feed every record; the number of frames and snapshots fed."""
         n = 0
         for rec in records:
-            clock.now = rec.ts_recv
-            if rec.kind is CaptureKind.RECV:
-                venue = self._venue(rec)
-                if venue is not None:
-                    core.on_frame(venue, rec.data, rec.ts_recv)
-            elif rec.kind is CaptureKind.HTTP:
-                self._snapshot(rec)
-            else:
-                continue
-            n += 1
-            if n % batch == 0:
-                self._flush()
-        self._flush()
-        self.records += n
+            n += self.feed(rec)
         return n
 
-    def _flush(self) -> None:
-        self.core.flush()
-        if self.on_flush is not None:
-            self.on_flush(self.clock.now)
+    def feed(self, rec: CaptureRecord) -> int:
+        self.clock.now = rec.ts_recv
+        if rec.kind is CaptureKind.RECV:
+            venue = self._venue(rec)
+            if venue is not None:
+                self.core.on_frame(venue, rec.data, rec.ts_recv)
+            return 1
+        if rec.kind is CaptureKind.HTTP:
+            self._snapshot(rec)
+            return 1
+        self.counters[rec.kind.value] += 1
+        return 0
 
     def _venue(self, rec: CaptureRecord) -> str | None:
         key = (rec.conn, rec.url)
@@ -114,66 +93,140 @@ class Replayer:
         from flightdesk.core.storage.normalize import detect_venue
 
         found = (self.forced_venue, {}) if self.forced_venue else detect_venue(rec.url, rec.data)
-        name = None if found is None else self._ensure_venue(*found)
+        if found is None:
+            self.counters["unknown_venue"] += 1
+            return None  # not cached: a later frame of this connection may tell
+        name = self._ensure_venue(*found)
         self._conn_venue[key] = name
         return name
 
     def _ensure_venue(self, kind: str, extra: dict[str, Any]) -> str:
         if kind not in self.core.venues:
-            factories = self.desk.registry.venues
-            if kind not in factories:
-                raise ConfigError(f"the capture needs venue {kind!r}, which is not registered "
-                                  f"(registered: {', '.join(sorted(factories))})")
+            factory = self.factories.get(kind)
+            if factory is None:
+                raise ConfigError(f"venue {kind!r} is not registered; the capture needs it "
+                                  f"(registered: {', '.join(sorted(self.factories))})")
             cfg = check_plugin_table("venues", kind, {"type": kind, **extra},
-                                     getattr(factories[kind], "DEFAULTS", {}))
-            built = factories[kind](kind, cfg)
-            built.close()
-            self.core.add_venue(Venue(kind, built.protocol, _SnapshotWants(), []))
+                                     getattr(factory, "DEFAULTS", {}))
+            built = factory(kind, cfg)
+            built.close()  # only the protocol is used; a replay has no connection
+            self.core.add_venue(Venue(kind, built.protocol, None, []))
         return kind
 
     def _snapshot(self, rec: CaptureRecord) -> None:
         venue = self._venue(rec)
         if venue is None:
-            self.core.counters["snapshots_unknown_venue"] += 1
             return
-        feed = self.core.venues[venue].feed
-        assert isinstance(feed, _SnapshotWants)
+        wanted = self.core.wanted_snapshots.setdefault(venue, [])
         query = parse_qs(urlsplit(rec.url).query)
         symbol = (query.get("symbol") or query.get("instId") or [""])[0].upper()
-        if not symbol and len(feed.pending) == 1:
-            symbol = feed.pending[0]
+        if not symbol and len(wanted) == 1:
+            symbol = wanted[0]
         if not symbol:
-            self.core.counters["snapshots_without_symbol"] += 1
+            self.counters["snapshots_without_symbol"] += 1
             return
-        if symbol in feed.pending:
-            feed.pending.remove(symbol)
+        if symbol in wanted:
+            wanted.remove(symbol)
         self.core.on_snapshot(venue, symbol, rec.data, rec.ts_recv)
 
-    # -- normalized quotes ----------------------------------------------------------------
-    def run_quotes(self, batches: Iterable[pa.RecordBatch]) -> int:
-        """Replay ``quotes`` batches: each instrument's book is its last top of book."""
-        n = 0
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            self.clock.now = int(batch.column("ts_event")[batch.num_rows - 1].as_py())
-            self._set_tops(batch)
-            self.core.on_quotes(batch)
-            self.core.flush()
-            if self.on_flush is not None:
-                self.on_flush(self.clock.now)
-            n += batch.num_rows
-        self.records += n
-        return n
 
-    def _set_tops(self, batch: pa.RecordBatch) -> None:
-        last = _last_rows(batch)
-        cols = [batch.column(c) for c in ("bid_px", "bid_qty", "ask_px", "ask_qty")]
-        for (venue, symbol), i in last.items():
-            if venue not in self.core.venues:
-                self.core.add_venue(Venue(venue, ExternalProtocol(venue), None, []))
-            bp, bq, ap, aq = (repr(float(c[i].as_py())) for c in cols)
-            self.core.books.book(venue, symbol).load_snapshot([[bp, bq]], [[ap, aq]])
+# -- normalized book/trades ---------------------------------------------------------------
+def has_book(paths: Iterable[str | Path]) -> bool:
+    """Whether every normalized input holds a ``book`` dataset (exact replay)."""
+    return all((Path(p) / "book").is_dir() for p in paths)
+
+
+def _table(paths: Iterable[Path], stream: str) -> pa.Table | None:
+    tables = [ds.dataset(p / stream, format="parquet", partitioning="hive").to_table()
+              for p in paths if (p / stream).is_dir()]
+    if not tables:
+        return None
+    table = pa.concat_tables(tables, promote_options="default")
+    order = pc.sort_indices(table, sort_keys=[("ts_recv" if "ts_recv" in table.column_names
+                                               else "ts", "ascending"), ("seq", "ascending")])
+    return table.take(order)
+
+
+def normalized_steps(inputs: Iterable[str | Path]) -> Iterator[tuple[int, list[MarketEvent]]]:
+    """``(ts_recv, events)`` per receive time from normalized ``book``, ``trades`` and
+    ``events`` (resyncs) datasets: within one receive time, book messages, then trades,
+    then resyncs; a run of book rows with one ``ts_event``, instrument and snapshot flag
+    is one message."""
+    paths = [Path(p) for p in inputs]
+    steps: dict[int, list[MarketEvent]] = {}
+    book = _table(paths, "book")
+    if book is not None:
+        _book_events(book, steps)
+    trades = _table(paths, "trades")
+    if trades is not None:
+        cols = [trades.column(c).to_pylist() for c in
+                ("venue", "symbol", "ts_event", "ts_recv", "trade_id", "price", "qty", "side")]
+        for v, s, te, tr, tid, px, q, side in zip(*cols, strict=True):
+            steps.setdefault(tr, []).append(TradeMsg(v, s, te, tr, tid, px, q, side))
+    events = _table(paths, "events")
+    if events is not None:
+        events = events.filter(pc.equal(events.column("kind"), "resync"))
+        for ts, v, s, detail in zip(*(events.column(c).to_pylist()
+                                      for c in ("ts", "venue", "symbol", "detail")),
+                                    strict=True):
+            reason = ResyncReason(detail.split(":", 1)[0]) if ":" in detail else ResyncReason.GAP
+            steps.setdefault(ts, []).append(Resync(v, s, ts, reason, detail))
+    for ts in sorted(steps):
+        yield ts, steps[ts]
+
+
+def _book_events(book: pa.Table, steps: dict[int, list[MarketEvent]]) -> None:
+    cols = [book.column(c).to_pylist() for c in
+            ("ts_event", "ts_recv", "venue", "symbol", "side", "price", "qty", "is_snapshot")]
+    msg: BookMsg | None = None
+    for te, tr, v, s, side, px, q, snap in zip(*cols, strict=True):
+        if (msg is None or msg.ts_recv != tr or msg.ts_event != te or msg.symbol != s
+                or msg.venue != v or msg.snapshot != snap):
+            msg = BookMsg(v, s, te, tr, [], [], bool(snap))
+            steps.setdefault(tr, []).append(msg)
+        (msg.bids if side == "bid" else msg.asks).append((px, q))
+
+
+def replay_normalized(core: EngineCore, clock: ReplayClock,
+                      steps: Iterable[tuple[int, list[MarketEvent]]]) -> int:
+    """Feed ``steps`` (see :func:`normalized_steps`); the number of steps fed."""
+    n = 0
+    for ts, events in steps:
+        for ev in events:
+            venue = ev.venue
+            if venue not in core.venues:
+                core.add_venue(Venue(venue, ExternalProtocol(venue), None, []))
+        clock.now = ts
+        core.last_ts_recv = ts
+        core.feed(events)
+        n += 1
+    return n
+
+
+# -- normalized quotes --------------------------------------------------------------------
+def replay_quotes(core: EngineCore, clock: ReplayClock,
+                  batches: Iterable[pa.RecordBatch]) -> int:
+    """Replay ``quotes`` batches: each instrument's book is its last top of book."""
+    n = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        clock.now = int(batch.column("ts_event")[batch.num_rows - 1].as_py())
+        _set_tops(core, batch)
+        core.on_quotes(batch)
+        core.flush()
+        n += batch.num_rows
+    return n
+
+
+def _set_tops(core: EngineCore, batch: pa.RecordBatch) -> None:
+    last = _last_rows(batch)
+    cols = [batch.column(c) for c in ("bid_px", "bid_qty", "ask_px", "ask_qty")]
+    for (venue, symbol), i in last.items():
+        if venue not in core.venues:
+            core.add_venue(Venue(venue, ExternalProtocol(venue), None, []))
+        bp, bq, ap, aq = (repr(float(c[i].as_py())) for c in cols)
+        core.books.book(venue, symbol).load_snapshot([[bp, bq]], [[ap, aq]])
 
 
 def _last_rows(batch: pa.RecordBatch) -> dict[tuple[str, str], int]:
@@ -191,8 +244,6 @@ def quote_batches(paths: Iterable[str | Path], chunk_rows: int = 65_536
                   ) -> Iterator[pa.RecordBatch]:
     """Quotes from normalized Parquet (``DIR`` with ``quotes/`` or a quotes dataset), in
     ``ts_event`` order, ``chunk_rows`` at a time."""
-    from flightdesk.core import schemas
-
     tables = []
     for path in map(Path, paths):
         root = path / "quotes" if (path / "quotes").exists() else path

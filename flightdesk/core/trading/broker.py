@@ -48,6 +48,9 @@ Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]
 Report = Callable[[OrderState, OrderStatus, str, list[Fill], int], None]
 PositionLookup = Callable[[str, str], float]
+#: ``factory(books, position, report)``: how the trader builds its broker, handing it the
+#: book and position lookups and where to report order states and fills
+BrokerFactory = Callable[[BookLookup, PositionLookup, Report], "PaperBroker"]
 _ARRIVE, _CANCEL = 0, 1
 
 
@@ -76,7 +79,7 @@ class PaperBroker:
 
     def __init__(self, config: Mapping[str, Any], ids: IdMaker,
                  books: BookLookup | None = None,
-                 position: PositionLookup | None = None) -> None:
+                 position: PositionLookup | None = None, report: Report | None = None) -> None:
         self.fees = FeeTable(config)
         self.taker_fee, self.maker_fee = self.fees.default[1], self.fees.default[0]
         self.ids = ids
@@ -84,13 +87,19 @@ class PaperBroker:
         self.position = position
         self.latency = LatencyModel(config)
         self.queue = QueueModel(_queue_mode(config), float(config.get("queue_power", 2.0)))
-        self.report: Report = lambda state, status, reason, fills, ts: None
+        self.report: Report = report or (lambda state, status, reason, fills, ts: None)
         self.now = 0  # engine time of the event being handled
         self.orders: dict[str, OrderState] = {}  # open orders by id
         self.by_key: dict[Key, dict[str, OrderState]] = {}  # open orders per instrument
         self.resting: dict[Key, list[OrderState]] = {}  # working at the venue
         self._pending: list[tuple[int, int, int, OrderState]] = []
         self._seq = itertools.count()
+
+    @classmethod
+    def factory(cls, config: Mapping[str, Any], ids: IdMaker) -> BrokerFactory:
+        """A :data:`BrokerFactory` for ``Trader``: the broker it builds is wired at
+        construction, never assigned to afterwards."""
+        return lambda books, position, report: cls(config, ids, books, position, report)
 
     # -- entry and cancel ------------------------------------------------------------
     def execute(self, order: Order, book: L2Book, ts: int) -> list[Fill]:

@@ -28,7 +28,7 @@ from flightdesk.core.market.batcher import RowBuffer
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.runtime import telemetry
-from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.broker import BrokerFactory, PaperBroker
 from flightdesk.core.trading.markouts import Markout, Markouts
 from flightdesk.core.trading.orders import (
     Fill,
@@ -62,17 +62,14 @@ LIMIT_TYPES = {"limit": (TimeInForce.GTC, False), "limit_ioc": (TimeInForce.IOC,
 class Trader:
     """Turns signal batches into orders and fills (see the module docstring)."""
 
-    def __init__(self, risk: RiskValidator, broker: PaperBroker, portfolio: Portfolio,
+    def __init__(self, risk: RiskValidator, broker: BrokerFactory, portfolio: Portfolio,
                  ids: IdMaker, books: BookLookup, clock: Callable[[], int]) -> None:
         self.risk = risk
-        self.broker = broker
         self.portfolio = portfolio
         self.ids = ids
         self.books = books
         self.clock = clock
-        broker.books = books
-        broker.position = portfolio.qty
-        broker.report = self._report
+        self.broker: PaperBroker = broker(books, portfolio.qty, self._report)
         self.orders = RowBuffer("orders")
         self.fills = RowBuffer("fills")
         self.positions = RowBuffer("positions")

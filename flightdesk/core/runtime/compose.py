@@ -1,0 +1,115 @@
+"""The composition root: builds a desk's runtime by constructor injection.
+
+Every part gets what it needs when it is built and nothing is assigned to it afterwards:
+the book keeper first (the engine fills it, trading reads it), then risk, the trader
+(which builds its broker from a factory, handing it the book and position lookups and
+its report callback), the engine and the strategies. ``Desk`` (live), ``backtest`` and the
+benchmarks all start from :func:`build_runtime`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from flightdesk.core.errors import ConfigError
+from flightdesk.core.market.keeper import BookKeeper
+from flightdesk.core.market.venue import Venue
+from flightdesk.core.runtime.bus import Bus
+from flightdesk.core.runtime.config import Config, check_plugin_table
+from flightdesk.core.runtime.engine import EngineCore, FlushPolicy
+from flightdesk.core.storage.store import Store
+from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.orders import IdMaker
+from flightdesk.core.trading.portfolio import Portfolio
+from flightdesk.core.trading.risk import RiskValidator
+from flightdesk.core.trading.trader import Trader
+from flightdesk.plugins.manager import Registry, collect, load_plugins, make_manager
+from flightdesk.sdk.strategy import Strategy
+
+Clock = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The parts of one desk, wired (see the module docstring)."""
+
+    config: Config
+    clock: Clock
+    ids: IdMaker
+    pm: pluggy.PluginManager
+    registry: Registry
+    bus: Bus
+    store: Store
+    #: the store's SQLite file or ADBC URI (the data-plane process opens it too)
+    store_target: str | Path
+    portfolio: Portfolio
+    risk: RiskValidator
+    trader: Trader
+    engine: EngineCore
+    strategies: list[Strategy]
+    #: the checked ``[venues.NAME]`` tables; venues are built when the desk starts
+    venue_tables: dict[str, dict[str, Any]]
+
+    @property
+    def broker(self) -> PaperBroker:
+        return self.trader.broker
+
+    def build_venues(self) -> list[Venue]:
+        """One :class:`Venue` per ``[venues.NAME]`` table (their feeds are not started)."""
+        return [self.registry.venues[cfg["type"]](name, cfg)
+                for name, cfg in self.venue_tables.items()]
+
+
+def build_runtime(config: Config, plugins: Sequence[object] = (), clock: Clock | None = None,
+                  run_id: str = "", replay_steps: int = 0) -> Runtime:
+    """Wire a desk from ``config``; ``replay_steps`` > 0 for a replay's flush policy."""
+    clock = clock or time.time_ns
+    pm = make_manager()
+    for plugin in plugins:  # objects with @hookimpl functions, e.g. from a notebook
+        pm.register(plugin)
+    pm = load_plugins(pm)
+    registry = collect(pm)
+    desk, flight = config["desk"], config["flight"]
+    data_dir = Path(desk["data_dir"])
+    store_target: str | Path = config["store"]["uri"] or data_dir / config["store"]["path"]
+    ids = IdMaker(run_id)
+    portfolio = Portfolio()
+    books = BookKeeper({})
+    bus = Bus(int(flight["subscriber_buffer"]))
+    store = Store(store_target, config["store"])
+    risk = RiskValidator(config["risk"], registry.risk_rules)
+    trader = Trader(risk, PaperBroker.factory(config["broker"], ids), portfolio, ids,
+                    books.synced, clock)
+    engine = EngineCore(books, bus, trader, store, depth_levels=int(desk["depth_levels"]),
+                        policy=FlushPolicy(int(desk["max_batch_rows"]), replay_steps),
+                        book_snapshot_s=float(flight["book_snapshot_s"]))
+    venue_tables = {n: plugin_table(registry, "venues", n, t)
+                    for n, t in config["venues"].items()}
+    strategies = []
+    for name, table in config["strategies"].items():
+        cfg = plugin_table(registry, "strategies", name, table)
+        strategies.append(registry.strategies[cfg["type"]](name, cfg))
+    return Runtime(config, clock, ids, pm, registry, bus, store, store_target, portfolio,
+                   risk, trader, engine, strategies, venue_tables)
+
+
+def plugin_table(registry: Registry, section: str, name: str,
+                 table: dict[str, Any]) -> dict[str, Any]:
+    """``[section.name]`` checked against its registered type's ``DEFAULTS``."""
+    kinds: dict[str, Any] = getattr(registry, section)
+    kind = table.get("type", name)
+    if kind not in kinds:
+        close = difflib.get_close_matches(str(kind), list(kinds), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"[{section}.{name}] type {kind!r} is not registered{hint} "
+                          f"(registered: {', '.join(sorted(kinds))})",
+                          key=f"{section}.{name}.type")
+    defaults = getattr(kinds[kind], "DEFAULTS", {})
+    return check_plugin_table(section, name, table, defaults)
