@@ -21,6 +21,31 @@ needs_data = pytest.mark.skipif(not BINANCE.exists(), reason="../shared/data is 
 
 
 @needs_data
+@pytest.mark.e2e
+def test_backtest_of_a_capture_and_of_its_normalized_parquet_give_the_same_fills(tmp_path):
+    """What a new user does: normalize a capture, then backtest the capture and the
+    Parquet. One engine replays both, so the fills (and the PnL) are the same."""
+    def cli(*args: str) -> dict:
+        proc = subprocess.run([sys.executable, "-m", "flightdesk", *args], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout) if args[0] == "normalize" else {}
+
+    cli("normalize", str(BINANCE), "--out", str(tmp_path / "norm"))
+    cli("backtest", str(BINANCE), "--strategy", "threshold", "--out", str(tmp_path / "raw"))
+    cli("backtest", str(tmp_path / "norm"), "--strategy", "threshold", "--out",
+        str(tmp_path / "parquet"))
+    raw = pq.read_table(tmp_path / "raw" / "fills.parquet")
+    parquet = pq.read_table(tmp_path / "parquet" / "fills.parquet")
+    assert raw.num_rows > 100
+    assert raw.equals(parquet)
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("raw", "parquet"))
+    assert a["trades"] == b["trades"] and a["pnl"] == pytest.approx(b["pnl"], abs=1e-9)
+    assert a["markouts"] and a["markouts"] == b["markouts"]
+    assert b["data_span_s"] == pytest.approx(a["data_span_s"], abs=0.01) and a["data_span_s"] > 300
+
+
+@needs_data
 def test_binance_recording_backtest_is_deterministic_and_reported(tmp_path):
     a = run_backtest([BINANCE], "threshold", tmp_path / "a")
     b = run_backtest([BINANCE], "threshold", tmp_path / "b")

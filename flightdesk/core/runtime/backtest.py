@@ -91,6 +91,8 @@ class Replayer:
 
     def finish(self) -> None:
         core = self.rt.engine
+        if core.step_ts >= 0:  # the last flush happens at the data's last step, however
+            self.clock.now = core.step_ts  # many records without market data followed it
         core.flush()
         for slot in core.slots:
             slot.strategy.on_stop()

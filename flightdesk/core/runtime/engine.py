@@ -188,6 +188,11 @@ class EngineCore:
         self._unflushed += 1
         return self._unflushed >= self.policy.max_frames
 
+    @property
+    def step_ts(self) -> int:
+        """The receive time of the replay's current data step (-1 before the first)."""
+        return self._step_ts
+
     def _step(self, ts_recv: int) -> None:
         """A replay's data step (see the module docstring)."""
         if ts_recv != self._step_ts:

@@ -20,6 +20,7 @@ deterministic and independent of how the data was stored.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -137,54 +138,67 @@ def has_book(paths: Iterable[str | Path]) -> bool:
 
 
 def _table(paths: Iterable[Path], stream: str) -> pa.Table | None:
+    """One stream of the normalized inputs, in written (``seq``) order."""
     tables = [ds.dataset(p / stream, format="parquet", partitioning="hive").to_table()
               for p in paths if (p / stream).is_dir()]
     if not tables:
         return None
     table = pa.concat_tables(tables, promote_options="default")
-    order = pc.sort_indices(table, sort_keys=[("ts_recv" if "ts_recv" in table.column_names
-                                               else "ts", "ascending"), ("seq", "ascending")])
-    return table.take(order)
+    return table.take(pc.sort_indices(table, sort_keys=[("seq", "ascending")]))
 
 
 def normalized_steps(inputs: Iterable[str | Path]) -> Iterator[tuple[int, list[MarketEvent]]]:
-    """``(ts_recv, events)`` per receive time from normalized ``book``, ``trades`` and
-    ``events`` (resyncs) datasets: within one receive time, book messages, then trades,
-    then resyncs; a run of book rows with one ``ts_event``, instrument and snapshot flag
-    is one message."""
+    """``(ts_recv, events)`` runs from normalized ``book``, ``trades`` and ``events``
+    (resyncs) datasets, in the order the engine met them: each stream in its written
+    (``seq``) order, the streams merged by receive time (a book message the protocol held
+    back until its snapshot keeps its own receive time, and comes where it was applied);
+    a run of book rows with one ``ts_event``, instrument and snapshot flag is one message."""
     paths = [Path(p) for p in inputs]
-    steps: dict[int, list[MarketEvent]] = {}
+    streams: list[list[tuple[int, int, MarketEvent]]] = []
     book = _table(paths, "book")
     if book is not None:
-        _book_events(book, steps)
+        streams.append([(ev.ts_recv, 0, ev) for ev in _book_events(book)])
     trades = _table(paths, "trades")
     if trades is not None:
         cols = [trades.column(c).to_pylist() for c in
                 ("venue", "symbol", "ts_event", "ts_recv", "trade_id", "price", "qty", "side")]
-        for v, s, te, tr, tid, px, q, side in zip(*cols, strict=True):
-            steps.setdefault(tr, []).append(TradeMsg(v, s, te, tr, tid, px, q, side))
+        streams.append([(tr, 1, TradeMsg(v, s, te, tr, tid, px, q, side))
+                        for v, s, te, tr, tid, px, q, side in zip(*cols, strict=True)])
     events = _table(paths, "events")
     if events is not None:
         events = events.filter(pc.equal(events.column("kind"), "resync"))
-        for ts, v, s, detail in zip(*(events.column(c).to_pylist()
-                                      for c in ("ts", "venue", "symbol", "detail")),
-                                    strict=True):
-            reason = ResyncReason(detail.split(":", 1)[0]) if ":" in detail else ResyncReason.GAP
-            steps.setdefault(ts, []).append(Resync(v, s, ts, reason, detail))
-    for ts in sorted(steps):
-        yield ts, steps[ts]
+        cols = [events.column(c).to_pylist() for c in ("ts", "venue", "symbol", "detail")]
+        streams.append([(ts, 2, Resync(v, s, ts, _reason(detail), detail))
+                        for ts, v, s, detail in zip(*cols, strict=True)])
+    run: list[MarketEvent] = []
+    run_ts = None
+    for ts, _, ev in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        if ts != run_ts and run:
+            yield run_ts, run  # type: ignore[misc]  # set with the first event
+            run = []
+        run_ts = ts
+        run.append(ev)
+    if run:
+        yield run_ts, run  # type: ignore[misc]
 
 
-def _book_events(book: pa.Table, steps: dict[int, list[MarketEvent]]) -> None:
+def _reason(detail: str) -> ResyncReason:
+    head = detail.split(":", 1)[0]
+    return ResyncReason(head) if head in ResyncReason._value2member_map_ else ResyncReason.GAP
+
+
+def _book_events(book: pa.Table) -> list[BookMsg]:
     cols = [book.column(c).to_pylist() for c in
             ("ts_event", "ts_recv", "venue", "symbol", "side", "price", "qty", "is_snapshot")]
+    out: list[BookMsg] = []
     msg: BookMsg | None = None
     for te, tr, v, s, side, px, q, snap in zip(*cols, strict=True):
         if (msg is None or msg.ts_recv != tr or msg.ts_event != te or msg.symbol != s
                 or msg.venue != v or msg.snapshot != snap):
             msg = BookMsg(v, s, te, tr, [], [], bool(snap))
-            steps.setdefault(tr, []).append(msg)
+            out.append(msg)
         (msg.bids if side == "bid" else msg.asks).append((px, q))
+    return out
 
 
 def replay_normalized(core: EngineCore, clock: ReplayClock,
