@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from flightdesk.core.errors import ConfigError
+from flightdesk.core.market.events import Reconnected
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus
 from flightdesk.core.runtime.config import Config, check_plugin_table, load_config
@@ -29,7 +30,7 @@ from flightdesk.core.runtime.engine import EngineCore, StrategySlot
 from flightdesk.core.runtime.priority import below_engine, engine_priority, run_niced
 from flightdesk.core.runtime.state import DeskState
 from flightdesk.core.storage.history_writer import HistoryWriter
-from flightdesk.core.storage.recorder import RECONNECT, Recorder, recording_sinks
+from flightdesk.core.storage.recorder import Recorder, recording_sinks
 from flightdesk.core.storage.recovery import recover_positions
 from flightdesk.core.storage.store import Store
 from flightdesk.core.trading.broker import PaperBroker
@@ -175,12 +176,10 @@ class Desk(DeskState):
 
     def _feed_sinks(self, venue: Venue, queue: asyncio.Queue[Any]) -> tuple[Any, Any]:
         """The feed's sinks (recorded when ``[desk] record``) and its reconnect callback."""
-        core = self.core
-        assert core is not None
-        if hasattr(venue.feed, "on_reconnect"):
-            # in line with the frames (which the feeds hand over on this loop's thread)
-            venue.feed.on_reconnect = (  # type: ignore[union-attr]
-                lambda name: self._process(core, (name, RECONNECT, None, time.time_ns())))
+        core, feed = self.core, venue.feed
+        assert core is not None and feed is not None
+        # in line with the frames (which the feeds hand over on this loop's thread)
+        feed.on_reconnect = lambda name: self._reconnected(core, Reconnected(name, time.time_ns()))
         sink, snapshot_sink = self._sink(queue), self._snapshot_sink(queue)
         if self.config["desk"]["record"]:
             if self.recorder is None:
@@ -248,13 +247,19 @@ class Desk(DeskState):
         try:
             if symbol is None:
                 core.on_frame(venue, payload, ts)
-            elif symbol is RECONNECT:
-                core.on_reconnect(venue)
             else:
                 core.on_snapshot(venue, symbol, payload, ts)
         except Exception:  # parsers raise ParseError; anything else is a bug, not a crash
             core.counters["engine_errors"] += 1
             logger.exception("engine failed on a %s frame", venue)
+
+    @staticmethod
+    def _reconnected(core: EngineCore, event: Reconnected) -> None:
+        try:
+            core.on_reconnect(event.venue)
+        except Exception:  # the feed that reported it keeps running
+            core.counters["engine_errors"] += 1
+            logger.exception("engine failed on %s's reconnect", event.venue)
 
     async def _metrics_loop(self) -> None:
         interval = float(self.config["store"]["metrics_interval_ms"]) / 1000.0

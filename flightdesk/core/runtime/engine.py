@@ -138,9 +138,7 @@ class EngineCore:
         """
         self.counters["reconnects"] += 1
         v = self.venues[venue]
-        reset = getattr(v.protocol, "reset_connection", None)
-        if reset is not None:  # venues whose sequence numbers are per connection
-            reset()
+        v.protocol.reset_connection()  # a no-op unless sequence numbers are per connection
         symbols = set(v.symbols) | {s for n, s in self.books.books if n == venue}
         for symbol in sorted(symbols):
             self.books.resync(Resync(venue, symbol, self.last_ts_recv, ResyncReason.RECONNECT,
