@@ -20,15 +20,20 @@ logger = logging.getLogger(__name__)
 
 
 def readiness(desk: Any) -> dict[str, Any]:
-    """``{"ready": bool, "feeds": {...}, "books": {...}}`` (run on the engine thread)."""
+    """``{"ready": bool, "feeds": {...}, "books": {...}}`` (run on the engine thread); a
+    feed task that is down (waiting to be restarted) makes it not ready, with a reason."""
     core = desk.core
     if core is None or not desk.ready_event.is_set():
         return {"ready": False, "reason": "starting"}
     feeds = {name: bool(v.feed is None or v.feed.connected) for name, v in core.venues.items()}
     books = {f"{name}:{sym}": core.book(name, sym) is not None
              for name, v in core.venues.items() for sym in v.symbols}
-    return {"ready": all(feeds.values()) and all(books.values()), "feeds": feeds,
-            "books": books}
+    down: dict[str, str] = desk.feed_tasks.down()
+    out = {"ready": all(feeds.values()) and all(books.values()) and not down, "feeds": feeds,
+           "books": books}
+    if down:
+        out["reason"] = "; ".join(f"feed task {n} is down ({why})" for n, why in down.items())
+    return out
 
 
 class _Handler(BaseHTTPRequestHandler):

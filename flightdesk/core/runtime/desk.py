@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import difflib
+import functools
 import logging
 import os
 import sys
@@ -29,6 +30,7 @@ from flightdesk.core.runtime.config import Config, check_plugin_table, load_conf
 from flightdesk.core.runtime.engine import EngineCore, StrategySlot
 from flightdesk.core.runtime.priority import below_engine, engine_priority, run_niced
 from flightdesk.core.runtime.state import DeskState
+from flightdesk.core.runtime.supervisor import FeedSupervisor
 from flightdesk.core.storage.history_writer import HistoryWriter
 from flightdesk.core.storage.recorder import Recorder, recording_sinks
 from flightdesk.core.storage.recovery import recover_positions
@@ -87,6 +89,7 @@ class Desk(DeskState):
         self.recovered_fills = 0
         self.engine_priority: dict[str, Any] = {"wanted": 0, "error": ""}
         self.history: HistoryWriter | None = None
+        self.feed_tasks = FeedSupervisor()
         self._async_stop: asyncio.Event | None = None
         self._flush_handle: asyncio.Handle | None = None
         self._unflushed = 0
@@ -154,10 +157,10 @@ class Desk(DeskState):
             tasks = [asyncio.create_task(self._consume(queue), name="engine"),
                      asyncio.create_task(self._metrics_loop(), name="metrics")]
             for venue in venues.values():
-                if venue.feed is not None:
+                if venue.feed is not None:  # supervised: a feed task that dies is restarted
                     sink, snapshot_sink = self._feed_sinks(venue, queue)
-                    tasks.append(asyncio.create_task(venue.feed.run(sink, snapshot_sink),
-                                                     name=f"feed-{venue.name}"))
+                    tasks.append(self.feed_tasks.start(
+                        venue.name, functools.partial(venue.feed.run, sink, snapshot_sink)))
             self.ready_event.set()
             await self._async_stop.wait()
         finally:

@@ -20,6 +20,7 @@ from flightdesk.core.trading.orders import order_row
 
 if TYPE_CHECKING:
     from flightdesk.core.flight.tickets import StreamRequest
+    from flightdesk.core.runtime.supervisor import FeedSupervisor
 
 
 class DeskState:
@@ -39,6 +40,7 @@ class DeskState:
     ids: Any
     recovered_fills: int
     engine_priority: dict[str, Any]
+    feed_tasks: FeedSupervisor
 
     if TYPE_CHECKING:  # provided by Desk
         def call(self, fn: Any, timeout: float = 5.0) -> Any: ...
@@ -80,6 +82,7 @@ class DeskState:
         out["venues"] = {
             name: {"connected": bool(v.feed and v.feed.connected),
                    "feed": v.feed.stats() if v.feed else {},
+                   "task": self.feed_tasks.state(name),
                    "parser": {"frames": v.protocol.stats.frames,
                               "errors": v.protocol.stats.errors,
                               "last_error": v.protocol.stats.last_error}}
