@@ -13,6 +13,7 @@ from flightdesk.core.errors import (
     StrategyError,
     TicketError,
 )
+from flightdesk.core.market.events import Reconnected
 from flightdesk.core.runtime.embed import Engine
 from flightdesk.plugins.hookspecs import hookimpl
 from flightdesk.plugins.strategies.onnx import OnnxStrategy
@@ -31,6 +32,7 @@ __all__ = [
     "OnnxStrategy",
     "ParseError",
     "PluginError",
+    "Reconnected",
     "RollingWindow",
     "SchemaError",
     "SignalPolicy",

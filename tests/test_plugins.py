@@ -32,7 +32,7 @@ def test_public_surface_is_sorted_and_pinned():
     assert flightdesk.__all__ == sorted(flightdesk.__all__)
     assert flightdesk.__all__ == [
         "ConfigError", "Engine", "FeatureSet", "FlightdeskError", "OnnxStrategy", "ParseError",
-        "PluginError", "RollingWindow", "SchemaError", "SignalPolicy", "Strategy",
+        "PluginError", "Reconnected", "RollingWindow", "SchemaError", "SignalPolicy", "Strategy",
         "StrategyContext", "StrategyError", "TicketError", "__version__", "apply_policy",
         "connect", "features", "hookimpl", "instrument_groups", "side_names", "signals_batch"]
 

@@ -116,6 +116,13 @@ class Status:
     symbol: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """A venue's feed connected again after losing its connection: frames were lost in
+    between, so every book of the venue must be rebuilt (the engine's ``on_reconnect``)."""
+
+    venue: str
+    ts_recv: int
 
 
 @dataclass(slots=True)

@@ -10,6 +10,11 @@ A venue plugin registers a factory through ``flightdesk_register_venues(register
 * ``feed`` — a :class:`Feed`: connects, subscribes, pings, reconnects; hands every received
   frame to a sink ``sink(venue_name, frame, ts_recv_ns)`` and performs REST snapshot
   requests when asked.
+
+Optional capabilities are declared here with do-nothing defaults, so the host never asks an
+object what it can do: a feed calls its ``on_reconnect`` callback (when set) after every
+reconnect and its ``tap`` (when set) for every frame it sends and every connect; a protocol
+whose sequence numbers are per connection overrides ``reset_connection``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 FrameSink = Callable[[str, "str | bytes", int], None]
 SnapshotSink = Callable[[str, str, "str | bytes", int], None]
+#: ``on_reconnect(venue_name)``: the feed reconnected, frames were lost
+ReconnectCallback = Callable[[str], None]
+#: ``tap(kind, url, data, ts_ns)`` with kind "send" | "connect"
+Tap = Callable[[str, str, "str | bytes", int], None]
 
 
 class VenueProtocol(ABC):
@@ -55,10 +64,10 @@ class VenueProtocol(ABC):
         """Forget ``symbol``'s sequencing state; return what must happen to rebuild it."""
         return []
 
-    def reset_connection(self) -> None:
-        """The feed reconnected: forget per-connection state (venues whose sequence numbers
-        count per connection, like Coinbase's, override this; the default keeps all)."""
-        return None
+    def reset_connection(self) -> None:  # noqa: B027 - an optional hook: a no-op by default
+        """The feed reconnected: forget state that lives per connection (a connection-wide
+        sequence number, a login). The engine calls it before resyncing every symbol of
+        the venue; the default does nothing, for venues whose sequencing is per instrument."""
 
     # -- stats bookkeeping shared by the parsers --------------------------------------------
     def _fail(self, why: str, frame: object) -> ParseError:
@@ -89,9 +98,18 @@ class ExternalProtocol(VenueProtocol):
 
 
 class Feed(ABC):
-    """Base class of the I/O side of a venue: one or more connections."""
+    """Base class of the I/O side of a venue: one or more connections.
+
+    The host sets the two optional callbacks before ``run``; a feed that never reconnects
+    or sends can ignore them.
+    """
 
     url: str = ""
+    #: called with the venue name after every reconnect (not the first connect), on the
+    #: event loop's thread, in line with the frames: the engine resyncs the venue's books
+    on_reconnect: ReconnectCallback | None = None
+    #: sees every frame the feed sends and every connect (the recorder sets it)
+    tap: Tap | None = None
 
     @abstractmethod
     async def run(self, sink: FrameSink, snapshot_sink: SnapshotSink) -> None:
@@ -101,6 +119,10 @@ class Feed(ABC):
         """Fetch a REST snapshot for ``symbol`` and hand it to the snapshot sink (feeds of
         venues without REST snapshots keep this default, which only says so)."""
         logger.debug("%s has no REST snapshot to fetch for %s", type(self).__name__, symbol)
+
+    def snapshot_url(self, symbol: str) -> str | None:
+        """The REST URL ``request_snapshot(symbol)`` fetches (None: no REST snapshots)."""
+        return None
 
     def send(self, frame: str) -> None:
         """Send a frame on the live connection (resubscribe and the like)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import sys
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from flightdesk.core.market.events import MarketEvent
+from flightdesk.core.market.events import MarketEvent, Reconnected
 from flightdesk.core.market.venue import FrameSink, SnapshotSink, Venue
 from flightdesk.core.runtime.bus import Bus, Subscriber
 from flightdesk.core.runtime.compose import Runtime, build_runtime
@@ -30,8 +31,9 @@ from flightdesk.core.runtime.engine import EngineCore
 from flightdesk.core.runtime.priority import below_engine, engine_priority, run_niced
 from flightdesk.core.runtime.slots import StrategySlot
 from flightdesk.core.runtime.state import DeskState
+from flightdesk.core.runtime.supervisor import FeedSupervisor
 from flightdesk.core.storage.history_writer import HistoryWriter
-from flightdesk.core.storage.recorder import RECONNECT, Recorder, recording_sinks
+from flightdesk.core.storage.recorder import Recorder, recording_sinks
 from flightdesk.core.storage.recovery import recover_positions
 from flightdesk.core.storage.store import Store
 from flightdesk.core.trading.portfolio import Portfolio
@@ -55,7 +57,8 @@ class Desk:
                  run_id: str = "", replay_steps: int = 0) -> None:
         self.rt: Runtime = build_runtime(config or load_config(), plugins, clock, run_id,
                                          replay_steps)
-        self.state = DeskState(self.rt, time.time_ns())
+        self.feed_tasks = FeedSupervisor()  # restarts a feed task that died
+        self.state = DeskState(self.rt, time.time_ns(), self.feed_tasks)
         self._stop_event = threading.Event()
         self._ready_event = threading.Event()
         self.flight: DeskFlightServer | None = None
@@ -148,8 +151,8 @@ class Desk:
             for venue in venues:
                 if venue.feed is not None:
                     sink, snapshot_sink = self._feed_sinks(venue)
-                    tasks.append(asyncio.create_task(venue.feed.run(sink, snapshot_sink),
-                                                     name=f"feed-{venue.name}"))
+                    tasks.append(self.feed_tasks.start(
+                        venue.name, functools.partial(venue.feed.run, sink, snapshot_sink)))
             self._ready_event.set()
             await self._async_stop.wait()
         finally:
@@ -167,10 +170,10 @@ class Desk:
 
     def _feed_sinks(self, venue: Venue) -> tuple[FrameSink, SnapshotSink]:
         """The feed's sinks (recorded when ``[desk] record``) and its reconnect callback."""
-        if hasattr(venue.feed, "on_reconnect"):
-            # in line with the frames (which the feeds hand over on this loop's thread)
-            venue.feed.on_reconnect = (  # type: ignore[union-attr]
-                lambda name: self._process(name, RECONNECT, None, time.time_ns()))
+        feed = venue.feed
+        assert feed is not None
+        # in line with the frames (which the feeds hand over on this loop's thread)
+        feed.on_reconnect = lambda name: self._reconnected(Reconnected(name, time.time_ns()))
         sink, snapshot_sink = self._sink(), self._snapshot_sink
         if self.config["desk"]["record"]:
             if self.recorder is None:
@@ -214,13 +217,18 @@ class Desk:
         try:
             if symbol is None:
                 core.on_frame(venue, payload, ts)
-            elif symbol is RECONNECT:
-                core.on_reconnect(venue)
             else:
                 core.on_snapshot(venue, symbol, payload, ts)
         except Exception:  # parsers raise ParseError; anything else is a bug, not a crash
             core.counters["engine_errors"] += 1
             logger.exception("engine failed on a %s frame", venue)
+
+    def _reconnected(self, event: Reconnected) -> None:
+        try:
+            self.core.on_reconnect(event.venue)
+        except Exception:  # the feed that reported it keeps running
+            self.core.counters["engine_errors"] += 1
+            logger.exception("engine failed on %s's reconnect", event.venue)
 
     async def _metrics_loop(self) -> None:
         interval = float(self.config["store"]["metrics_interval_ms"]) / 1000.0

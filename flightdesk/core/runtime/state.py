@@ -23,14 +23,16 @@ from flightdesk.core.trading.orders import order_row
 if TYPE_CHECKING:
     from flightdesk.core.flight.tickets import StreamRequest
     from flightdesk.core.runtime.compose import Runtime
+    from flightdesk.core.runtime.supervisor import FeedSupervisor
 
 
 class DeskState:
     """Status, control and snapshots over a :class:`Runtime` (engine thread only; the desk
     calls these through its ``call``)."""
 
-    def __init__(self, rt: Runtime, started_ns: int) -> None:
+    def __init__(self, rt: Runtime, started_ns: int, feed_tasks: FeedSupervisor) -> None:
         self.rt = rt
+        self.feed_tasks = feed_tasks
         self.started_ns = started_ns
         self.recovered_fills = 0
         self.engine_priority: dict[str, Any] = {"wanted": 0, "error": ""}
@@ -57,6 +59,7 @@ class DeskState:
             "venues": {
                 name: {"connected": bool(v.feed and v.feed.connected),
                        "feed": v.feed.stats() if v.feed else {},
+                       "task": self.feed_tasks.state(name),
                        "parser": {"frames": v.protocol.stats.frames,
                                   "errors": v.protocol.stats.errors,
                                   "last_error": v.protocol.stats.last_error}}
@@ -94,15 +97,20 @@ class DeskState:
                 "config": json.dumps(self.rt.config.to_dict(), default=str)}
 
     def readiness(self) -> dict[str, Any]:
-        """``{"ready": bool, "feeds": {...}, "books": {...}}``: every feed connected and
-        every configured book synced."""
+        """``{"ready": bool, "feeds": {...}, "books": {...}}``: every feed connected, every
+        configured book synced and no feed task down (waiting to be restarted, with a
+        reason)."""
         core = self.rt.engine
         feeds = {name: bool(v.feed is None or v.feed.connected)
                  for name, v in core.venues.items()}
         books = {f"{name}:{sym}": core.book(name, sym) is not None
                  for name, v in core.venues.items() for sym in v.symbols}
-        return {"ready": all(feeds.values()) and all(books.values()), "feeds": feeds,
-                "books": books}
+        down = self.feed_tasks.down()
+        out: dict[str, Any] = {"ready": all(feeds.values()) and all(books.values()) and not down,
+                               "feeds": feeds, "books": books}
+        if down:
+            out["reason"] = "; ".join(f"feed task {n} is down ({why})" for n, why in down.items())
+        return out
 
     def gauges(self) -> dict[str, Any]:
         """What the metrics report (read from the collector's thread: plain reads)."""

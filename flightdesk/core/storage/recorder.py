@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Recorder"]
+from flightdesk.core.market.venue import FrameSink, SnapshotSink, Tap, Venue
+
+__all__ = ["Recorder", "recording_sinks"]
 
 logger = logging.getLogger(__name__)
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -64,7 +66,7 @@ class Recorder:
             if self.errors <= 3:
                 logger.error("recorder: cannot write %s record: %s", kind, exc)
 
-    def tap(self, conn: str) -> Any:
+    def tap(self, conn: str) -> Tap:
         """A ``tap(kind, url, data, ts)`` callable for a feed's sent frames and connects."""
         def tap(kind: str, url: str, data: str | bytes, ts: int) -> None:
             self.write(kind, conn, url, data, ts)
@@ -94,31 +96,27 @@ class Recorder:
                 "files": [str(p) for p in self.files]}
 
 
-#: the queue marker the desk uses for "this venue's feed reconnected" (in place of a symbol)
-RECONNECT = "\x00reconnect"
-
-
-def recording_sinks(recorder: Recorder, venue: Any, sink: Any, snapshot_sink: Any
-                    ) -> tuple[Any, Any]:
+def recording_sinks(recorder: Recorder, venue: Venue, sink: FrameSink,
+                    snapshot_sink: SnapshotSink) -> tuple[FrameSink, SnapshotSink]:
     """Wrap a feed's sinks so every frame and REST snapshot is recorded first.
 
-    Sent frames and connects are recorded too when the feed has a ``tap`` attribute.
+    The feed's ``tap`` is set too, so sent frames and every connect are recorded: a
+    ``connect`` record after the first one is how a capture shows a reconnect.
     """
     name = venue.name
     feed = venue.feed
-    url = str(getattr(feed, "url", ""))
-    snapshot_url = getattr(feed, "snapshot_url", None)
-    if hasattr(feed, "tap"):
+    url = feed.url if feed is not None else ""
+    if feed is not None:
         feed.tap = recorder.tap(name)
     write = recorder.write
 
-    def recorded(venue_name: str, frame: Any, ts: int) -> None:
+    def recorded(venue_name: str, frame: str | bytes, ts: int) -> None:
         write("recv", name, url, frame, ts)
         sink(venue_name, frame, ts)
 
-    def recorded_snapshot(venue_name: str, symbol: str, body: Any, ts: int) -> None:
-        where = snapshot_url(symbol) if callable(snapshot_url) else f"snapshot:?symbol={symbol}"
-        write("http", name, where, body, ts)
+    def recorded_snapshot(venue_name: str, symbol: str, body: str | bytes, ts: int) -> None:
+        where = feed.snapshot_url(symbol) if feed is not None else None
+        write("http", name, where or f"snapshot:?symbol={symbol}", body, ts)
         snapshot_sink(venue_name, symbol, body, ts)
 
     return recorded, recorded_snapshot

@@ -10,20 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from flightdesk.core.market.venue import Venue
-from flightdesk.plugins.venues._template.feed import TemplateFeed
+from flightdesk.plugins.venues._template.feed import template_feed
 from flightdesk.plugins.venues._template.parse import TemplateProtocol
 
-DEFAULTS: dict[str, Any] = {"type": "template", "symbols": [], "ws_url": None}
+DEFAULTS: dict[str, Any] = {"type": "template", "symbols": [], "ws_url": None,
+                             "rest_url": None, "silence_timeout": 30.0}
 
 
 def make_venue(name: str, config: dict[str, Any]) -> Venue:
     """Build the protocol and the feed from ``config`` (raises TypeError until the template's
-    abstract methods are written)."""
-    # the template stays abstract until a venue author writes parse() and run(): mypy and
-    # Python both say which method is missing, which is what a template should do
+    ``parse`` is written)."""
+    # the protocol stays abstract until a venue author writes parse(): mypy and Python both
+    # say which method is missing, which is what a template should do
     protocol = TemplateProtocol(name)  # type: ignore[abstract]
-    feed = TemplateFeed()  # type: ignore[abstract]
-    return Venue(name, protocol, feed, list(config["symbols"]))
+    symbols = list(config["symbols"])
+    feed = template_feed(name, config["ws_url"], symbols, config["rest_url"],
+                         float(config["silence_timeout"]))
+    return Venue(name, protocol, feed, symbols)
 
 
 make_venue.DEFAULTS = DEFAULTS  # type: ignore[attr-defined]

@@ -10,6 +10,8 @@ Contract (``flightdesk.core.market.venue.VenueProtocol``):
   ``SnapshotRequest``, or an ``Outbound`` resubscribe for venues without REST snapshots).
 * ``parse_snapshot(symbol, body, ts_recv)`` for venues with REST snapshots.
 * ``verify(book, msg)`` for venues with checksums; set ``depth`` if the venue truncates.
+* ``reset_connection()`` for venues whose sequence numbers (or login) are per connection:
+  the engine calls it on every reconnect, before resyncing each symbol.
 * Dispatch on the message type with a dict of handlers, not an if/elif chain; keep the
   venue's price/qty strings (no float round trips into checksums).
 """
@@ -21,4 +23,5 @@ from flightdesk.core.market.venue import VenueProtocol
 
 class TemplateProtocol(VenueProtocol):
     """Implement ``parse`` (abstract in the base: until it exists this class cannot be
-    instantiated) and whichever of ``parse_snapshot``/``verify``/``resync`` the venue needs."""
+    instantiated) and whichever of ``parse_snapshot``/``verify``/``resync``/
+    ``reset_connection`` the venue needs."""

@@ -1,6 +1,7 @@
 """The Binance venue: spot, USD-M and COIN-M market data with exact order books.
 
-``parse.BinanceProtocol`` (sans-I/O), ``feed.BinanceFeed`` (asyncio), ``config.make_venue``
+``parse.BinanceProtocol`` (sans-I/O), ``feed.BinanceFeed`` (the generic ``WsFeed`` set up for
+Binance's combined streams and REST depth), ``config.make_venue``
 (the factory registered as ``binance``). The sim venue uses the same feed and protocol.
 """
 
