@@ -46,7 +46,8 @@ def test_mistyped_key_names_key_and_nearest_spelling(tmp_path):
 def test_unknown_section_and_bad_type():
     with pytest.raises(ConfigError, match="unknown config key 'flihgt'.*'flight'"):
         load_config(overrides={"flihgt": {}}, env={})
-    with pytest.raises(ConfigError, match="flight.port must be int, got 'x'"):
+    with pytest.raises(ConfigError, match=r"\[flight\] port must be from 0 to 65535 "
+                                          r"\(an integer\), got 'x'"):
         load_config(env={"FLIGHTDESK_FLIGHT__PORT": "x"})
 
 
