@@ -26,7 +26,12 @@ from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus
 from flightdesk.core.runtime.config import Config, check_plugin_table, load_config
 from flightdesk.core.runtime.engine import EngineCore, StrategySlot
-from flightdesk.core.runtime.priority import below_engine, engine_priority, run_niced
+from flightdesk.core.runtime.priority import (
+    below_engine,
+    engine_priority,
+    process_tuning,
+    run_niced,
+)
 from flightdesk.core.runtime.state import DeskState
 from flightdesk.core.storage.history_writer import HistoryWriter
 from flightdesk.core.storage.recorder import RECONNECT, Recorder, recording_sinks
@@ -49,8 +54,11 @@ class Desk(DeskState):
 
     def __init__(self, config: Config | None = None,
                  plugins: Sequence[object] = (), clock: Callable[[], int] | None = None,
-                 run_id: str = "") -> None:
+                 run_id: str = "", tune_process: bool = False) -> None:
         self.config = config or load_config()
+        #: apply ``[desk] switch_interval_us``, ``service_nice`` and ``engine_priority`` in
+        #: :meth:`main` (process-wide state: ``flightdesk serve`` opts in, embedding doesn't)
+        self.tune_process = tune_process
         #: the engine clock: wall time live, data time in a replay (see core.replay)
         self.clock: Callable[[], int] = clock or time.time_ns
         pm = make_manager()
@@ -128,11 +136,9 @@ class Desk(DeskState):
         self.loop = asyncio.get_running_loop()
         self._async_stop = asyncio.Event()
         switch = sys.getswitchinterval()
-        switch_us = float(self.config["desk"]["switch_interval_us"])
+        switch_us, nice, priority = process_tuning(self.config["desk"], self.tune_process)
         if switch_us > 0:
             sys.setswitchinterval(switch_us / 1e6)
-        nice = int(self.config["desk"]["service_nice"])
-        priority = int(self.config["desk"]["engine_priority"])
         self.engine_priority = {"wanted": priority, "error": engine_priority(priority)}
         run_niced(nice, self.store.start)
         if self.config["store"]["recover"]:
@@ -161,7 +167,8 @@ class Desk(DeskState):
             await self._async_stop.wait()
         finally:
             await self._shutdown(tasks, venues)
-            sys.setswitchinterval(switch)
+            if switch_us > 0:
+                sys.setswitchinterval(switch)
             if priority > 0 and not self.engine_priority["error"]:
                 os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
