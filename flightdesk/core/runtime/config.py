@@ -85,6 +85,17 @@ def load_config(path: str | os.PathLike[str] | None = None,
     _merge(data, env_overrides(os.environ if env is None else env), "", problems)
     if overrides:
         _merge(data, copy.deepcopy(dict(overrides)), "", problems)
+    _plugin_tables(data, problems)
+    for name in SPEC:
+        check_section(name, data[name], problems)
+    if problems:
+        raise ConfigError.collect(problems, str(path) if path is not None else "")
+    return Config(data)
+
+
+def _plugin_tables(data: dict[str, Any], problems: list[ConfigError]) -> None:
+    """The embedded desk when no venue is configured; each venue/strategy table a table
+    with a ``type`` (its keys are checked by the plugin's ``DEFAULTS`` once loaded)."""
     if not data["venues"]:
         data["venues"] = copy.deepcopy(EMBEDDED_VENUES)
     if set(data["venues"]) == set(EMBEDDED_VENUES) and not data["strategies"]:
@@ -97,11 +108,6 @@ def load_config(path: str | os.PathLike[str] | None = None,
                                             key=f"{name}.{entry}"))
             else:
                 table.setdefault("type", entry)
-    for section in SPEC:
-        check_section(section, data[section], problems)
-    if problems:
-        raise ConfigError.collect(problems, str(path) if path is not None else "")
-    return Config(data)
 
 
 def section(name: str, table: Mapping[str, Any] | None = None) -> dict[str, Any]:
