@@ -233,7 +233,7 @@ def test_load_subscribers_history_sql_and_a_stalled_client():
                                      "ws_url": f"ws://{url}", "rest_url": f"http://{url}",
                                      "channels": ["depth@100ms", "trade"]}},
                    "strategies": {"flip": {"type": "flip"}}}
-            with flightdesk.Engine(cfg, plugins=[FlipPlugin()]) as eng:
+            with flightdesk.Engine(cfg, plugins=[FlipPlugin()], tune_process=True) as eng:
                 time.sleep(2.0)  # connect, snapshot, first batches
                 unloaded = measure(eng, SECONDS)
                 args = [eng.flight_uri, str(SUBS), str(READERS), str(SQLS), str(CLIENT_NICE)]

@@ -50,7 +50,7 @@ def test_desk_services_run_niced_and_the_engine_thread_does_not(tmp_path):
     me = _nice(threading.get_native_id())
     cfg = {"desk": {"data_dir": str(tmp_path), "service_nice": 4},
            "flight": {"port": 0}, "venues": {}, "strategies": {}}
-    with flightdesk.Engine(cfg) as eng:
+    with flightdesk.Engine(cfg, tune_process=True) as eng:  # as `flightdesk serve` runs it
         by_name = {t.name: t.native_id for t in threading.enumerate()}
         assert _nice(by_name["flightdesk-engine"]) == me
         assert _nice(by_name["flightdesk-store"]) == me + 4
@@ -74,6 +74,18 @@ def test_desk_services_run_niced_and_the_engine_thread_does_not(tmp_path):
         assert flightdesk.connect(eng.flight_uri).status()["run_id"] == eng.status()["run_id"]
 
 
+def test_an_embedded_desk_leaves_thread_priorities_alone_unless_asked(tmp_path):
+    """A notebook's ``Engine`` must not renice threads or go real-time behind its back."""
+    me = _nice(threading.get_native_id())
+    cfg = {"desk": {"data_dir": str(tmp_path), "service_nice": 4, "engine_priority": 5},
+           "flight": {"port": 0}, "venues": {}, "strategies": {}}
+    with flightdesk.Engine(cfg) as eng:
+        by_name = {t.name: t.native_id for t in threading.enumerate()}
+        assert _nice(by_name["flightdesk-store"]) == me
+        assert os.sched_getscheduler(by_name["flightdesk-engine"]) == os.SCHED_OTHER
+        assert eng.status()["engine_priority"] == {"wanted": 0, "error": ""}
+
+
 def _fifo_allowed() -> bool:
     """Whether this process may use SCHED_FIFO (root or CAP_SYS_NICE / RLIMIT_RTPRIO)."""
     result: list[bool] = []
@@ -94,7 +106,7 @@ def _fifo_allowed() -> bool:
 def test_engine_priority_puts_the_engine_and_writers_under_sched_fifo_or_says_why(tmp_path):
     cfg = {"desk": {"data_dir": str(tmp_path), "engine_priority": 5},
            "flight": {"port": 0, "data_process": True}, "venues": {"sim": {"rate": 200}}}
-    with flightdesk.Engine(cfg) as eng:
+    with flightdesk.Engine(cfg, tune_process=True) as eng:  # as `flightdesk serve` runs it
         by_name = {t.name: t.native_id for t in threading.enumerate()}
         status = eng.status()["engine_priority"]
         policy = {name: os.sched_getscheduler(by_name[name]) & ~os.SCHED_RESET_ON_FORK

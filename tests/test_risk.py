@@ -189,3 +189,38 @@ def test_loss_limit_through_the_trader_cancels_open_orders_and_emits_an_event():
     assert m.risk.mode is DeskMode.REDUCING and not m.broker.orders
     kinds = [e["kind"] for e in m.collect()["events"]]
     assert "risk_mode" in kinds and "cancel_all" in kinds
+
+
+@pytest.mark.parametrize(("key", "value"), [("max_notional", math.nan),
+                                            ("max_order_qty", math.inf),
+                                            ("max_position", -1.0),
+                                            ("max_total_position", 0.0),
+                                            ("stale_ms", -5.0),
+                                            ("max_orders_per_s", math.nan),
+                                            ("kill_switch", "no")])
+def test_a_validator_built_in_code_refuses_a_limit_that_would_switch_its_check_off(key, value):
+    """Built straight from a dict (no load_config), a bad limit still fails closed."""
+    with pytest.raises(ConfigError, match=rf"\[risk\] {key} must be"):
+        risk(**{key: value})
+
+
+def test_a_validator_built_from_a_partial_dict_takes_the_config_defaults():
+    from flightdesk.core.runtime.config import DEFAULTS
+
+    r = RiskValidator({"max_position": 3.0})
+    assert (r.max_position, r.max_order_qty, r.rate) == (
+        3.0, DEFAULTS["risk"]["max_order_qty"], DEFAULTS["risk"]["max_orders_per_s"])
+    with pytest.raises(ConfigError, match="did you mean 'max_position'"):
+        RiskValidator({"max_postion": 3.0})
+
+
+@pytest.mark.parametrize(("attr", "reason"), [("max_order_qty", RiskReason.MAX_ORDER_QTY),
+                                              ("max_position", RiskReason.MAX_POSITION),
+                                              ("max_total_position",
+                                               RiskReason.MAX_TOTAL_POSITION),
+                                              ("max_notional", RiskReason.MAX_NOTIONAL)])
+def test_a_limit_set_to_nan_after_construction_rejects_instead_of_approving(attr, reason):
+    r = risk()
+    assert r.check(make_order(qty=1.0), RiskView(0.0, 0.0, 100.0)).approved
+    setattr(r, attr, math.nan)
+    assert r.check(make_order(qty=1.0), RiskView(0.0, 0.0, 100.0)).reason is reason

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("telemetry", {}).update(health=True, health_port=args.health_port)
     config = load_config(args.config, overrides=overrides)
     _telemetry(args, config)
-    desk = Desk(config)
+    desk = Desk(config, tune_process=True)  # serve owns the process: GIL interval, priorities
     return asyncio.run(_serve(desk))
 
 

@@ -3,7 +3,8 @@
 ::
 
     FlightdeskError
-    ├── ConfigError            a config key or value is wrong (names the key, suggests a spelling)
+    ├── ConfigError            config keys or values are wrong (names each key, suggests a spelling;
+    │                          ``problems`` holds one ConfigError per wrong key)
     ├── SchemaError            a batch does not match a stream schema (names the field)
     ├── ParseError             a venue frame could not be parsed (names the venue)
     ├── TicketError            a Flight ticket/descriptor/action is malformed or unknown
@@ -16,16 +17,35 @@ A risk rejection is not an error: it is a ``RiskDecision`` value (see ``core.ris
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class FlightdeskError(Exception):
     """Base class of every error flightdesk raises on purpose."""
 
 
 class ConfigError(FlightdeskError):
-    def __init__(self, message: str, key: str = "", suggestion: str = "") -> None:
+    """``key`` and ``suggestion`` are those of the first problem; ``problems`` lists every
+    problem found at once (just this error when there is one)."""
+
+    def __init__(self, message: str, key: str = "", suggestion: str = "",
+                 problems: Sequence[ConfigError] = ()) -> None:
         super().__init__(message)
         self.key = key
         self.suggestion = suggestion
+        self.problems: tuple[ConfigError, ...] = tuple(problems) or (self,)
+
+    @classmethod
+    def collect(cls, problems: Sequence[ConfigError], source: str = "") -> ConfigError:
+        """One error reporting every problem: ``invalid config desk.toml:`` and a line each."""
+        if len(problems) == 1 and not source:
+            return problems[0]
+        where = f" {source}" if source else ""
+        lines = "".join(f"\n  {p}" for p in problems)
+        first = problems[0]
+        return cls(f"invalid config{where} ({len(problems)} "
+                   f"problem{'s' if len(problems) > 1 else ''}):{lines}",
+                   key=first.key, suggestion=first.suggestion, problems=problems)
 
 
 class SchemaError(FlightdeskError):

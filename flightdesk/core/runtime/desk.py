@@ -28,7 +28,12 @@ from flightdesk.core.runtime.bus import Bus, Subscriber
 from flightdesk.core.runtime.compose import Runtime, build_runtime
 from flightdesk.core.runtime.config import Config, load_config
 from flightdesk.core.runtime.engine import EngineCore
-from flightdesk.core.runtime.priority import below_engine, engine_priority, run_niced
+from flightdesk.core.runtime.priority import (
+    below_engine,
+    engine_priority,
+    process_tuning,
+    run_niced,
+)
 from flightdesk.core.runtime.slots import StrategySlot
 from flightdesk.core.runtime.state import DeskState
 from flightdesk.core.runtime.supervisor import FeedSupervisor
@@ -54,11 +59,14 @@ class Desk:
 
     def __init__(self, config: Config | None = None,
                  plugins: Sequence[object] = (), clock: Callable[[], int] | None = None,
-                 run_id: str = "", replay_steps: int = 0) -> None:
+                 run_id: str = "", replay_steps: int = 0, tune_process: bool = False) -> None:
         self.rt: Runtime = build_runtime(config or load_config(), plugins, clock, run_id,
                                          replay_steps)
         self.feed_tasks = FeedSupervisor()  # restarts a feed task that died
         self.state = DeskState(self.rt, time.time_ns(), self.feed_tasks)
+        #: set process-wide tuning (GIL switch interval, nice, SCHED_FIFO) while running:
+        #: ``flightdesk serve`` does; an embedded desk leaves its process alone
+        self.tune_process = tune_process
         self._stop_event = threading.Event()
         self._ready_event = threading.Event()
         self.flight: DeskFlightServer | None = None
@@ -126,11 +134,9 @@ class Desk:
         self.loop = asyncio.get_running_loop()
         self._async_stop = asyncio.Event()
         switch = sys.getswitchinterval()
-        switch_us = float(self.config["desk"]["switch_interval_us"])
+        switch_us, nice, priority = process_tuning(self.config["desk"], self.tune_process)
         if switch_us > 0:
             sys.setswitchinterval(switch_us / 1e6)
-        nice = int(self.config["desk"]["service_nice"])
-        priority = int(self.config["desk"]["engine_priority"])
         self.state.engine_priority = {"wanted": priority, "error": engine_priority(priority)}
         run_niced(nice, self.store.start)
         if self.config["store"]["recover"]:
@@ -157,7 +163,8 @@ class Desk:
             await self._async_stop.wait()
         finally:
             await self._shutdown(tasks, venues)
-            sys.setswitchinterval(switch)
+            if switch_us > 0:
+                sys.setswitchinterval(switch)
             if priority > 0 and not self.state.engine_priority["error"]:
                 os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 

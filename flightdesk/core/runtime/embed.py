@@ -28,10 +28,14 @@ class Engine:
     ``config`` is a :class:`Config`, a path to a TOML file, or a nested dict of overrides
     over the defaults (e.g. ``{"flight": {"port": 0}}``). ``plugins`` are extra plugin
     objects (modules or instances with ``@hookimpl`` functions) registered for this desk.
+    ``tune_process=True`` applies ``[desk] switch_interval_us``, ``service_nice`` and
+    ``engine_priority`` (process-wide; the priority goes to the engine's background thread)
+    as ``flightdesk serve`` does, until :meth:`stop`; by default the process is left alone.
     """
 
     def __init__(self, config: Config | str | os.PathLike[str] | Mapping[str, Any] | None = None,
-                 start_timeout: float = 30.0, plugins: Sequence[object] = ()) -> None:
+                 start_timeout: float = 30.0, plugins: Sequence[object] = (),
+                 tune_process: bool = False) -> None:
         if isinstance(config, Config):
             self.config = config
         elif isinstance(config, str | os.PathLike):
@@ -39,7 +43,7 @@ class Engine:
         else:
             self.config = load_config(overrides=config)
         self.start_timeout = start_timeout
-        self.desk = Desk(self.config, plugins=plugins)
+        self.desk = Desk(self.config, plugins=plugins, tune_process=tune_process)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 

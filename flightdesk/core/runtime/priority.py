@@ -21,6 +21,11 @@ and the engine would wait for them (measured: the store thread spent 0.4 s of ev
 holding it in the run queue). That needs CAP_SYS_NICE (or an RLIMIT_RTPRIO);
 without it the desk logs why and runs as usual. The kernel's real-time throttling
 (``sched_rt_runtime_us``, 95% by default) keeps a runaway engine from starving the box.
+
+All of this, and ``[desk] switch_interval_us`` (the GIL switch interval, process-wide), is
+tuning of the process, not of the desk: only ``flightdesk serve`` applies it (it owns the
+process), or an embedding that asks with ``Engine(..., tune_process=True)``; a desk embedded
+in a notebook or a test leaves the interpreter and its threads as they were.
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-__all__ = ["below_engine", "engine_priority", "run_niced"]
+__all__ = ["below_engine", "engine_priority", "process_tuning", "run_niced"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,6 +67,19 @@ def run_niced(nice: int, fn: Callable[[], T]) -> T:
     if err:
         raise err[0]
     return out[0]
+
+
+def process_tuning(desk: Mapping[str, Any], enabled: bool) -> tuple[float, int, int]:
+    """``(switch_interval_us, service_nice, engine_priority)`` from the ``[desk]`` table when
+    the process may be tuned, else zeros (and a log line if the config asked for some)."""
+    wanted = (float(desk["switch_interval_us"]), int(desk["service_nice"]),
+              int(desk["engine_priority"]))
+    if enabled:
+        return wanted
+    if wanted[1] or wanted[2]:
+        logger.info("[desk] service_nice/engine_priority not applied: an embedded desk leaves "
+                    "the process alone (flightdesk serve, or Engine(..., tune_process=True))")
+    return 0.0, 0, 0
 
 
 def engine_priority(priority: int, tid: int = 0) -> str:

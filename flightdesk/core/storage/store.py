@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import StoreError
+from flightdesk.core.runtime.config import section
 from flightdesk.core.storage.dialects import dialect_for
 from flightdesk.core.storage.migrations import migrate
 from flightdesk.core.types import OnCommit
@@ -33,13 +34,15 @@ class Store:
     """One SQLite file, one writer thread (see the module docstring)."""
 
     def __init__(self, target: str | Path, config: Mapping[str, Any] | None = None) -> None:
-        """``target``: a SQLite file path, or a ``postgresql://`` ADBC URI."""
-        cfg = dict(config or {})
+        """``target``: a SQLite file path, or a ``postgresql://`` ADBC URI; ``config``: the
+        ``[store]`` table (keys left out take the config defaults; bad values raise
+        :class:`~flightdesk.core.errors.ConfigError`)."""
+        cfg = section("store", config)
         self.dialect = dialect_for(target)
         self.path = target if isinstance(target, Path) else Path(str(self.dialect))
-        self.batch_rows = int(cfg.get("batch_rows", 2048))
-        self.flush_s = float(cfg.get("flush_ms", 20)) / 1000.0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(cfg.get("queue_size", 100_000)))
+        self.batch_rows = int(cfg["batch_rows"])
+        self.flush_s = float(cfg["flush_ms"]) / 1000.0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(cfg["queue_size"]))
         self._thread: threading.Thread | None = None
         self.rows_written = 0
         self.commits = 0

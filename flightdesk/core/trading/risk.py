@@ -17,7 +17,8 @@ the numbers that failed (the limit and the value that broke it). The checks, in 
 Loss limits move the desk mode: the day's PnL below ``-daily_loss_limit`` or a drawdown
 from the PnL peak beyond ``max_drawdown`` switch to ``loss_action`` (``reducing`` or
 ``halted``). A new UTC day (engine clock) lifts a daily-loss stop; a drawdown stop stays
-until :meth:`RiskValidator.reset_mode`. A limit of 0 turns that check off.
+until :meth:`RiskValidator.reset_mode`. A rate, band, staleness or loss limit of 0 turns
+that check off; the size limits must be positive (see ``config_spec``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
-from flightdesk.core.errors import ConfigError
+from flightdesk.core.runtime.config import section
 from flightdesk.core.trading.orders import Order, OrderType
 
 logger = logging.getLogger(__name__)
@@ -108,26 +109,29 @@ def _reject(reason: RiskReason, limit: float, value: float, detail: str = "") ->
 
 
 class RiskValidator:
-    """Built-in limits from ``[risk]`` plus registered custom rules."""
+    """Built-in limits from ``[risk]`` plus registered custom rules.
+
+    ``config`` is the ``[risk]`` table; keys it leaves out take the config defaults, and a
+    limit that is not allowed there (negative, NaN, infinite, the wrong type) raises
+    :class:`ConfigError` here too: a validator is never built with a check switched off
+    by a bad value. The size checks are written to reject when a limit compares false.
+    """
 
     def __init__(self, config: Mapping[str, Any],
                  rules: Mapping[str, RiskRule] | None = None) -> None:
-        self.max_order_qty = float(config["max_order_qty"])
-        self.max_position = float(config["max_position"])
-        self.max_total_position = float(config["max_total_position"])
-        self.max_notional = float(config["max_notional"])
-        self.killed = bool(config["kill_switch"])
-        self.rate = float(config.get("max_orders_per_s", 0.0))
-        self.price_band = float(config.get("price_band_bps", 0.0)) * 1e-4
-        self.stale_ns = int(float(config.get("stale_ms", 0.0)) * 1e6)
-        self.self_cross = bool(config.get("self_cross", True))
-        self.loss_limit = float(config.get("daily_loss_limit", 0.0))
-        self.max_drawdown = float(config.get("max_drawdown", 0.0))
-        try:
-            self.loss_action = DeskMode(str(config.get("loss_action", "reducing")))
-        except ValueError:
-            raise ConfigError("risk.loss_action must be 'reducing' or 'halted', got "
-                              f"{config.get('loss_action')!r}", key="risk.loss_action") from None
+        cfg = section("risk", config)  # defaults filled in; a bad limit raises ConfigError
+        self.max_order_qty = float(cfg["max_order_qty"])
+        self.max_position = float(cfg["max_position"])
+        self.max_total_position = float(cfg["max_total_position"])
+        self.max_notional = float(cfg["max_notional"])
+        self.killed = bool(cfg["kill_switch"])
+        self.rate = float(cfg["max_orders_per_s"])
+        self.price_band = float(cfg["price_band_bps"]) * 1e-4
+        self.stale_ns = int(float(cfg["stale_ms"]) * 1e6)
+        self.self_cross = bool(cfg["self_cross"])
+        self.loss_limit = float(cfg["daily_loss_limit"])
+        self.max_drawdown = float(cfg["max_drawdown"])
+        self.loss_action = DeskMode(cfg["loss_action"])
         self.rules = dict(rules or {})
         #: whether :meth:`update_pnl` has anything to do (a loss limit is configured)
         self.watches_pnl = bool(self.loss_limit or self.max_drawdown)
@@ -186,7 +190,8 @@ class RiskValidator:
         return None
 
     def _size(self, order: Order, view: RiskView) -> RiskDecision | None:
-        if order.qty > self.max_order_qty + 1e-9:
+        # `not x <= limit`: a NaN limit (set after construction) rejects instead of passing
+        if not order.qty <= self.max_order_qty + 1e-9:
             return _reject(RiskReason.MAX_ORDER_QTY, self.max_order_qty, order.qty)
         pos = view.position
         now = max(abs(pos + view.open_buy), abs(pos - view.open_sell))
@@ -196,16 +201,16 @@ class RiskValidator:
             after = max(abs(pos + view.open_buy), abs(pos - view.open_sell - order.qty))
         if after <= now:
             return None  # an order that cannot grow the worst case never breaks a limit
-        if after > self.max_position + 1e-9:
+        if not after <= self.max_position + 1e-9:
             return _reject(RiskReason.MAX_POSITION, self.max_position, after)
         total = view.total_position - now + after
-        if total > self.max_total_position + 1e-9:
+        if not total <= self.max_total_position + 1e-9:
             return _reject(RiskReason.MAX_TOTAL_POSITION, self.max_total_position, total)
         if not math.isfinite(view.mid):
             return _reject(RiskReason.NO_MARKET, math.nan, math.nan,
                            f"no two-sided book for {order.symbol}")
         notional = view.other_notional + after * view.mid
-        if notional > self.max_notional:
+        if not notional <= self.max_notional:
             return _reject(RiskReason.MAX_NOTIONAL, self.max_notional, notional)
         return None
 

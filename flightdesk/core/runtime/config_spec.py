@@ -1,0 +1,237 @@
+"""The config model: every key of the fixed sections with its type, default and rule.
+
+A :class:`Key` says what a value may be — its type (that of the default: an int key takes
+an int, a float key takes an int or a float, a bool is never a number), a range, a set of
+allowed strings, the element type of a list — and :meth:`Key.check` returns the value
+(ints widened to float) or a message naming the key and what it accepts, e.g.
+``[risk] max_position must be > 0, got -1``. Every float must be finite: a NaN or an
+infinite limit would switch its check off instead of refusing. ``off=True`` marks a number
+whose 0 turns its feature off; negatives are refused either way.
+
+``SPEC`` is the one place that holds the defaults (``config.DEFAULTS`` is built from it)
+and the rules; ``[venues.NAME]`` and ``[strategies.NAME]`` tables are checked against their
+plugin's ``DEFAULTS`` instead (see :func:`flightdesk.core.runtime.config.check_plugin_table`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from flightdesk.core.errors import ConfigError
+
+__all__ = ["SPEC", "Key", "check_section"]
+
+_NAMES: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number",
+                           str: "a string", list: "a list", dict: "a table"}
+_ITEMS: dict[type, str] = {str: "strings", dict: "tables"}
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One config key: its default and what a value must be (see the module docstring)."""
+
+    default: Any
+    doc: str = ""
+    ge: float | None = None  # value >= ge
+    gt: float | None = None  # value > gt
+    le: float | None = None  # value <= le
+    choices: tuple[str, ...] = ()
+    off: bool = False  # 0 turns the feature off
+    items: type | None = None  # the element type of a list
+    path: bool = False  # a file or directory (a string; "" = unset where the doc says so)
+    fold_case: bool = False  # choices compared case-insensitively, stored as written in SPEC
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def rule(self) -> str:
+        """What a value must be, in words: ``an integer from 0 to 65535``."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        name = _NAMES.get(self.kind, self.kind.__name__)
+        if self.items is not None:
+            return f"a list of {_ITEMS.get(self.items, self.items.__name__)}"
+        if self.kind is float:
+            name = "a finite number"
+        if self.ge is not None and self.le is not None:
+            bound = f"from {self.ge:g} to {self.le:g}"
+        elif self.gt is not None:
+            bound = f"> {self.gt:g}"
+        elif self.ge is not None:
+            bound = f">= {self.ge:g}"
+        elif self.le is not None:
+            bound = f"<= {self.le:g}"
+        else:
+            return name
+        return f"{bound} ({name}{'; 0 = off' if self.off else ''})"
+
+    def check(self, where: str, name: str, value: Any) -> tuple[Any, str]:
+        """``(value, "")`` when ``value`` is allowed (ints widened to float for a float
+        key), else ``(value, message)``; ``where`` is the table, e.g. ``risk``."""
+        ok, typed = self._typed(value)
+        if ok and self._allowed(typed):
+            if self.fold_case:
+                typed = next(c for c in self.choices if c.upper() == typed.upper())
+            return typed, ""
+        return value, f"[{where}] {name} must be {self.rule()}, got {value!r}"
+
+    def _typed(self, value: Any) -> tuple[bool, Any]:
+        kind = self.kind
+        if kind is bool:
+            return isinstance(value, bool), value
+        if isinstance(value, bool):
+            return False, value
+        if kind is float and isinstance(value, int):
+            return True, float(value)
+        if kind is float:
+            return isinstance(value, float) and math.isfinite(value), value
+        if kind is list:
+            ok = isinstance(value, list) and (
+                self.items is None or all(isinstance(v, self.items) for v in value))
+            return ok, value
+        return isinstance(value, kind), value
+
+    def _allowed(self, value: Any) -> bool:
+        if self.choices:
+            if self.fold_case:
+                return value.upper() in {c.upper() for c in self.choices}
+            return value in self.choices
+        if not isinstance(value, int | float):
+            return True
+        return not ((self.ge is not None and value < self.ge)
+                    or (self.gt is not None and value <= self.gt)
+                    or (self.le is not None and value > self.le))
+
+
+def _size(default: int, doc: str = "") -> Key:
+    return Key(default, doc, ge=1)
+
+
+def _port(default: int, doc: str = "") -> Key:
+    return Key(default, doc, ge=0, le=65535)
+
+
+def _limit(default: float, doc: str = "") -> Key:
+    """A risk limit that must be set: 0 or less would refuse every order."""
+    return Key(default, doc, gt=0)
+
+
+def _off(default: float, doc: str = "") -> Key:
+    return Key(default, doc, ge=0, off=True)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+SPEC: dict[str, dict[str, Key]] = {
+    "desk": {
+        "name": Key("flightdesk", "the desk's name in runs, metrics and logs"),
+        "data_dir": Key("./flightdesk-data", "where the store and captures live", path=True),
+        "seed": Key(7, "seed of the simulated venues and strategies", ge=0),
+        "max_batch_rows": _size(4096, "frames processed before a flush when the feed is busy"),
+        "log_level": Key("INFO", "log level", choices=LOG_LEVELS, fold_case=True),
+        "log_format": Key("text", "log lines as text or one JSON object each",
+                          choices=("text", "json")),
+        "depth_levels": _size(5, "book levels per side in the quotes stream"),
+        # CPython's GIL switch interval while the desk runs (0 = leave Python's 5 ms): how
+        # long a Flight or store thread busy in Python can keep the engine thread waiting
+        # (50 live subscribers at 20k frames/s: tick-to-trade p99 12.4 ms at 5 ms, 5.3 at 0.2);
+        # applied by `flightdesk serve` only (process-wide), restored when it stops
+        "switch_interval_us": Key(200, "GIL switch interval under serve", ge=0, off=True),
+        # nice value added to the desk's service threads (Flight, store, history, health)
+        # on Linux, so the engine thread keeps the CPU when cores are short (0 = same);
+        # the price: on a saturated box, live subscribers fall behind and lose batches
+        "service_nice": Key(0, "nice added to service threads under serve", ge=0, le=19),
+        # Linux real-time priority (SCHED_FIFO, 1-99) for the engine thread, so the kernel
+        # runs it the moment a frame arrives, ahead of anything else on the box (0 = off;
+        # needs CAP_SYS_NICE — without it the desk logs why and runs as usual)
+        "engine_priority": Key(0, "SCHED_FIFO priority of the engine under serve",
+                               ge=0, le=99),
+        "record": Key(False, "write the raw capture of every feed (see core.recorder)"),
+        "record_dir": Key("captures", "capture directory under data_dir", path=True),
+    },
+    "risk": {
+        "max_order_qty": _limit(1.0, "largest single order"),
+        "max_position": _limit(2.0, "largest worst-case position per instrument"),
+        "max_total_position": _limit(4.0, "largest worst-case position summed"),
+        "max_notional": _limit(250_000.0, "largest worst-case notional at mid"),
+        "kill_switch": Key(False, "refuse every order"),
+        "max_orders_per_s": _off(2000.0, "token bucket"),
+        "price_band_bps": _off(500.0, "limit/stop price vs mid"),
+        "stale_ms": _off(5000.0, "no order on a book not updated for this long"),
+        "self_cross": Key(True, "refuse orders that would trade with the desk's own"),
+        "daily_loss_limit": _off(50_000.0, "the day's loss that moves the desk mode"),
+        "max_drawdown": _off(100_000.0, "the drawdown from the PnL peak that moves it"),
+        "loss_action": Key("reducing", "the mode a loss limit moves the desk to",
+                           choices=("reducing", "halted")),
+    },
+    "broker": {
+        "taker_fee_bps": Key(7.5, "taker fee (negative: a rebate)"),
+        "maker_fee_bps": Key(2.0, "maker fee (negative: a rebate)"),
+        # [{venue = "binance", maker_bps = 1.0, taker_bps = 1.0}]
+        "venue_fees": Key([], "per-venue fees over the defaults", items=dict),
+        "latency_ms": Key(0.0, "order entry latency", ge=0),
+        "cancel_latency_ms": Key(0.0, "cancel latency", ge=0),
+        "latency_jitter_ms": Key(0.0, "mean of the random part of a latency", ge=0),
+        "latency_dist": Key("constant", "distribution of the random part",
+                            choices=("constant", "uniform", "exponential", "lognormal")),
+        "latency_seed": Key(7, "seed of the latency draws", ge=0),
+        "queue_model": Key("conservative", "where a resting order joins the queue",
+                           choices=("conservative", "probabilistic")),
+        "queue_power": Key(2.0, "probabilistic queue: 1 = proportional", gt=0),
+    },
+    "store": {
+        "path": Key("flightdesk.sqlite", "SQLite file under desk.data_dir", path=True),
+        "uri": Key("", "or an ADBC URI, e.g. postgresql://user@host/db (extra: postgres)"),
+        "batch_rows": _size(2048, "rows written per transaction at most"),
+        "flush_ms": Key(20, "longest wait for more rows before a commit", ge=0),
+        "queue_size": _size(100_000, "batches queued for the writer thread at most"),
+        "history_dir": Key("", "Parquet market-data history: <dir>/<stream>/", path=True),
+        "history_cache_mb": _off(256, "decoded row groups kept, from a 2nd read"),
+        "history": Key(False, "write quotes/trades to the history (default: data_dir/history)"),
+        "metrics_interval_ms": _off(1000, "performance metrics rows"),
+        "recover": Key(True, "rebuild positions from the store's fills at start"),
+    },
+    "flight": {
+        "host": Key("127.0.0.1", "bind address"),
+        "port": _port(8815, "0 picks a free port"),
+        "subscriber_buffer": _size(1024, "batches buffered per live subscriber"),
+        "data_workers": _size(1, "history reads and SQL queries done at once"),
+        # serve live market data, history and Flight SQL from a second process, off the
+        # engine's GIL (clients follow get_flight_info's endpoint there; see flight.dataplane)
+        "data_process": Key(False, "serve market data from a second process"),
+        "advertise_host": Key("", "host named in endpoint locations (\"\" = flight.host)"),
+        "enabled": Key(True, "serve Flight"),
+        # bearer tokens by role (trade implies read); with none the desk binds loopback only
+        "read_tokens": Key([], "bearer tokens that may read", items=str),
+        "trade_tokens": Key([], "bearer tokens that may read and trade", items=str),
+        # TLS (grpc+tls://): server cert and key files; tls_ca set = mutual TLS (client certs)
+        "tls_cert": Key("", "server certificate file", path=True),
+        "tls_key": Key("", "server key file", path=True),
+        "tls_ca": Key("", "client CA file: mutual TLS", path=True),
+        "book_snapshot_s": Key(5.0, "live `book` stream: a full snapshot this often", ge=0),
+        "sql_cache": _size(64, "Flight SQL results held between GetFlightInfo and DoGet"),
+    },
+    "telemetry": {
+        "enabled": Key(True, "metrics and health"),
+        "health": Key(False, "serve HTTP /health, /ready (and /metrics with the otel extra)"),
+        "health_host": Key("127.0.0.1", "health server bind address"),
+        "health_port": _port(8816, "0 picks a free port"),
+        "prometheus": Key(True, "/metrics when the otel extra is installed (serve only)"),
+    },
+}
+
+
+def check_section(section: str, table: dict[str, Any], problems: list[ConfigError]) -> None:
+    """Check ``table`` (a fixed section) in place against ``SPEC``: allowed values are
+    stored widened, each bad one adds a :class:`ConfigError` naming its key."""
+    for name, key in SPEC[section].items():
+        if name not in table:
+            continue
+        value, problem = key.check(section, name, table[name])
+        if problem:
+            problems.append(ConfigError(problem, key=f"{section}.{name}"))
+        else:
+            table[name] = value
