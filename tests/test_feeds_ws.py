@@ -8,7 +8,6 @@ from contextlib import suppress
 from http import HTTPStatus
 
 import pytest
-from mexc_frames import Session
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -20,6 +19,7 @@ from flightdesk.plugins.venues.coinbase.config import make_venue as make_coinbas
 from flightdesk.plugins.venues.kraken.config import make_venue as make_kraken
 from flightdesk.plugins.venues.okx.config import make_venue as make_okx
 from flightdesk.plugins.venues.wsfeed import WsFeed
+from tests.fixtures.recorded import Session
 
 
 class Echo:

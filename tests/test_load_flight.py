@@ -31,10 +31,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from flight_helpers import wait_for
 
 import flightdesk
 from flightdesk.core import schemas
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from flight_helpers import wait_for
 
 import flightdesk
 from flightdesk.core.runtime.priority import run_niced
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="per-thread nice values are a Linux feature")

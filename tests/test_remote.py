@@ -15,14 +15,14 @@ import flightdesk
 from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.exchange import parse_exchange
-from tests.test_plugins import wait_for
+from tests.fixtures.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
 import flightdesk.remote
-from tests.remote_strategies import Flipper
+from tests.fixtures.strategies import Flipper
 res = flightdesk.remote.run({url!r}, Flipper, {{"venue": "ven", "symbols": ["BTCUSDT"]}},
                             name="flipper")
 print("RESULT", res.batches, res.signals, flush=True)

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pg_server import pg_tools, start
 
 import flightdesk
 from flightdesk.core.storage.store import Store
+from tests.fixtures.postgres import pg_tools, start
 
 pytestmark = pytest.mark.skipif(pg_tools() is None,
                                 reason="PostgreSQL server binaries (initdb, pg_ctl) are not "

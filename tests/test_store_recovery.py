@@ -11,11 +11,11 @@ import time
 import adbc_driver_sqlite.dbapi as sqlite_dbapi
 import pyarrow.flight as fl
 import pytest
-from test_e2e_serve import start_serve, stop_serve
 
 from flightdesk.core.errors import StoreError
 from flightdesk.core.storage.migrations import SCHEMA_VERSION
 from flightdesk.core.storage.store import Store
+from tests.fixtures.serve import start_serve, stop_serve
 
 
 def sql(path, query):

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from flight_helpers import start_desk, wait_for
 
 from flightdesk.core.runtime import telemetry
+from tests.fixtures.flight import start_desk
+from tests.fixtures.waiting import wait_for
 
 sdk_metrics = pytest.importorskip("opentelemetry.sdk.metrics")
 from opentelemetry import metrics, trace  # noqa: E402

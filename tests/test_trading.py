@@ -4,8 +4,6 @@ import math
 import time
 
 import pytest
-from factories import make_book, make_ids, make_order
-from test_broker import Market
 
 import flightdesk
 from flightdesk.core.errors import SchemaError
@@ -15,6 +13,8 @@ from flightdesk.core.trading.portfolio import Portfolio, Position
 from flightdesk.core.trading.risk import RiskReason, RiskValidator, RiskView
 from flightdesk.core.trading.trader import Trader
 from flightdesk.sdk.strategy import signals_batch
+from tests.fixtures.factories import make_book, make_ids, make_order
+from tests.fixtures.market import Market
 
 RISK = {"max_order_qty": 2.0, "max_position": 3.0, "max_total_position": 4.0,
         "max_notional": 1000.0, "kill_switch": False}
