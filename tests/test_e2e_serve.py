@@ -10,6 +10,7 @@ import pyarrow.flight as fl
 import pytest
 
 from tests.fixtures.serve import start_serve, stop_serve
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -103,12 +104,12 @@ def test_kill_switch_rejects_every_later_order(desk):
     client = fl.connect(uri)
     assert action(client, "kill", b'{"on": true}')["kill_switch"] is True
     before = action(client, "status")["trading"].get("fills", 0)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def rejected() -> dict | None:
         st = action(client, "status")
-        if st["trading"].get("rejected_kill_switch", 0) > 0:
-            break
-        time.sleep(0.2)
+        return st if st["trading"].get("rejected_kill_switch", 0) > 0 else None
+
+    st = wait_for(rejected, timeout=30, interval=0.2, what="an order rejected by the kill switch")
     assert st["kill_switch"] is True
     assert st["trading"]["rejected_kill_switch"] > 0
     assert st["trading"].get("fills", 0) == before
