@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the synthetic MEXC session lives with the tests
+sys.path.insert(0, str(ROOT))  # the synthetic MEXC session lives with the tests (tests.fixtures)
 
 from flightdesk.core.market.batcher import QuoteBuffer  # noqa: E402
 from flightdesk.core.market.events import (  # noqa: E402
@@ -80,7 +80,7 @@ def load(rel: str) -> Frames:
 
 
 def mexc_frames() -> Frames:
-    from mexc_frames import Session
+    from tests.fixtures.recorded import Session
 
     session = Session(steps=20_000, seed=5)
     frames: Frames = [(f, i, False, "") for i, f in enumerate(session.frames)]

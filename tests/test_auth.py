@@ -6,12 +6,12 @@ import json
 
 import pyarrow.flight as fl
 import pytest
-from flight_helpers import make_ca_and_server_cert, start_desk
 
 import flightdesk
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.flight.auth import TokenTable, check_bind, is_loopback, server_options
 from flightdesk.core.runtime.config import load_config
+from tests.fixtures.flight import start_desk
 
 QUOTES = fl.Ticket(json.dumps({"stream": "quotes", "mode": "snapshot"}).encode())
 
@@ -98,36 +98,24 @@ def test_half_configured_tls_is_a_clear_error(tmp_path):
         server_options(cfg["flight"])
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_ca_and_server_cert(tmp_path_factory.mktemp("certs"))
+def test_tls_client_with_the_ca_connects_and_without_it_fails(embedded_desk, certs):
+    eng = embedded_desk(flight={"tls_cert": str(certs["server"]),
+                                "tls_key": str(certs["server_key"])})
+    assert eng.flight_uri.startswith("grpc+tls://127.0.0.1:")
+    with flightdesk.connect(eng.flight_uri, tls_ca=certs["ca"]) as client:
+        assert "engine" in client.status()
+    with fl.FlightClient(eng.flight_uri) as bare:  # system roots: our CA is unknown
+        with pytest.raises(fl.FlightUnavailableError):
+            list(bare.do_action(fl.Action("status", b""), fl.FlightCallOptions(timeout=5)))
 
 
-def test_tls_client_with_the_ca_connects_and_without_it_fails(tmp_path, certs):
-    eng = start_desk(tmp_path, flight={"tls_cert": str(certs["server"]),
-                                       "tls_key": str(certs["server_key"])})
-    try:
-        assert eng.flight_uri.startswith("grpc+tls://127.0.0.1:")
-        with flightdesk.connect(eng.flight_uri, tls_ca=certs["ca"]) as client:
-            assert "engine" in client.status()
-        with fl.FlightClient(eng.flight_uri) as bare:  # system roots: our CA is unknown
-            with pytest.raises(fl.FlightUnavailableError):
-                list(bare.do_action(fl.Action("status", b""),
-                                    fl.FlightCallOptions(timeout=5)))
-    finally:
-        eng.stop()
-
-
-def test_mutual_tls_wants_a_client_certificate(tmp_path, certs):
-    eng = start_desk(tmp_path, flight={"tls_cert": str(certs["server"]),
-                                       "tls_key": str(certs["server_key"]),
-                                       "tls_ca": str(certs["ca"])})
-    try:
-        with flightdesk.connect(eng.flight_uri, tls_ca=certs["ca"], cert=certs["client"],
-                                key=certs["client_key"]) as client:
-            assert "engine" in client.status()
-        with flightdesk.connect(eng.flight_uri, tls_ca=certs["ca"]) as anonymous:
-            with pytest.raises(fl.FlightUnavailableError):
-                anonymous.status()
-    finally:
-        eng.stop()
+def test_mutual_tls_wants_a_client_certificate(embedded_desk, certs):
+    eng = embedded_desk(flight={"tls_cert": str(certs["server"]),
+                                "tls_key": str(certs["server_key"]),
+                                "tls_ca": str(certs["ca"])})
+    with flightdesk.connect(eng.flight_uri, tls_ca=certs["ca"], cert=certs["client"],
+                            key=certs["client_key"]) as client:
+        assert "engine" in client.status()
+    with flightdesk.connect(eng.flight_uri, tls_ca=certs["ca"]) as anonymous:
+        with pytest.raises(fl.FlightUnavailableError):
+            anonymous.status()

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -13,11 +12,10 @@ import pytest
 from flightdesk.core import schemas
 from flightdesk.core.runtime.backtest import run_backtest
 from flightdesk.core.storage.history_writer import write_partitioned
+from tests.fixtures.recorded import DATA, needs_recording
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BINANCE = DATA / "binance" / "btcusdt_20240808.gz"
-needs_data = pytest.mark.skipif(not BINANCE.exists(), reason="../shared/data is not beside "
-                                                            "the repository")
+needs_data = needs_recording("binance", "btcusdt_20240808.gz")
 
 
 @needs_data

@@ -8,13 +8,13 @@ from collections import defaultdict
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from venue_helpers import data_file
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.bars import INTERVALS, BarBuilder, Ticker24h, interval_ns
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.plugins.venues.binance.parse import BinanceProtocol
+from tests.fixtures.recorded import data_file
 
 
 @pytest.fixture(scope="module")

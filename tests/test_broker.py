@@ -7,78 +7,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from factories import make_book, make_ids
 
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.trading.broker import PaperBroker
 from flightdesk.core.trading.latency import LatencyModel
 from flightdesk.core.trading.orders import Liquidity, Order, OrderType, Side, TimeInForce
-from flightdesk.core.trading.portfolio import Portfolio
-from flightdesk.core.trading.risk import RiskValidator
-from flightdesk.core.trading.trader import Trader
-
-LOOSE = {"max_order_qty": 100.0, "max_position": 100.0, "max_total_position": 200.0,
-         "max_notional": 1e9, "kill_switch": False, "max_orders_per_s": 0.0,
-         "price_band_bps": 0.0, "stale_ms": 0.0, "self_cross": True,
-         "daily_loss_limit": 0.0, "max_drawdown": 0.0, "loss_action": "reducing"}
-FEES = {"taker_fee_bps": 10.0, "maker_fee_bps": 1.0}
-MS = 1_000_000
-
-
-class Market:
-    """One instrument (sim:BTCUSDT) with a controllable book, trades and engine clock."""
-
-    def __init__(self, risk: dict | None = None, broker: dict | None = None,
-                 bids: list | None = None, asks: list | None = None) -> None:
-        self.now = 1_000 * MS
-        self.book = make_book(bids, asks)
-        self.portfolio = Portfolio()
-        ids = make_ids()
-        self.risk = RiskValidator({**LOOSE, **(risk or {})})
-        self.trader = Trader(self.risk, PaperBroker.factory({**FEES, **(broker or {})}, ids),
-                             self.portfolio, ids, self.lookup, lambda: self.now)
-        self.broker = self.trader.broker
-        self.rows: dict[str, list[dict]] = {"orders": [], "fills": [], "events": []}
-
-    def lookup(self, venue: str, symbol: str):
-        return self.book if self.book.bids and self.book.asks else None
-
-    def place(self, side: str, qty: float, order_type: str = "limit", **kw) -> Order:
-        return self.trader.place("t", "sim", "BTCUSDT", Side(side), qty, OrderType(order_type),
-                                 **kw)
-
-    def set(self, bids=(), asks=(), dt_ms: float = 0.0) -> None:
-        """Set absolute level quantities (qty "0" deletes), then tell the trader."""
-        self.now += int(dt_ms * MS)
-        self.book.apply_bids([list(b) for b in bids])
-        self.book.apply_asks([list(a) for a in asks])
-        self.trader.on_book("sim", "BTCUSDT", self.book)
-
-    def trade(self, px: float, qty: float, aggressor: str = "sell", dt_ms: float = 0.0) -> None:
-        self.now += int(dt_ms * MS)
-        self.trader.on_trade(TradeMsg("sim", "BTCUSDT", self.now, self.now, "x", px, qty,
-                                      aggressor))
-
-    def advance(self, ms: float) -> None:
-        self.now += int(ms * MS)
-        self.trader.on_marked()
-
-    def collect(self) -> dict[str, list[dict]]:
-        for stream, rows in self.trader.take_rows().items():
-            self.rows.setdefault(stream, []).extend(rows)
-        return self.rows
-
-    def statuses(self, order: Order) -> list[str]:
-        return [r["status"] for r in self.collect()["orders"] if r["order_id"] == order.order_id]
-
-    def fills(self, order: Order) -> list[tuple[float, float, str]]:
-        return [(f["price"], f["qty"], f["liquidity"]) for f in self.collect()["fills"]
-                if f["order_id"] == order.order_id]
-
-    def state(self, order: Order):
-        return self.broker.orders.get(order.order_id)
-
+from tests.fixtures.factories import make_book, make_ids
+from tests.fixtures.market import FEES, MS, Market
 
 # -- market and marketable orders ------------------------------------------------------
 

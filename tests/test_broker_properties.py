@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from factories import make_book
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_broker import MS, Market
 
 from flightdesk.core.trading.orders import OrderType, Side, TimeInForce
+from tests.fixtures.factories import make_book
+from tests.fixtures.market import MS, Market
 
 RISK = {"max_order_qty": 2.0, "max_position": 3.0, "max_total_position": 3.0}
 TYPES = [OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT, OrderType.STOP,

@@ -8,7 +8,6 @@ import json
 from collections import Counter
 
 import pytest
-from venue_helpers import DATA, data_file
 
 from flightdesk.core.storage.captures import (
     CaptureError,
@@ -19,6 +18,7 @@ from flightdesk.core.storage.captures import (
     read_capture,
     unix_ns,
 )
+from tests.fixtures.recorded import data_file
 
 
 @pytest.mark.parametrize(("rel", "fmt", "counts"), [
@@ -43,9 +43,9 @@ def test_cryptofeed_text_keeps_the_connection_url_and_exact_times():
     assert all(r.url == "wss://ws.kraken.com" for r in recs)
 
 
-def test_merge_orders_by_receive_time():
-    recs = list(merge_captures([data_file("binance", "BINANCE.ws.1.0"),
-                                DATA / "binance" / "BINANCE.http.0.0"]))
+def test_merge_orders_by_receive_time(recorded_data):
+    recs = list(merge_captures([recorded_data / "binance" / "BINANCE.ws.1.0",
+                                recorded_data / "binance" / "BINANCE.http.0.0"]))
     assert len(recs) == 270
     assert [r.ts_recv for r in recs] == sorted(r.ts_recv for r in recs)
     http = [r for r in recs if r.kind is CaptureKind.HTTP]

@@ -12,10 +12,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
-from flight_helpers import start_desk, wait_for
 
 import flightdesk
 from flightdesk.core import schemas
+from tests.fixtures.flight import start_desk
+from tests.fixtures.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

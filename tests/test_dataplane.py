@@ -15,11 +15,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.flight as fl
 import pytest
-from flight_helpers import make_ca_and_server_cert, start_desk, wait_for
 
 import flightdesk
 from flightdesk.core import schemas
 from flightdesk.core.errors import ConfigError
+from tests.fixtures.flight import start_desk
+from tests.fixtures.waiting import wait_for
 
 
 def _location(client: fl.FlightClient, options=None, **request) -> str:
@@ -166,11 +167,6 @@ def test_only_streams_someone_reads_there_are_forwarded(desk):
         assert rows["trades"] > 0 and rows["quotes"] == 0
         live.close()
     wait_for(lambda: forwards() == [], what="forwarding to stop")
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_ca_and_server_cert(tmp_path_factory.mktemp("certs"))
 
 
 def test_tls_desk_serves_its_data_plane_over_tls_too(tmp_path, certs):

@@ -1,66 +1,18 @@
 """End to end: the real `flightdesk serve` in a subprocess, a real Flight client."""
 
 import json
-import os
-import queue
-import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 
 import adbc_driver_sqlite.dbapi as sqlite_dbapi
 import pyarrow.flight as fl
 import pytest
 
+from tests.fixtures.serve import start_serve, stop_serve
+from tests.fixtures.waiting import wait_for
+
 pytestmark = pytest.mark.e2e
-
-
-def start_serve(tmp_path, *extra, env=None):
-    cmd = [sys.executable, "-m", "flightdesk", "serve", "--flight-port", "0",
-           "--data-dir", str(tmp_path / "data"), *extra]
-    log = (tmp_path / f"serve-{time.monotonic_ns()}.log").open("w")  # never a full pipe
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
-                            env={**os.environ, **(env or {})})
-    log.close()  # the child holds its own descriptor
-    proc.log_path = log.name
-    lines: list[str] = []
-    found: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:  # a thread, so a desk that never prints cannot block the test
-        for line in proc.stdout:
-            proc.out_lines.append(line)
-            found.put(line)
-
-    proc.out_lines = []
-    proc.reader = threading.Thread(target=read, daemon=True)
-    proc.reader.start()
-    uri = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            line = found.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        lines.append(line)
-        m = re.search(r"Flight listening on (grpc://\S+)", line)
-        if m:
-            uri = m.group(1)
-        if "read_chunk()" in line:  # the last line of the connect snippet
-            return proc, uri, lines
-    stop_serve(proc, kill=True)
-    raise AssertionError(f"serve did not start: {''.join(lines)} {open(proc.log_path).read()}")
-
-
-def stop_serve(proc, kill=False, timeout=20.0):
-    """Stop a serve subprocess (SIGTERM, or SIGKILL) and collect all it printed."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-    proc.wait(timeout)
-    proc.reader.join(5)
-    proc.stdout.close()
-    return "".join(proc.out_lines)
 
 
 @pytest.fixture(scope="module")
@@ -152,12 +104,12 @@ def test_kill_switch_rejects_every_later_order(desk):
     client = fl.connect(uri)
     assert action(client, "kill", b'{"on": true}')["kill_switch"] is True
     before = action(client, "status")["trading"].get("fills", 0)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def rejected() -> dict | None:
         st = action(client, "status")
-        if st["trading"].get("rejected_kill_switch", 0) > 0:
-            break
-        time.sleep(0.2)
+        return st if st["trading"].get("rejected_kill_switch", 0) > 0 else None
+
+    st = wait_for(rejected, timeout=30, interval=0.2, what="an order rejected by the kill switch")
     assert st["kill_switch"] is True
     assert st["trading"]["rejected_kill_switch"] > 0
     assert st["trading"].get("fills", 0) == before

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_venv import Serve, make_venv, pip_install, run_flightdesk
+from tests.fixtures.plugin_venv import Serve, make_venv, pip_install, run_flightdesk
 
 pytestmark = pytest.mark.e2e
 

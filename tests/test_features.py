@@ -3,29 +3,16 @@
 import itertools
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flightdesk.core import schemas
 from flightdesk.core.errors import ConfigError
 from flightdesk.sdk import features
+from tests.fixtures.factories import quotes
 
 NAMES = ["mid", "imbalance", "volatility@5", "momentum@5", "imbalance_mean@5",
          "imbalance_mean@1", "count@3"]
-
-
-def quotes(ts, keys, mids, imbs):
-    n = len(ts)
-    mids = np.asarray(mids, dtype=np.float64)
-    cols = {"ts_event": np.asarray(ts, np.int64), "ts_recv": np.asarray(ts, np.int64),
-            "seq": np.arange(n, dtype=np.int64), "venue": [k[0] for k in keys],
-            "symbol": [k[1] for k in keys], "bid_px": mids - 0.5, "bid_qty": np.ones(n),
-            "ask_px": mids + 0.5, "ask_qty": np.ones(n), "mid": mids,
-            "spread_bps": 1e4 / mids, "imbalance": np.asarray(imbs, np.float64),
-            "depth_ratio": np.full(n, 0.5), "microprice": mids}
-    return pa.RecordBatch.from_pydict(cols, schema=schemas.schema("quotes"))
 
 
 def test_stateless_formulas():

@@ -4,7 +4,8 @@ import re
 from pathlib import Path
 
 import flightdesk
-from tests.test_plugins import desk_config, wait_for
+from tests.fixtures.flight import desk_config
+from tests.fixtures.waiting import wait_for
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "strategies.md"
 

@@ -19,8 +19,6 @@ import asyncio
 import json
 
 import pytest
-from replay_servers import VenueReplay, advanced_session, first_level, kraken_v1_to_v2
-from venue_helpers import Pump, data_file
 
 from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.core.runtime.config import load_config
@@ -29,6 +27,9 @@ from flightdesk.core.storage.captures import CaptureKind, read_capture
 from flightdesk.plugins.venues.coinbase import CoinbaseProtocol
 from flightdesk.plugins.venues.kraken import KrakenProtocol
 from flightdesk.plugins.venues.okx import OkxProtocol
+from tests.fixtures.pump import Pump
+from tests.fixtures.recorded import data_file
+from tests.fixtures.servers import VenueReplay, advanced_session, first_level, kraken_v1_to_v2
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,13 @@ import asyncio
 import json
 
 import pytest
-from venue_helpers import Pump, ReplayServer, data_file, read_hftbacktest, snapshot_body
 
 from flightdesk.core.runtime.config import load_config
 from flightdesk.core.runtime.desk import Desk
 from flightdesk.plugins.venues.binance import BinanceProtocol
+from tests.fixtures.pump import Pump
+from tests.fixtures.recorded import data_file, read_hftbacktest, snapshot_body
+from tests.fixtures.servers import ReplayServer
 
 pytestmark = pytest.mark.slow
 SYM = "BTCUSDT"

@@ -23,7 +23,6 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
-from mexc_frames import Session
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
@@ -40,6 +39,7 @@ from flightdesk.plugins.venues.kraken.config import make_venue as make_kraken
 from flightdesk.plugins.venues.mexc.config import make_venue as make_mexc
 from flightdesk.plugins.venues.okx.config import make_venue as make_okx
 from flightdesk.plugins.venues.wsfeed import WsFeed
+from tests.fixtures.recorded import Session
 
 # one real frame per venue: from the recordings in ../shared/data (Binance: hftbacktest
 # BTCUSDT 2024-08-08; Kraken v1, OKX and the Coinbase Exchange feed: cryptofeed captures),

@@ -8,7 +8,6 @@ from contextlib import suppress
 from http import HTTPStatus
 
 import pytest
-from mexc_frames import Session
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -20,6 +19,7 @@ from flightdesk.plugins.venues.coinbase.config import make_venue as make_coinbas
 from flightdesk.plugins.venues.kraken.config import make_venue as make_kraken
 from flightdesk.plugins.venues.okx.config import make_venue as make_okx
 from flightdesk.plugins.venues.wsfeed import WsFeed
+from tests.fixtures.recorded import Session
 
 
 class Echo:
@@ -106,7 +106,7 @@ def test_unreachable_venue_is_retried_with_backoff():
         feed = WsFeed("ws://127.0.0.1:9/", name="x", backoff_initial=0.01, backoff_max=0.02,
                       open_timeout=0.5)
         task = asyncio.create_task(feed.run(lambda *a: None, lambda *a: None))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the behaviour under test: half a second of failing
         assert not task.done()  # still trying, nothing raised
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -191,7 +191,7 @@ class MexcVenue:
                 return
             await ws.send(self.session.frames[self.cursor])
             self.cursor += 1
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # pacing the server, as a venue would
         self.done.set()
         await ws.wait_closed()
 

@@ -8,13 +8,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.flight as fl
 import pytest
-from flight_helpers import start_desk, wait_for
 
 from flightdesk.core import schemas
 from flightdesk.core.flight import history_reader as history_module
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.book_rows import BookRows, apply_rows
 from flightdesk.core.market.events import BookMsg
+from tests.fixtures.flight import start_desk
+from tests.fixtures.waiting import wait_for
 
 T0 = 1_700_000_000_000_000_000
 

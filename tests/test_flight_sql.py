@@ -5,12 +5,13 @@ from __future__ import annotations
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 from adbc_driver_flightsql import DatabaseOptions
-from flight_helpers import start_desk, wait_for
 
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.sql import decode, pack_any, unpack_any
 from flightdesk.core.protowire import encode_varint as varint
 from flightdesk.core.protowire import field_bytes
+from tests.fixtures.flight import start_desk
+from tests.fixtures.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ import urllib.error
 import urllib.request
 
 import pytest
-from flight_helpers import start_desk, wait_for
+
+from tests.fixtures.flight import start_desk
+from tests.fixtures.waiting import wait_for
 
 
 def get(url):
@@ -59,9 +61,5 @@ def test_unknown_paths_and_metrics(desk):
         assert code == 200 and ctype.startswith("text/plain")
 
 
-def test_health_is_off_by_default(tmp_path):
-    eng = start_desk(tmp_path)
-    try:
-        assert eng.desk.health is None
-    finally:
-        eng.stop()
+def test_health_is_off_by_default(embedded_desk):
+    assert embedded_desk().desk.health is None

@@ -1,7 +1,6 @@
 """The Parquet market-data history: written by a running desk, read back by pyarrow."""
 
 import json
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +15,7 @@ from flightdesk.core.flight import history_reader as history_module
 from flightdesk.core.flight.tickets import parse_request
 from flightdesk.core.storage import history_writer as history_writer
 from flightdesk.core.storage.history_writer import read_history, write_partitioned
+from tests.fixtures.waiting import wait_for
 
 
 def test_desk_writes_partitioned_history_that_reads_back(tmp_path):
@@ -23,9 +23,8 @@ def test_desk_writes_partitioned_history_that_reads_back(tmp_path):
            "store": {"history": True},
            "venues": {"sim": {"type": "sim", "rate": 800.0}}}
     with flightdesk.Engine(cfg) as eng:
-        deadline = time.monotonic() + 30
-        while eng.status()["engine"].get("frames", 0) < 400 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: eng.status()["engine"].get("frames", 0) >= 400, timeout=30,
+                 what="400 sim frames")
     published = dict(eng.desk.bus.published)  # after the stop: everything there was
     root = tmp_path / "history"
     dirs = sorted(p.relative_to(root / "quotes").parts[:2]

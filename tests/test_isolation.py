@@ -8,7 +8,9 @@ import pytest
 
 import flightdesk
 from flightdesk.core.runtime.isolation import IsolationError, QuarantineReason, check_signals
-from tests.test_plugins import AlwaysBuy, desk_config, wait_for
+from tests.fixtures.flight import desk_config
+from tests.fixtures.strategies import AlwaysBuy
+from tests.fixtures.waiting import wait_for
 
 D = {"venue": "", "symbols": [], "enabled": True}
 
@@ -41,7 +43,7 @@ class Slow(flightdesk.Strategy):
     DEFAULTS = {"type": "slow", **D, "time_budget_ms": 20.0}
 
     def on_batch(self, batch):
-        time.sleep(0.05)
+        time.sleep(0.05)  # the behaviour under test: slower than its time budget
         return None
 
 

@@ -31,10 +31,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from flight_helpers import wait_for
 
 import flightdesk
 from flightdesk.core import schemas
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -195,6 +195,12 @@ def stalled_dropped(eng) -> list[dict] | None:
     return subs if any(s["drops"] for s in subs) else None
 
 
+def warmed_up(eng) -> bool:
+    """Connected, every symbol's book built from its snapshot, and the strategy traded."""
+    status = eng.status()
+    return len(status["books"]) == len(SYMBOLS) and status["trading"].get("fills", 0) > 0
+
+
 def _counts(eng) -> dict[str, int]:
     core = eng.desk.core
     return {"frames": core.counters["frames"], "levels": core.books.level_updates,
@@ -209,7 +215,7 @@ def measure(eng, seconds: float) -> dict:
     eng.desk.trader.tick_to_trade_ns.clear()
     before = _counts(eng)
     t0 = time.perf_counter()
-    time.sleep(seconds)
+    time.sleep(seconds)  # the measurement window itself, not a barrier
     elapsed = time.perf_counter() - t0
     d = {k: (v - before[k]) / elapsed for k, v in _counts(eng).items()}
     p99, n = p99_us(eng)
@@ -234,7 +240,8 @@ def test_load_subscribers_history_sql_and_a_stalled_client():
                                      "channels": ["depth@100ms", "trade"]}},
                    "strategies": {"flip": {"type": "flip"}}}
             with flightdesk.Engine(cfg, plugins=[FlipPlugin()], tune_process=True) as eng:
-                time.sleep(2.0)  # connect, snapshot, first batches
+                wait_for(lambda: warmed_up(eng), timeout=60,  # connect, snapshot, batches
+                         what="a book for every symbol and a first fill")
                 unloaded = measure(eng, SECONDS)
                 args = [eng.flight_uri, str(SUBS), str(READERS), str(SQLS), str(CLIENT_NICE)]
                 clients = subprocess.Popen(

@@ -8,7 +8,7 @@ import pytest
 
 from flightdesk.commands.new_plugin import names
 from flightdesk.core.errors import ConfigError
-from tests.plugin_venv import Serve, make_venv, pip_install, run_flightdesk
+from tests.fixtures.plugin_venv import Serve, make_venv, pip_install, run_flightdesk
 
 pytestmark = pytest.mark.e2e
 

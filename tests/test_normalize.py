@@ -9,10 +9,10 @@ import sys
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
-from venue_helpers import data_file
 
 from flightdesk.core import schemas
 from flightdesk.core.storage.normalize import detect_venue, normalize
+from tests.fixtures.recorded import data_file
 
 
 def table(out, stream):

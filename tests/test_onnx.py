@@ -7,9 +7,10 @@ from onnx import TensorProto
 import flightdesk
 from flightdesk.core.errors import ConfigError, StrategyError
 from flightdesk.plugins.strategies.onnx import OnnxStrategy
-from tests.onnx_models import linear_model
-from tests.test_features import quotes
-from tests.test_plugins import desk_config, wait_for
+from tests.fixtures.factories import quotes
+from tests.fixtures.flight import desk_config
+from tests.fixtures.onnx_models import linear_model
+from tests.fixtures.waiting import wait_for
 
 MS = 1_000_000
 

@@ -2,7 +2,6 @@
 
 import logging
 import re
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +12,9 @@ from flightdesk.core.errors import ConfigError, PluginError
 from flightdesk.core.trading.risk import RiskDecision, RiskReason
 from flightdesk.plugins import hookspecs
 from flightdesk.plugins.manager import collect, load_plugins, make_manager, plugin_versions
+from tests.fixtures.flight import desk_config
+from tests.fixtures.strategies import AlwaysBuy
+from tests.fixtures.waiting import wait_for
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugin_hooks.md"
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("flightdesk_"))
@@ -35,17 +37,6 @@ def test_public_surface_is_sorted_and_pinned():
         "PluginError", "Reconnected", "RollingWindow", "SchemaError", "SignalPolicy", "Strategy",
         "StrategyContext", "StrategyError", "TicketError", "__version__", "apply_policy",
         "connect", "features", "hookimpl", "instrument_groups", "side_names", "signals_batch"]
-
-
-class AlwaysBuy(flightdesk.Strategy):
-    DEFAULTS = {"type": "always_buy", "venue": "", "symbols": [], "enabled": True, "qty": 0.5}
-
-    def on_batch(self, batch):
-        last = batch.num_rows - 1
-        return flightdesk.signals_batch(batch.column("ts_event")[last].as_py(),
-                                        batch.column("venue")[last].as_py(),
-                                        batch.column("symbol")[last].as_py(), "buy",
-                                        qty=self.config["qty"])
 
 
 class Plugin:
@@ -71,21 +62,6 @@ class Plugin:
     @flightdesk.hookimpl
     def flightdesk_shutdown(self, desk):
         self.calls.append(("shutdown", desk.stop_event.is_set()))
-
-
-def desk_config(tmp_path, **strategies):
-    return {"desk": {"data_dir": str(tmp_path)}, "flight": {"enabled": False},
-            "venues": {"sim": {"type": "sim", "rate": 400.0}},
-            "strategies": strategies}
-
-
-def wait_for(cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_hook_flightdesk_register_strategies():

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from flight_helpers import wait_for
 
 import flightdesk
 from flightdesk.core.runtime.priority import run_niced
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="per-thread nice values are a Linux feature")
@@ -34,7 +33,7 @@ def test_threads_started_niced_inherit_it_and_the_caller_keeps_its_own():
         return t
 
     child = run_niced(3, start)
-    time.sleep(0.1)
+    wait_for(lambda: "child" in seen, timeout=5, what="the niced thread to read its nice value")
     done.set()
     child.join()
     assert seen["child"] == me + 3
@@ -65,9 +64,7 @@ def test_desk_services_run_niced_and_the_engine_thread_does_not(tmp_path):
         eng.desk.bus.subscribe = spy
         client = flightdesk.connect(eng.flight_uri)
         stream = client.stream("quotes")
-        deadline = time.monotonic() + 5
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: seen, timeout=5, interval=0.01, what="a Flight handler to subscribe")
         stream.close()
         assert seen == [me + 4]
         # and the niced Flight server answers

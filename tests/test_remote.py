@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,14 +14,14 @@ import flightdesk
 from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.exchange import parse_exchange
-from tests.test_plugins import wait_for
+from tests.fixtures.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
 import flightdesk.remote
-from tests.remote_strategies import Flipper
+from tests.fixtures.strategies import Flipper
 res = flightdesk.remote.run({url!r}, Flipper, {{"venue": "ven", "symbols": ["BTCUSDT"]}},
                             name="flipper")
 print("RESULT", res.batches, res.signals, flush=True)
@@ -40,6 +39,11 @@ def flipper_orders(eng):
     return orders.filter(pc.equal(orders["strategy"], "flipper"))
 
 
+def filled(eng) -> int:
+    """How many of the flipper's orders are filled (0 before any order row exists)."""
+    return pc.sum(pc.equal(flipper_orders(eng)["status"], "filled")).as_py() or 0
+
+
 def test_remote_signals_become_orders_and_kill_stops_them(tmp_path):
     eng = remote_desk(tmp_path).start()
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(ROOT),
@@ -49,13 +53,14 @@ def test_remote_signals_become_orders_and_kill_stops_them(tmp_path):
         assert wait_for(lambda: "flipper" in {s["name"] for s in eng.status()["strategies"]})
         slot = next(s for s in eng.status()["strategies"] if s["name"] == "flipper")
         assert slot["type"] == "remote"
-        assert wait_for(lambda: pc.sum(pc.equal(flipper_orders(eng)["status"], "filled"))
-                        .as_py() or 0 > 2)
+        assert wait_for(lambda: filled(eng) > 2, what="three filled flipper orders")
         assert set(flipper_orders(eng)["symbol"].to_pylist()) == {"BTCUSDT"}
-        eng.desk.enable_strategy("flipper", False)  # the `strategies` action switches it off
-        time.sleep(0.3)
-        off = flipper_orders(eng).num_rows
         remote = next(s.strategy for s in eng.desk.core.slots if s.name == "flipper")
+        eng.desk.enable_strategy("flipper", False)  # the `strategies` action switches it off
+        # a signal dropped after the switch: every earlier one has become its orders (the
+        # engine thread runs them in turn, market orders fill at once)
+        wait_for(lambda: remote.dropped > 0, what="a signal dropped by the switched-off remote")
+        off = flipper_orders(eng).num_rows
         assert wait_for(lambda: remote.dropped > 3)  # its signals arrive and are dropped
         assert flipper_orders(eng).num_rows == off
         eng.desk.enable_strategy("flipper", True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from factories import make_order
-from test_broker import LOOSE, MS, Market
 
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.trading.orders import Order, OrderType, Side
@@ -18,6 +16,8 @@ from flightdesk.core.trading.risk import (
     RiskValidator,
     RiskView,
 )
+from tests.fixtures.factories import make_order
+from tests.fixtures.market import LOOSE, MS, Market
 
 S = 1_000_000_000
 

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from flightdesk.plugins.venues.sim.exchange import SimExchange, SimExchangeThread
 from flightdesk.plugins.venues.sim.market import SimMarket, default_tick
+from tests.fixtures.waiting import wait_for
 
 SYMBOLS = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
 DECIMAL8 = re.compile(r"^\d+\.\d{8}$")
@@ -337,7 +338,7 @@ def test_full_speed_shares_each_payload_and_paces_to_the_clients() -> None:
                 made, deadline = -1, time.monotonic() + 10
                 while made != ex.stats()["frames"] and time.monotonic() < deadline:
                     made = ex.stats()["frames"]
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(0.3)  # the sampling interval: "stopped" is no change
                 assert ex.stats()["frames"] == made and ex.stats()["slow_closed"] == 0
                 assert ex.stats()["clients"] == 2
 
@@ -349,9 +350,8 @@ def test_thread_runs_the_exchange_as_a_separate_party() -> None:
     try:
         status, body, _ = fetch(f"{sim.rest_url}/api/v3/depth?symbol=ETHUSDT&limit=5")
         assert status == 200 and len(body["asks"]) == 5
-        deadline = time.monotonic() + 5
-        while sim.stats()["frames"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: sim.stats()["frames"] > 0, timeout=5, interval=0.01,
+                 what="a frame from the exchange thread")
         assert sim.stats()["frames"] > 0 and sim.stats()["snapshots"] == 1
     finally:
         started = time.monotonic()

@@ -3,14 +3,14 @@
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from pg_server import pg_tools, start
 
 import flightdesk
 from flightdesk.core.storage.store import Store
+from tests.fixtures.postgres import pg_tools, start
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(pg_tools() is None,
                                 reason="PostgreSQL server binaries (initdb, pg_ctl) are not "
@@ -54,9 +54,8 @@ def test_desk_trades_into_postgres_and_recovers_from_it(pg_uri, tmp_path):
                                 "imbalance_threshold": 0.05, "min_confidence": 0.0,
                                 "holding_period_ms": 0}}}
     with flightdesk.Engine(cfg) as eng:
-        deadline = time.monotonic() + 30
-        while eng.status()["trading"].get("fills", 0) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: eng.status()["trading"].get("fills", 0) >= 5, timeout=30,
+                 what="five fills")
         eng.kill()
         fills = eng.fills()
         held = {r["symbol"]: r["qty"] for r in eng.positions().to_pylist()}

@@ -11,11 +11,12 @@ import time
 import adbc_driver_sqlite.dbapi as sqlite_dbapi
 import pyarrow.flight as fl
 import pytest
-from test_e2e_serve import start_serve, stop_serve
 
 from flightdesk.core.errors import StoreError
 from flightdesk.core.storage.migrations import SCHEMA_VERSION
 from flightdesk.core.storage.store import Store
+from tests.fixtures.serve import start_serve, stop_serve
+from tests.fixtures.waiting import wait_for
 
 
 def sql(path, query):
@@ -101,7 +102,10 @@ def test_sigkill_then_restart_loses_no_published_fill(tmp_path):
         status = json.loads(next(client.do_action(fl.Action("status", b""))).body.to_pybytes())
         positions = client.do_get(fl.Ticket(b'{"stream": "positions", "mode": "snapshot"}'))
         live = {r["symbol"]: r["qty"] for r in positions.read_all().to_pylist()}
-        time.sleep(0.5)  # a couple of performance_metrics intervals
+        run = status["run_id"]  # a couple of performance_metrics intervals of this run:
+        wait_for(lambda: sql(db, "SELECT count(*) FROM performance_metrics "
+                                 f"WHERE run_id = '{run}'")[0][0] >= 2, timeout=30,
+                 what="performance_metrics rows from the restarted desk")
     finally:
         stop_serve(proc2)
     rows = sql(db, "SELECT symbol, side, qty FROM fills ORDER BY rowid")

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from flight_helpers import start_desk, wait_for
 
 from flightdesk.core.runtime import telemetry
+from tests.fixtures.flight import start_desk
+from tests.fixtures.waiting import wait_for
 
 sdk_metrics = pytest.importorskip("opentelemetry.sdk.metrics")
 from opentelemetry import metrics, trace  # noqa: E402
@@ -80,11 +81,12 @@ def test_latency_buckets_are_microsecond_scale_seconds():
 
 
 def test_library_code_never_installs_a_provider(tmp_path):
-    code = ("import time, flightdesk\n"
+    code = ("import flightdesk\n"
             "from opentelemetry import metrics, trace\n"
             f"with flightdesk.Engine({{'flight': {{'port': 0}}, "
-            f"'desk': {{'data_dir': {str(tmp_path)!r}}}}}):\n"
-            "    time.sleep(0.5)\n"
+            f"'desk': {{'data_dir': {str(tmp_path)!r}}}}}) as eng:\n"
+            "    eng.status()  # a round trip through the running engine loop\n"
+            "    flightdesk.connect(eng.flight_uri).status()  # and the Flight server answers\n"
             "print(type(metrics.get_meter_provider()).__name__, "
             "type(trace.get_tracer_provider()).__name__)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

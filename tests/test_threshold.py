@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from flightdesk.core import schemas
 from flightdesk.plugins.strategies.threshold import ThresholdStrategy
-from tests.test_features import quotes
+from tests.fixtures.factories import quotes
 
 MS = 1_000_000
 

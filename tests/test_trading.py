@@ -1,11 +1,8 @@
 """Risk, paper broker and portfolio, on hand-computed scenarios."""
 
 import math
-import time
 
 import pytest
-from factories import make_book, make_ids, make_order
-from test_broker import Market
 
 import flightdesk
 from flightdesk.core.errors import SchemaError
@@ -15,6 +12,9 @@ from flightdesk.core.trading.portfolio import Portfolio, Position
 from flightdesk.core.trading.risk import RiskReason, RiskValidator, RiskView
 from flightdesk.core.trading.trader import Trader
 from flightdesk.sdk.strategy import signals_batch
+from tests.fixtures.factories import make_book, make_ids, make_order
+from tests.fixtures.market import Market
+from tests.fixtures.waiting import wait_for
 
 RISK = {"max_order_qty": 2.0, "max_position": 3.0, "max_total_position": 4.0,
         "max_notional": 1000.0, "kill_switch": False}
@@ -188,9 +188,7 @@ def test_running_desk_shows_open_orders_and_kill_cancels_them(tmp_path):
            "venues": {"sim": {"type": "sim", "rate": 300.0}},
            "strategies": {"q": {"type": "passive", "venue": "sim"}}}
     with flightdesk.Engine(cfg, plugins=[QuoterPlugin()]) as eng:
-        deadline = time.monotonic() + 20
-        while eng.status()["open_orders"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: eng.status()["open_orders"] > 0, what="an open passive order")
         open_orders = eng.desk.snapshot(StreamRequest("orders", "snapshot"))
         assert open_orders.num_rows >= 1
         assert set(open_orders["order_type"].to_pylist()) == {"limit"}

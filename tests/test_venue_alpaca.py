@@ -10,7 +10,6 @@ import pyarrow.dataset as ds
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from venue_helpers import Pump
 from websockets.asyncio.server import ServerConnection, serve
 
 from flightdesk.core.errors import ParseError
@@ -18,6 +17,7 @@ from flightdesk.core.market.events import BarMsg, BookMsg, Outbound, Status, Tra
 from flightdesk.core.storage.normalize import normalize
 from flightdesk.plugins.venues.alpaca import AlpacaProtocol, make_venue
 from flightdesk.plugins.venues.alpaca.parse import rfc3339_ns
+from tests.fixtures.pump import Pump
 
 # shapes as in Alpaca's market data stream documentation
 QUOTE = ('{"T":"q","S":"AMD","bx":"U","bp":87.66,"bs":1,"ax":"Q","ap":87.68,"as":4,'

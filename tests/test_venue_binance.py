@@ -11,16 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from venue_helpers import (
-    Pump,
-    ReplayServer,
-    data_file,
-    is_snapshot_line,
-    read_cryptofeed_http,
-    read_cryptofeed_ws,
-    read_hftbacktest,
-    snapshot_body,
-)
 
 from flightdesk.core.errors import ConfigError, ParseError
 from flightdesk.core.market.events import (
@@ -35,6 +25,16 @@ from flightdesk.core.market.events import (
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.binance import BinanceFeed, BinanceProtocol, make_venue
 from flightdesk.plugins.venues.binance.parse import loads
+from tests.fixtures.pump import Pump
+from tests.fixtures.recorded import (
+    data_file,
+    is_snapshot_line,
+    read_cryptofeed_http,
+    read_cryptofeed_ws,
+    read_hftbacktest,
+    snapshot_body,
+)
+from tests.fixtures.servers import ReplayServer
 
 SYM = "BTCUSDT"
 

@@ -7,8 +7,6 @@ from collections import Counter
 from datetime import datetime, timezone
 from functools import cache
 
-import pytest
-from capture_readers import DATA, recv_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,10 +23,10 @@ from flightdesk.core.market.events import (
 )
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.coinbase import CoinbaseProtocol
+from tests.fixtures.recorded import DATA, needs_recording, recv_frames
 
 BOOK_FILE = DATA / "coinbase" / "COINBASE.ws.28.0"
-needs_data = pytest.mark.skipif(
-    not BOOK_FILE.exists(), reason=f"Coinbase recording not found under {BOOK_FILE.parent}")
+needs_data = needs_recording("coinbase", "COINBASE.ws.28.0")
 
 
 def kind(ev: MarketEvent) -> str:

@@ -7,8 +7,6 @@ import zlib
 from collections import Counter
 from functools import cache
 
-import pytest
-from capture_readers import DATA, recv_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,10 +24,10 @@ from flightdesk.core.market.events import (
 )
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.kraken import KrakenProtocol, checksum_string, kraken_checksum
+from tests.fixtures.recorded import DATA, needs_recording, recv_frames
 
 BOOK_FILE = DATA / "kraken" / "KRAKEN.ws.50.0"
-needs_data = pytest.mark.skipif(
-    not BOOK_FILE.exists(), reason=f"Kraken recordings not found under {BOOK_FILE.parent}")
+needs_data = needs_recording("kraken", "KRAKEN.ws.50.0")
 
 # Kraken docs (book-checksum-v2): the BTC/USD example book and its checksum string
 DOC_ASKS = [("45285.2", "0.00100000"), ("45286.4", "1.54571953"), ("45286.6", "1.54571109"),

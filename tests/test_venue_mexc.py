@@ -7,14 +7,14 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mexc_frames import Session, deals_push, depth_push, ticker_push
-from venue_helpers import Pump
 
 from flightdesk.core.errors import ConfigError, ParseError
 from flightdesk.core.market.events import Resync, ResyncReason, SnapshotRequest, Status, TradeMsg
 from flightdesk.core.runtime.config import load_config
 from flightdesk.plugins.venues.mexc import MexcProtocol, make_venue
 from flightdesk.plugins.venues.mexc.proto import encode, fields, text
+from tests.fixtures.pump import Pump
+from tests.fixtures.recorded import Session, deals_push, depth_push, ticker_push
 
 SYM = "BTCUSDT"
 

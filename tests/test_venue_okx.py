@@ -7,7 +7,6 @@ from collections import Counter
 from functools import cache
 
 import pytest
-from capture_readers import DATA, recv_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,10 +24,10 @@ from flightdesk.core.market.events import (
 )
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.okx import OkxProtocol, checksum_string, okx_checksum
+from tests.fixtures.recorded import DATA, needs_recording, recv_frames
 
 BOOK_FILE = DATA / "okx" / "OKX.ws.1.0"
-needs_data = pytest.mark.skipif(
-    not BOOK_FILE.exists(), reason=f"OKX recording not found under {BOOK_FILE.parent}")
+needs_data = needs_recording("okx", "OKX.ws.1.0")
 
 
 def kind(ev: MarketEvent) -> str:

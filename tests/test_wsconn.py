@@ -13,19 +13,22 @@ from flightdesk.plugins.venues._wsconn import DirectConnection
 from flightdesk.plugins.venues.wsfeed import WsFeed
 
 
-async def _session(handler, *, start_after: float = 0.0, sink=None):
+async def _session(handler, *, start_after: asyncio.Event | None = None, sink=None):
     got: list = []
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}/",
                            create_connection=DirectConnection) as ws:
-            await asyncio.sleep(start_after)  # frames sent meanwhile wait for start()
+            if start_after is not None:  # frames sent meanwhile wait for start()
+                await asyncio.wait_for(start_after.wait(), 5)
             ws.start(sink or got.append)
             await asyncio.wait_for(ws.wait_closed(), 5)
     return got, ws
 
 
 def test_messages_arrive_in_order_with_types_and_fragments_joined():
+    sent = asyncio.Event()
+
     async def handler(conn: ServerConnection) -> None:
         await conn.send("first")
         await conn.send(b"\x00\x01binary")
@@ -33,9 +36,10 @@ def test_messages_arrive_in_order_with_types_and_fragments_joined():
         await conn.send([b"ab", b"cd"])
         for i in range(1000):
             await conn.send(f'{{"n":{i}}}')
+        sent.set()
         await conn.close()
 
-    got, ws = asyncio.run(_session(handler, start_after=0.2))
+    got, ws = asyncio.run(_session(handler, start_after=sent))
     assert got[:4] == ["first", b"\x00\x01binary", "fragmented text", b"abcd"]
     assert got[4:] == [f'{{"n":{i}}}' for i in range(1000)]
     assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1000
@@ -64,7 +68,7 @@ def test_invalid_utf8_fails_the_connection_with_1007_after_the_good_messages():
         await conn.send("good")
         conn.protocol.send_text(b"\xff\xfe not utf-8")  # the sans-I/O layer sends it raw
         conn.send_data()
-        await asyncio.sleep(2)
+        await conn.wait_closed()  # the client fails the connection (1007); _session times out
 
     got, ws = asyncio.run(_session(handler))
     assert got == ["good"]
