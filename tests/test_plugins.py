@@ -30,13 +30,30 @@ def test_every_hook_has_a_test():
     assert not missing, f"hooks without a test_hook_<name>: {missing}"
 
 
+def test_every_flightdesk_exception_derives_from_the_base_and_is_exported():
+    import inspect
+
+    import flightdesk.core.errors as errors
+    from flightdesk.core.runtime import isolation
+
+    for module in (errors, isolation):
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, BaseException):
+                assert issubclass(obj, flightdesk.FlightdeskError), name
+                assert getattr(flightdesk, name) is obj, f"{name} is not exported"
+
+
 def test_public_surface_is_sorted_and_pinned():
     assert flightdesk.__all__ == sorted(flightdesk.__all__)
     assert flightdesk.__all__ == [
-        "ConfigError", "Engine", "FeatureSet", "FlightdeskError", "OnnxStrategy", "ParseError",
-        "PluginError", "Reconnected", "RollingWindow", "SchemaError", "SignalPolicy", "Strategy",
-        "StrategyContext", "StrategyError", "TicketError", "__version__", "apply_policy",
-        "connect", "features", "hookimpl", "instrument_groups", "side_names", "signals_batch"]
+        "BarMsg", "BookMsg", "CaptureError", "ConfigError", "DeskAPI", "Engine",
+        "ExternalProtocol", "FeatureSet", "Feed", "FlightdeskError", "IsolationError", "L2Book",
+        "MarketEvent", "OnnxStrategy", "Outbound", "ParseError", "PluginError", "Reconnected",
+        "Resync", "ResyncReason", "RiskDecision", "RiskReason", "RiskView", "RollingWindow",
+        "SchemaError", "SignalPolicy", "SnapshotRequest", "Status", "StoreError", "Strategy",
+        "StrategyContext", "StrategyError", "TickerMsg", "TicketError", "TradeMsg", "Venue",
+        "VenueProtocol", "__version__", "apply_policy", "connect", "features", "hookimpl",
+        "instrument_groups", "schemas", "side_names", "signals_batch"]
 
 
 class Plugin:

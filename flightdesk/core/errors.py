@@ -10,6 +10,8 @@
     ├── TicketError            a Flight ticket/descriptor/action is malformed or unknown
     ├── PluginError            a plugin failed to load or misbehaved (names the plugin)
     │   └── StrategyError      a strategy raised or returned a bad batch
+    │       └── IsolationError a strategy broke its isolation budget (core.runtime.isolation)
+    ├── CaptureError           a capture file could not be read (names the file and line)
     └── StoreError             the store could not be opened or written
 
 A risk rejection is not an error: it is a ``RiskDecision`` value (see ``core.risk``).
@@ -77,3 +79,7 @@ class StrategyError(PluginError):
 
 class StoreError(FlightdeskError):
     pass
+
+
+class CaptureError(FlightdeskError):
+    """A capture file could not be read (names the file and the line)."""

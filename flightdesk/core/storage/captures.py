@@ -35,7 +35,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
-from flightdesk.core.errors import FlightdeskError
+from flightdesk.core.errors import CaptureError
 
 __all__ = ["CaptureError", "CaptureFormat", "CaptureKind", "CaptureRecord", "detect_format",
            "merge_captures", "read_capture", "unix_ns"]
@@ -43,10 +43,6 @@ __all__ = ["CaptureError", "CaptureFormat", "CaptureKind", "CaptureRecord", "det
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _HFT_LINE = re.compile(r"^\d{12,20} ")
-
-
-class CaptureError(FlightdeskError):
-    """A capture file could not be read (names the file and the line)."""
 
 
 class CaptureKind(str, Enum):

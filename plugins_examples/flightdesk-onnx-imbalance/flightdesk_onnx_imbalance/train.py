@@ -27,7 +27,7 @@ import pyarrow as pa
 from onnx import TensorProto, helper, numpy_helper
 
 import flightdesk
-from flightdesk.core import schemas
+from flightdesk import schemas
 
 FEATURES = ["imbalance", "imbalance_mean@1000", "momentum@1000", "volatility@1000", "spread_bps"]
 HORIZON_MS = 1000

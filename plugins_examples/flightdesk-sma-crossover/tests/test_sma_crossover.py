@@ -8,7 +8,7 @@ import pytest
 from flightdesk_sma_crossover import BarBuilder, SmaCrossover
 
 import flightdesk
-from flightdesk.core import schemas
+from flightdesk import schemas
 
 MS = 1_000_000
 

@@ -8,7 +8,7 @@ import pytest
 from flightdesk_xarb import CrossVenueArb
 
 import flightdesk
-from flightdesk.core import schemas
+from flightdesk import schemas
 
 MS = 1_000_000
 
