@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["desk"]["data_dir"] = args.data_dir
     desk = Desk(load_config(args.config, overrides=overrides))
     asyncio.run(_record(desk, args.duration))
-    stats = desk.recorder.stats() if desk.recorder is not None else {"records": 0, "files": []}
+    recorder = desk.live.recorder if desk.live is not None else None
+    stats = recorder.stats() if recorder is not None else {"records": 0, "files": []}
     print(json.dumps(stats, indent=1), flush=True)
     return 0
 

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from flightdesk.core.market.events import MarketEvent, Reconnected
-from flightdesk.core.market.venue import FrameSink, SnapshotSink, Venue
+from flightdesk.core.market.events import MarketEvent
+from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus, Subscriber
 from flightdesk.core.runtime.compose import Runtime, build_runtime
 from flightdesk.core.runtime.config import Config, load_config
 from flightdesk.core.runtime.engine import EngineCore
+from flightdesk.core.runtime.live import LiveInput
 from flightdesk.core.runtime.priority import (
     below_engine,
     engine_priority,
@@ -38,7 +39,6 @@ from flightdesk.core.runtime.slots import StrategySlot
 from flightdesk.core.runtime.state import DeskState
 from flightdesk.core.runtime.supervisor import FeedSupervisor
 from flightdesk.core.storage.history_writer import HistoryWriter
-from flightdesk.core.storage.recorder import Recorder, recording_sinks
 from flightdesk.core.storage.recovery import recover_positions
 from flightdesk.core.storage.store import Store
 from flightdesk.core.trading.portfolio import Portfolio
@@ -71,11 +71,10 @@ class Desk:
         self._ready_event = threading.Event()
         self.flight: DeskFlightServer | None = None
         self.health: HealthServer | None = None  # the HTTP /health, /ready, /metrics server
-        self.recorder: Recorder | None = None
+        self.live: LiveInput | None = None  # the feeds' way into the engine
         self.history: HistoryWriter | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._async_stop: asyncio.Event | None = None
-        self._flush_handle: asyncio.Handle | None = None
 
     # -- the runtime's parts (typed) ------------------------------------------------------
     @property
@@ -154,9 +153,12 @@ class Desk:
             if priority > 0 and not self.state.engine_priority["error"]:
                 self._prioritize_writers(priority)
             tasks = [asyncio.create_task(self._metrics_loop(), name="metrics")]
+            desk = self.config["desk"]
+            self.live = LiveInput(self.core, self.loop, self.data_dir / desk["record_dir"]
+                                  if desk["record"] else None)
             for venue in venues:
                 if venue.feed is not None:
-                    sink, snapshot_sink = self._feed_sinks(venue)
+                    sink, snapshot_sink = self.live.sinks(venue)
                     tasks.append(self.feed_tasks.start(
                         venue.name, functools.partial(venue.feed.run, sink, snapshot_sink)))
             self._ready_event.set()
@@ -174,68 +176,6 @@ class Desk:
         for thread in (self.store.thread, self.history.thread if self.history else None):
             if thread is not None and thread.native_id is not None:
                 below_engine(priority, thread.native_id)
-
-    def _feed_sinks(self, venue: Venue) -> tuple[FrameSink, SnapshotSink]:
-        """The feed's sinks (recorded when ``[desk] record``) and its reconnect callback."""
-        feed = venue.feed
-        assert feed is not None
-        # in line with the frames (which the feeds hand over on this loop's thread)
-        feed.on_reconnect = lambda name: self._reconnected(Reconnected(name, time.time_ns()))
-        sink, snapshot_sink = self._sink(), self._snapshot_sink
-        if self.config["desk"]["record"]:
-            if self.recorder is None:
-                self.recorder = Recorder(self.data_dir / self.config["desk"]["record_dir"])
-            return recording_sinks(self.recorder, venue, sink, snapshot_sink)
-        return sink, snapshot_sink
-
-    def _sink(self) -> FrameSink:
-        """Frames are processed as they arrive, on the loop thread, with no queue hop; the
-        engine's policy says when to flush (see :class:`FlushPolicy`), else the flush
-        runs once the feed has nothing more buffered (``call_soon``)."""
-        core = self.core
-        loop = asyncio.get_running_loop()
-        process = self._process
-
-        def sink(venue: str, frame: Any, ts_recv: int) -> None:
-            process(venue, None, frame, ts_recv)
-            if core.frame_done():
-                self._flush_now()
-            elif self._flush_handle is None:
-                self._flush_handle = loop.call_soon(self._flush_now)
-        return sink
-
-    def _snapshot_sink(self, venue: str, symbol: str, body: Any, ts_recv: int) -> None:
-        """REST snapshots arrive on the loop thread too: applied, then flushed."""
-        self._process(venue, symbol, body, ts_recv)
-        self._flush_now()
-
-    def _flush_now(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        try:
-            self.core.flush()
-        except Exception:  # the loop must survive anything a flush meets
-            self.core.counters["flush_errors"] += 1
-            logger.exception("engine flush failed")
-
-    def _process(self, venue: str, symbol: str | None, payload: Any, ts: int) -> None:
-        core = self.core
-        try:
-            if symbol is None:
-                core.on_frame(venue, payload, ts)
-            else:
-                core.on_snapshot(venue, symbol, payload, ts)
-        except Exception:  # parsers raise ParseError; anything else is a bug, not a crash
-            core.counters["engine_errors"] += 1
-            logger.exception("engine failed on a %s frame", venue)
-
-    def _reconnected(self, event: Reconnected) -> None:
-        try:
-            self.core.on_reconnect(event.venue)
-        except Exception:  # the feed that reported it keeps running
-            self.core.counters["engine_errors"] += 1
-            logger.exception("engine failed on %s's reconnect", event.venue)
 
     async def _metrics_loop(self) -> None:
         interval = float(self.config["store"]["metrics_interval_ms"]) / 1000.0
@@ -311,8 +251,8 @@ class Desk:
             logger.exception("a plugin failed in flightdesk_shutdown")
         for venue in venues:
             venue.close()
-        if self.recorder is not None:
-            self.recorder.close()
+        if self.live is not None:
+            self.live.close()
         if self.history is not None:
             self.history.stop()
         self.store.close()
