@@ -110,6 +110,7 @@ class HistoryWriter:
     def thread(self) -> threading.Thread | None:
         """The writer thread while it runs (its priority may be raised: core.runtime.priority)."""
         return self._thread
+
     def start(self) -> HistoryWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         self._subs = [self.bus.subscribe(s, maxlen=100_000, params={"peer": "history"})

@@ -52,11 +52,11 @@ class Store:
         self.migrated_from = 0
 
     # -- lifecycle ------------------------------------------------------------------
-
     @property
     def thread(self) -> threading.Thread | None:
         """The writer thread while it runs (its priority may be raised: core.runtime.priority)."""
         return self._thread
+
     def start(self) -> Store:
         try:
             conn = self._connect()
