@@ -146,10 +146,8 @@ def test_feed_authenticates_subscribes_and_streams():
             port = srv.sockets[0].getsockname()[1]
             venue = make_venue("alpaca", {"ws_url": f"ws://127.0.0.1:{port}", "key_id": "k",
                                           "secret_key": "s", "symbols": ["AMD", "SPY"]})
-            pump = Pump(venue.protocol)
-            pump._routes[Outbound] = lambda ev: venue.feed.send(ev.frame)
-            pump._routes[BarMsg] = lambda ev: bars.append(ev)
-            bars: list[BarMsg] = []
+            pump = Pump(venue.protocol, feed=venue.feed)  # outbound frames go to the feed
+            bars = pump.bars
             errors: list[ParseError] = []
 
             def sink(name: str, frame: str | bytes, ts: int) -> None:

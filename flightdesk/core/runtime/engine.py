@@ -116,6 +116,8 @@ class EngineCore:
         #: snapshot requests of venues without a feed (replays answer them from captures)
         self.wanted_snapshots: dict[str, list[str]] = {}
         self.flush_listeners: list[Callable[[], None]] = []
+        #: called with every event after the engine handled it (tests, tools); empty live
+        self.observers: list[Callable[[MarketEvent], None]] = []
         self._event_rows: list[dict[str, Any]] = []
         self._event_seq = 0
         self._last_log = 0.0
@@ -177,9 +179,12 @@ class EngineCore:
 
     def feed(self, events: list[MarketEvent]) -> None:
         """Apply typed events in order (and whatever the books ask for in return)."""
-        handlers = self._handlers
+        handlers, observers = self._handlers, self.observers
         for ev in events:
             handlers[type(ev)](ev)
+            if observers:
+                for observe in observers:
+                    observe(ev)
         if self.books.followups:
             self.feed(self.books.take_followups())
 
