@@ -107,7 +107,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args()
+    if args.smoke:
+        args.seconds, args.rows = 0.1, 20_000
     records = list(merge_captures([BINANCE]))
     raw = frames_run(records, args.seconds)
     with tempfile.TemporaryDirectory() as tmp:

@@ -174,7 +174,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args()
+    if args.smoke:
+        args.frames, args.seconds, args.runs = 2_000, 0.5, 1
     snaps, frames = make_frames(args.frames)
     results = {}
     for batch in (1, 64, 1024):

@@ -395,7 +395,11 @@ def main() -> None:
                     help="history: read from a separate process, not the desk's own")
     ap.add_argument("--data-process", action="store_true",
                     help="history, fanout: the desk runs with [flight] data_process")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args()
+    if args.smoke:
+        args.rows, args.runs, args.fanout_rows, args.book_frames = 20_000, 1, 20_000, 500
     parts = args.parts.split(",")
     lines = []
     with tempfile.TemporaryDirectory() as tmp:

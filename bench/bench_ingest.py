@@ -109,22 +109,25 @@ class WhatIfBook(L2Book):
         super().load_snapshot(bids, asks)
 
     def apply_bids(self, levels: Iterable[Level]) -> None:
-        self._apply(levels, self.bids, self._bk, -1.0)
+        self._apply(levels, self.bids, self._bq, self._bk, -1.0)
 
     def apply_asks(self, levels: Iterable[Level]) -> None:
-        self._apply(levels, self.asks, self._ak, 1.0)
+        self._apply(levels, self.asks, self._aq, self._ak, 1.0)
 
-    def _apply(self, levels: Iterable[Level], book: dict, keys: list, sign: float) -> None:
+    def _apply(self, levels: Iterable[Level], book: dict, qty: dict, keys: list,
+               sign: float) -> None:
         self._top = None
         for lv in levels:
             px = float(lv[0])
             if not lv[1].strip("0."):
                 if book.pop(px, None) is not None:
+                    del qty[px]
                     del keys[bisect_left(keys, sign * px)]
             else:
                 if px not in book:
                     insort(keys, sign * px)
                 book[px] = lv
+                qty[px] = float(lv[1])
 
     def top(self) -> tuple[float, float, float, float]:
         top = self._top
@@ -286,7 +289,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one run")
     ap.add_argument("--write", action="store_true",
                     help=f"replace the '{SECTION}' section of {RESULTS.name}")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.runs = 1
     if not DATA.exists():
         raise SystemExit(f"missing {DATA}")
     frames = load_frames()

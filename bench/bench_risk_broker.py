@@ -208,7 +208,11 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=3000)
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args()
+    if args.smoke:
+        args.samples, args.no_write = 50, True
     cfg = load_config(env={})
     book = sim_book()
     n = args.samples

@@ -163,7 +163,11 @@ def main() -> int:
     ap.add_argument("--rates", default="0,60000", help="comma-separated; 0 = as fast as possible")
     ap.add_argument("--label", default="", help="a note for the table heading")
     ap.add_argument("--serve", type=float, metavar="RATE", help=argparse.SUPPRESS)
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args()
+    if args.smoke:
+        args.seconds, args.warmup, args.runs, args.rates = 0.5, 0.2, 1, "0"
     if args.serve is not None:
         serve(args.serve)
         return 0

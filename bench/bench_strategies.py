@@ -194,8 +194,13 @@ def remote_round_trip(seconds: float) -> tuple[list[float], list[float], float]:
                "venues": {"simr": {"type": "sim", "rate": 200.0, "burst": False}}}
         with flightdesk.Engine(cfg) as eng:
             proc = subprocess.Popen([sys.executable, "-c", REMOTE, eng.flight_uri])
-            time.sleep(seconds)
-            slot = next(s for s in eng.desk.core.slots if s.name == "bench-remote")
+            deadline = time.monotonic() + 60
+            while "bench-remote" not in eng.desk.core.slots.by_name():  # connected yet?
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("the remote strategy did not connect")
+                time.sleep(0.05)
+            time.sleep(seconds)  # the measurement window
+            slot = eng.desk.core.slots.by_name()["bench-remote"]
             samples = list(slot.strategy.rtt)
         proc.wait(timeout=30)
     one_row = [ns / 1e3 for rows, ns in samples if rows == 1]
@@ -216,7 +221,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args()
+    if args.smoke:
+        args.runs, args.seconds = 1, 0.5
     print(f"### Strategy throughput, rows/s by CPU time (wall clock), median of {args.runs} "
           "runs\n")
     print("\n".join(throughput_table(args.runs)))

@@ -261,7 +261,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--write", action="store_true", help=f"replace '{SECTION}' in RESULTS.md")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.runs = 1
     binance = load("binance/btcusdt_20240808.gz")
     cf = median_run(lambda: run_cryptofeed(binance), max(1, args.runs // 2))
     base = None if isinstance(cf, str) else cf[1] / cf[0]
