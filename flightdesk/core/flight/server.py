@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +31,9 @@ from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
 from flightdesk.core.flight.tickets import StreamRequest, parse_request
 from flightdesk.core.runtime.api import DeskAPI
 
+if TYPE_CHECKING:
+    from flightdesk.core.flight.dataplane import DataPlane
+
 logger = logging.getLogger(__name__)
 
 LIVE_STREAMS = ("quotes", "trades", "book", "bars", "orders", "fills", "positions",
@@ -45,7 +48,10 @@ _CONCAT_ROWS = 1 << 16  # ... as long as that copies at most this many rows
 class DeskFlightServer(flight.FlightServerBase):
     """Serves one desk (see the module docstring)."""
 
-    def __init__(self, desk: DeskAPI, location: str, **kwargs: Any) -> None:
+    def __init__(self, desk: DeskAPI, location: str, data_plane_priority: int | None = None,
+                 **kwargs: Any) -> None:
+        """``data_plane_priority``: start a data-plane process (``[flight] data_process``),
+        its forwarder at that real-time priority (0: normal); None: no data plane."""
         super().__init__(location, **kwargs)
         self.desk = desk
         # history reads and SQL queries take turns: however many clients ask at once, at
@@ -56,13 +62,17 @@ class DeskFlightServer(flight.FlightServerBase):
         self.scheme, rest = location.split("://", 1)
         # the host clients are told to connect to (endpoint locations)
         self.host = str(desk.config["flight"]["advertise_host"] or rest.rsplit(":", 1)[0])
-        #: the data-plane process when ``[flight] data_process`` (see flight.dataplane)
-        self.data_plane: Any = None
         self.errors = 0
         self.ingest = Ingestor(desk)
         self.auth = kwargs.get("middleware", {}).get(MIDDLEWARE_KEY)
         cache = int(desk.config["flight"].get("sql_cache", 64))
         self.sql = SqlService(desk.store.query, cache)
+        #: the data-plane process when ``[flight] data_process`` (see flight.dataplane)
+        self.data_plane: DataPlane | None = None
+        if data_plane_priority is not None:
+            from flightdesk.core.flight.dataplane import DataPlane
+
+            self.data_plane = DataPlane(desk, self.uri, data_plane_priority)
 
     @property
     def uri(self) -> str:

@@ -226,13 +226,9 @@ class Desk:
         from flightdesk.core.flight.server import DeskFlightServer
 
         location, kwargs, _ = server_options(cfg)  # tokens, TLS; no token: loopback only
-        self.flight = DeskFlightServer(self, location, **kwargs)
-        if cfg["data_process"]:
-            from flightdesk.core.flight.dataplane import DataPlane
-
-            wanted = self.state.engine_priority
-            self.flight.data_plane = DataPlane(
-                self, self.flight.uri, 0 if wanted["error"] else int(wanted["wanted"]))
+        wanted = self.state.engine_priority
+        plane = (0 if wanted["error"] else int(wanted["wanted"])) if cfg["data_process"] else None
+        self.flight = DeskFlightServer(self, location, data_plane_priority=plane, **kwargs)
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]], venues: list[Venue]) -> None:
         self._stop_event.set()
