@@ -252,3 +252,19 @@ def test_tune_process_sets_the_switch_interval_and_restores_it(tmp_path):
     with flightdesk.Engine(cfg, tune_process=True):
         assert sys.getswitchinterval() == pytest.approx(300e-6)
     assert sys.getswitchinterval() == before
+
+
+def test_every_venue_and_strategy_table_problem_is_reported_at_once(tmp_path):
+    """Plugin tables are checked after the plugins load; all their problems come together."""
+    from flightdesk.core.runtime.desk import Desk
+
+    path = tmp_path / "desk.toml"
+    path.write_text('[venues.a]\ntype = "binanse"\n[strategies.s]\ntype = "threshold"\n'
+                    'imbalance_threshold = "high"\n[strategies.t]\ntype = "nosuch"\n')
+    with pytest.raises(ConfigError) as info:
+        Desk(load_config(path, env={}))
+    text = str(info.value)
+    assert "3 problems" in text and "did you mean 'binance'" in text
+    assert "[strategies.s] imbalance_threshold must be a finite number, got 'high'" in text
+    assert "[strategies.t] type 'nosuch' is not registered" in text
+    assert [p.key for p in info.value.problems][0] == "venues.a.type"

@@ -90,14 +90,27 @@ def build_runtime(config: Config, plugins: Sequence[object] = (), clock: Clock |
     engine = EngineCore(books, bus, trader, store, depth_levels=int(desk["depth_levels"]),
                         policy=FlushPolicy(int(desk["max_batch_rows"]), replay_steps),
                         book_snapshot_s=float(flight["book_snapshot_s"]))
-    venue_tables = {n: plugin_table(registry, "venues", n, t)
-                    for n, t in config["venues"].items()}
-    strategies = []
-    for name, table in config["strategies"].items():
-        cfg = plugin_table(registry, "strategies", name, table)
-        strategies.append(registry.strategies[cfg["type"]](name, cfg))
+    venue_tables, strategy_tables = _plugin_tables(registry, config)
+    strategies = [registry.strategies[cfg["type"]](name, cfg)
+                  for name, cfg in strategy_tables.items()]
     return Runtime(config, clock, ids, pm, registry, bus, store, store_target, portfolio,
                    risk, trader, engine, strategies, venue_tables)
+
+
+def _plugin_tables(registry: Registry, config: Config
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every ``[venues.*]`` and ``[strategies.*]`` table checked; all problems at once."""
+    problems: list[ConfigError] = []
+    checked: dict[str, dict[str, dict[str, Any]]] = {"venues": {}, "strategies": {}}
+    for section, tables in checked.items():
+        for name, table in config[section].items():
+            try:
+                tables[name] = plugin_table(registry, section, name, table)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ConfigError.collect(problems)
+    return checked["venues"], checked["strategies"]
 
 
 def plugin_table(registry: Registry, section: str, name: str,
