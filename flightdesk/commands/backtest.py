@@ -77,9 +77,12 @@ def _one(args: argparse.Namespace, out: str, params: dict[str, Any],
          show: bool) -> dict[str, Any]:
     from flightdesk.core.runtime.backtest import run_backtest
 
-    return run_backtest(args.inputs, args.strategy, out, config=args.config, params=params,
-                        venue=args.venue, batch_frames=args.batch_frames,
-                        progress=_bar if show else None)
+    summary = run_backtest(args.inputs, args.strategy, out, config=args.config,
+                           params=params, venue=args.venue, batch_frames=args.batch_frames,
+                           progress=_bar if show else None)
+    if show:  # end the progress line (a streamed input has no known total)
+        print(file=sys.stderr)
+    return summary
 
 
 def _bar(done: int, total: int, elapsed: float) -> None:
@@ -92,8 +95,6 @@ def _bar(done: int, total: int, elapsed: float) -> None:
     else:
         text = f"\r{done:,} events {rate:,.0f}/s "
     print(text, end="", file=sys.stderr, flush=True)
-    if total and done >= total:
-        print(file=sys.stderr)
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:

@@ -130,9 +130,8 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
             records = replay.run_normalized(_progress(steps, progress, t0, total=len(steps)))
         elif all(is_normalized(p) for p in paths):
             records = replay.run_quotes(_progress(quote_batches(paths), progress, t0, rows=True))
-        else:
-            recs = list(merge_captures(paths))
-            records = replay.run(_progress(recs, progress, t0, total=len(recs)))
+        else:  # streamed: a k-way merge of the captures, memory bounded whatever their size
+            records = replay.run(_progress(merge_captures(paths), progress, t0))
     finally:
         replay.finish()
     wall = time.perf_counter() - t0
