@@ -5,20 +5,24 @@ instrument replace its book); consecutive rows with the same venue, symbol, ``ts
 ``is_snapshot`` form one book message, applied to the desk's books exactly as a venue
 message would be — so it emits ``quotes`` rows and reaches the strategies. A ``trades``
 batch becomes trade prints. Batches are checked first (schema, sides, finite positive
-prices, non-negative sizes) and rejected whole with an error naming what was wrong; they
-run on the engine thread (``desk.call``). External venues must not shadow a live feed.
+prices, non-negative sizes, at most ``[flight] put_max_rows`` rows) and rejected whole with
+an error naming what was wrong; they run on the engine thread (``desk.call``) in slices of
+``[flight] put_slice_rows`` rows. External venues must not shadow a live feed.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from flightdesk.core import schemas
-from flightdesk.core.errors import SchemaError, TicketError
+from flightdesk.core.errors import LimitError, SchemaError, TicketError
 from flightdesk.core.market.events import BookMsg, MarketEvent, TradeMsg
 from flightdesk.core.runtime.api import DeskAPI
 
@@ -78,27 +82,75 @@ def _book_messages(cols: dict[str, list[Any]], n: int, ts_recv: int) -> list[Mar
     return out
 
 
-class Ingestor:
-    """Applies checked batches on the engine thread and counts what it took and refused."""
+def _rows(ev: MarketEvent) -> int:
+    return len(ev.bids) + len(ev.asks) if isinstance(ev, BookMsg) else 1
 
-    def __init__(self, desk: DeskAPI) -> None:
+
+def slices(events: list[MarketEvent], rows: int) -> Iterator[list[MarketEvent]]:
+    """``events`` in runs of about ``rows`` rows each, never splitting a book message."""
+    run: list[MarketEvent] = []
+    n = 0
+    for ev in events:
+        run.append(ev)
+        n += _rows(ev)
+        if n >= rows:
+            yield run
+            run, n = [], 0
+    if run:
+        yield run
+
+
+class Ingestor:
+    """Applies checked batches on the engine thread and counts what it took and refused.
+
+    A batch of more than ``max_rows`` rows is refused whole (``[flight] put_max_rows``); a
+    batch that passes is applied in slices of ``slice_rows`` rows (``put_slice_rows``), each
+    its own turn on the engine thread, so feed frames run between them and the engine never
+    stalls for the whole batch. ``put`` returns once every slice is applied.
+    """
+
+    def __init__(self, desk: DeskAPI, max_rows: int = 100_000, slice_rows: int = 2_000
+                 ) -> None:
         self.desk = desk
+        self.max_rows = max_rows
+        self.slice_rows = slice_rows
         self.batches = 0
         self.rows = 0
         self.rejected = 0
+        self.refused = 0  # over max_rows (also counted in rejected)
+        self.slices = 0
 
     def put(self, stream: str, batch: pa.RecordBatch) -> int:
         try:
+            if batch.num_rows > self.max_rows:
+                self.refused += 1
+                raise LimitError(f"do_put batch of {batch.num_rows} rows is over [flight] "
+                                 f"put_max_rows ({self.max_rows}); nothing was applied, send "
+                                 "smaller batches", limit="flight.put_max_rows")
             batch = check(stream, batch)
             ts_recv = time.time_ns()
-            events = to_events(stream, batch, ts_recv)
-            self.desk.call(lambda: self.desk.ingest(events, ts_recv))
-        except (SchemaError, TicketError):
+            self._apply(to_events(stream, batch, ts_recv), ts_recv, batch.num_rows)
+        except (SchemaError, TicketError, LimitError):
             self.rejected += 1
             raise
         self.batches += 1
         self.rows += batch.num_rows
         return batch.num_rows
 
+    def _apply(self, events: list[MarketEvent], ts_recv: int, total: int) -> None:
+        done = 0
+        for run in slices(events, self.slice_rows):
+            try:
+                self.desk.call(functools.partial(self.desk.ingest, run, ts_recv))
+            except concurrent.futures.TimeoutError:
+                raise LimitError(f"the engine did not apply a do_put slice in time; about "
+                                 f"{done} of {total} rows were applied before it; lower "
+                                 "[flight] put_slice_rows", limit="flight.put_slice_rows"
+                                 ) from None
+            self.slices += 1
+            done += sum(_rows(ev) for ev in run)
+
     def stats(self) -> dict[str, Any]:
-        return {"batches": self.batches, "rows": self.rows, "rejected": self.rejected}
+        return {"batches": self.batches, "rows": self.rows, "rejected": self.rejected,
+                "refused": self.refused, "slices": self.slices, "max_rows": self.max_rows,
+                "slice_rows": self.slice_rows}
