@@ -221,7 +221,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "sql_max_rows": _size(1_000_000, "rows in one Flight SQL result at most"),
         "sql_max_mb": Key(64.0, "size of one Flight SQL result at most, in MB", gt=0),
         "put_max_rows": _size(100_000, "rows in one do_put batch at most (more: refused)"),
-        "put_slice_rows": _size(2_000, "do_put rows applied per engine turn"),
+        "put_slice_rows": _size(500, "do_put rows applied per engine turn (~6 ms)"),
         "max_streams": _size(256, "do_get and do_exchange streams open at once"),
     },
     "telemetry": {
