@@ -50,7 +50,7 @@ class DeskFlightServer(flight.FlightServerBase):
     def __init__(self, desk: DeskAPI, location: str, **kwargs: Any) -> None:
         super().__init__(location, **kwargs)
         self.desk = desk
-        # history reads and SQL queries take turns: however many clients ask at once, at
+        # history reads take turns (SQL runs in its own processes): however many ask at once, at
         # most this many threads do that Python-heavy work, so they can't crowd the engine
         # thread out of the GIL (a stream takes its turn per batch, not for its whole life)
         self.data_gate = threading.BoundedSemaphore(
