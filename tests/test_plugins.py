@@ -48,7 +48,8 @@ def test_public_surface_is_sorted_and_pinned():
     assert flightdesk.__all__ == [
         "BarMsg", "BookMsg", "CaptureError", "ConfigError", "DeskAPI", "Engine",
         "ExternalProtocol", "FeatureSet", "Feed", "FlightdeskError", "IsolationError", "L2Book",
-        "MarketEvent", "OnnxStrategy", "Outbound", "ParseError", "PluginError", "Reconnected",
+        "LimitError", "MarketEvent", "OnnxStrategy", "Outbound", "ParseError", "PluginError",
+        "Reconnected",
         "Resync", "ResyncReason", "RiskDecision", "RiskReason", "RiskView", "RollingWindow",
         "SchemaError", "SignalPolicy", "SnapshotRequest", "Status", "StoreError", "Strategy",
         "StrategyContext", "StrategyError", "TickerMsg", "TicketError", "TradeMsg", "Venue",

@@ -8,6 +8,7 @@
     ├── SchemaError            a batch does not match a stream schema (names the field)
     ├── ParseError             a venue frame could not be parsed (names the venue)
     ├── TicketError            a Flight ticket/descriptor/action is malformed or unknown
+    ├── LimitError             a request went over a configured limit (``limit`` names the key)
     ├── PluginError            a plugin failed to load or misbehaved (names the plugin)
     │   └── StrategyError      a strategy raised or returned a bad batch
     │       └── IsolationError a strategy broke its isolation budget (core.runtime.isolation)
@@ -65,6 +66,15 @@ class ParseError(FlightdeskError):
 
 class TicketError(FlightdeskError):
     pass
+
+
+class LimitError(FlightdeskError):
+    """A request refused or interrupted at a limit: ``limit`` is its config key, e.g.
+    ``flight.sql_timeout_s`` (the message says the value and what to do)."""
+
+    def __init__(self, message: str, limit: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class PluginError(FlightdeskError):

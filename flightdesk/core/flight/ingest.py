@@ -5,20 +5,24 @@ instrument replace its book); consecutive rows with the same venue, symbol, ``ts
 ``is_snapshot`` form one book message, applied to the desk's books exactly as a venue
 message would be — so it emits ``quotes`` rows and reaches the strategies. A ``trades``
 batch becomes trade prints. Batches are checked first (schema, sides, finite positive
-prices, non-negative sizes) and rejected whole with an error naming what was wrong; they
-run on the engine thread (``desk.call``). External venues must not shadow a live feed.
+prices, non-negative sizes, at most ``[flight] put_max_rows`` rows) and rejected whole with
+an error naming what was wrong; they run on the engine thread (``desk.call``) in slices of
+``[flight] put_slice_rows`` rows. External venues must not shadow a live feed.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import time
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flightdesk.core import schemas
-from flightdesk.core.errors import SchemaError, TicketError
+from flightdesk.core.errors import LimitError, SchemaError, TicketError
 from flightdesk.core.market.events import BookMsg, MarketEvent, TradeMsg
 from flightdesk.core.runtime.api import DeskAPI
 
@@ -78,27 +82,81 @@ def _book_messages(cols: dict[str, list[Any]], n: int, ts_recv: int) -> list[Mar
     return out
 
 
-class Ingestor:
-    """Applies checked batches on the engine thread and counts what it took and refused."""
+def slices(stream: str, batch: pa.RecordBatch, rows: int) -> list[tuple[int, int]]:
+    """``(offset, length)`` runs of ``batch`` of at least ``rows`` rows each (the last may
+    be shorter), cut only where a new book message starts (any row, for trades)."""
+    n = batch.num_rows
+    if stream == "book" and n > 1:
+        changed = np.zeros(n - 1, dtype=bool)
+        for name in ("venue", "symbol", "ts_event", "is_snapshot"):
+            col = batch.column(name)
+            changed |= pc.not_equal(col.slice(1), col.slice(0, n - 1)).to_numpy(
+                zero_copy_only=False)
+        starts = np.flatnonzero(changed) + 1  # rows where a message starts
+    else:
+        starts = np.arange(1, n)
+    out: list[tuple[int, int]] = []
+    begin = 0
+    while begin < n:
+        k = int(np.searchsorted(starts, begin + rows))
+        end = int(starts[k]) if k < len(starts) else n
+        out.append((begin, end - begin))
+        begin = end
+    return out
 
-    def __init__(self, desk: DeskAPI) -> None:
+
+class Ingestor:
+    """Applies checked batches on the engine thread and counts what it took and refused.
+
+    A batch of more than ``max_rows`` rows is refused whole (``[flight] put_max_rows``); a
+    batch that passes is applied in slices of ``slice_rows`` rows (``put_slice_rows``), each
+    its own turn on the engine thread, so feed frames run between them and the engine never
+    stalls for the whole batch. ``put`` returns once every slice is applied.
+    """
+
+    def __init__(self, desk: DeskAPI, max_rows: int = 100_000, slice_rows: int = 500
+                 ) -> None:
         self.desk = desk
+        self.max_rows = max_rows
+        self.slice_rows = slice_rows
         self.batches = 0
         self.rows = 0
         self.rejected = 0
+        self.refused = 0  # over max_rows (also counted in rejected)
+        self.slices = 0
 
     def put(self, stream: str, batch: pa.RecordBatch) -> int:
         try:
+            if batch.num_rows > self.max_rows:
+                self.refused += 1
+                raise LimitError(f"do_put batch of {batch.num_rows} rows is over [flight] "
+                                 f"put_max_rows ({self.max_rows}); nothing was applied, send "
+                                 "smaller batches", limit="flight.put_max_rows")
             batch = check(stream, batch)
-            ts_recv = time.time_ns()
-            events = to_events(stream, batch, ts_recv)
-            self.desk.call(lambda: self.desk.ingest(events, ts_recv))
-        except (SchemaError, TicketError):
+            self._apply(stream, batch)
+        except (SchemaError, TicketError, LimitError):
             self.rejected += 1
             raise
         self.batches += 1
         self.rows += batch.num_rows
         return batch.num_rows
 
+    def _apply(self, stream: str, batch: pa.RecordBatch) -> None:
+        """One engine turn per slice, each slice's events made just before it (so a big
+        batch never lives as Python objects all at once: less GIL and GC time)."""
+        ts_recv = time.time_ns()
+        for offset, length in slices(stream, batch, self.slice_rows):
+            events = to_events(stream, batch.slice(offset, length), ts_recv)
+            try:
+                self.desk.call(functools.partial(self.desk.ingest, events, ts_recv))
+            except concurrent.futures.TimeoutError:
+                raise LimitError(f"the engine did not apply a do_put slice in time; the "
+                                 f"first {offset} of {batch.num_rows} rows were applied; "
+                                 "lower [flight] put_slice_rows", limit="flight.put_slice_rows"
+                                 ) from None
+            self.slices += 1
+
     def stats(self) -> dict[str, Any]:
-        return {"batches": self.batches, "rows": self.rows, "rejected": self.rejected}
+        return {"batches": self.batches, "rows": self.rows, "rejected": self.rejected,
+                "refused": self.refused, "slices": self.slices, "max_rows": self.max_rows,
+                "slice_rows": self.slice_rows}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -27,7 +27,9 @@ from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
 from flightdesk.core.flight.exchange import serve_exchange
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
-from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
+from flightdesk.core.flight.sql import SQL_ACTIONS, ResultCache, SqlService, unpack_any
+from flightdesk.core.flight.sql_pool import QueryPool, SqlLimits
+from flightdesk.core.flight.streams import StreamSlots
 from flightdesk.core.flight.tickets import StreamRequest, parse_request
 from flightdesk.core.runtime.api import DeskAPI
 
@@ -54,7 +56,7 @@ class DeskFlightServer(flight.FlightServerBase):
         its forwarder at that real-time priority (0: normal); None: no data plane."""
         super().__init__(location, **kwargs)
         self.desk = desk
-        # history reads and SQL queries take turns: however many clients ask at once, at
+        # history reads take turns (SQL runs in its own processes): however many ask at once, at
         # most this many threads do that Python-heavy work, so they can't crowd the engine
         # thread out of the GIL (a stream takes its turn per batch, not for its whole life)
         self.data_gate = threading.BoundedSemaphore(
@@ -63,10 +65,15 @@ class DeskFlightServer(flight.FlightServerBase):
         # the host clients are told to connect to (endpoint locations)
         self.host = str(desk.config["flight"]["advertise_host"] or rest.rsplit(":", 1)[0])
         self.errors = 0
-        self.ingest = Ingestor(desk)
+        cfg = desk.config["flight"]
+        self.ingest = Ingestor(desk, int(cfg["put_max_rows"]), int(cfg["put_slice_rows"]))
         self.auth = kwargs.get("middleware", {}).get(MIDDLEWARE_KEY)
-        cache = int(desk.config["flight"].get("sql_cache", 64))
-        self.sql = SqlService(desk.store.query, cache)
+        self.streams = StreamSlots(int(cfg["max_streams"]))
+        # SQL runs on its own pool of reader processes (bounded: see flight.sql_pool)
+        self.sql_pool = QueryPool(desk.store.dialect.name, str(desk.store.dialect.target),
+                                  SqlLimits.from_config(cfg))
+        cache = ResultCache(int(cfg["sql_cache"]), int(cfg["sql_cache_mb"]) * 1_000_000)
+        self.sql = SqlService(desk.store.query, self.sql_pool.run, cache)
         #: the data-plane process when ``[flight] data_process`` (see flight.dataplane)
         self.data_plane: DataPlane | None = None
         if data_plane_priority is not None:
@@ -81,7 +88,22 @@ class DeskFlightServer(flight.FlightServerBase):
     def stats(self) -> dict[str, Any]:
         return {"errors": self.errors, "put": self.ingest.stats(),
                 "auth_refused": self.auth.refused if self.auth is not None else 0,
-                "sql": {"queries": self.sql.queries, "rejected": self.sql.rejected}}
+                "sql": self._sql_stats(), "streams": self.streams.stats()}
+
+    def _sql_stats(self) -> dict[str, Any]:
+        pool, cache, limits = self.sql_pool, self.sql.cache, self.sql_pool.limits
+        return {"queries": self.sql.queries, "rejected": self.sql.rejected,
+                "interrupted": pool.interrupted, "refused": pool.refused,
+                "workers": limits.workers, "busy": pool.busy, "started": pool.started,
+                "timeout_s": limits.timeout_s, "max_rows": limits.max_rows,
+                "max_mb": limits.max_bytes / 1e6, "cache_results": len(cache),
+                "cache_bytes": cache.bytes, "cache_max_mb": cache.max_bytes / 1e6,
+                "cache_evicted": cache.evicted}
+
+    def shutdown(self) -> None:
+        """Interrupt running SQL queries (their handlers return), then stop serving."""
+        self.sql_pool.close()
+        super().shutdown()
 
     # -- discovery ------------------------------------------------------------------
     def list_flights(self, context: Any, criteria: bytes) -> Iterator[flight.FlightInfo]:
@@ -95,8 +117,7 @@ class DeskFlightServer(flight.FlightServerBase):
             plane = self.data_plane
             if sql[0] == "CommandStatementQuery" and plane is not None and plane.running():
                 return plane.flight_info(descriptor)  # the query runs in that process
-            with self.data_gate:
-                schema, ticket, rows = self._guard(self.sql.prepare, *sql)
+            schema, ticket, rows = self._guard(self.sql.prepare, *sql, context.is_cancelled)
             endpoint = flight.FlightEndpoint(ticket, [self.uri])
             return flight.FlightInfo(schema, descriptor, [endpoint], rows, -1)
         return self._info(self._descriptor_request(descriptor))
@@ -137,25 +158,33 @@ class DeskFlightServer(flight.FlightServerBase):
 
     # -- data out -------------------------------------------------------------------
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
+        slot = self._guard(self.streams.take)  # past [flight] max_streams: refused at once
+        try:
+            schema, batches = self._batches(context, ticket)
+        except BaseException:
+            slot.release()
+            raise
+        return flight.RecordBatchStream(self.streams.reader(slot, schema, batches))
+
+    def _batches(self, context: Any, ticket: flight.Ticket
+                 ) -> tuple[pa.Schema, Iterable[pa.RecordBatch]]:
         sql = unpack_any(ticket.ticket)
         if sql is not None:
-            return flight.RecordBatchStream(self._guard(self.sql.take, sql[1]))
+            return _table_batches(self._guard(self.sql.take, sql[1]))
         req = self._guard(parse_request, ticket.ticket, "ticket")
         if req.mode == "live":
             if req.stream not in LIVE_STREAMS:
                 self._fail(f"stream {req.stream!r} has no live mode here; live streams are "
                            f"{', '.join(LIVE_STREAMS)}")
-            reader = pa.RecordBatchReader.from_batches(self._schema(req),
-                                                       self._live(req, _peer(context)))
-            return flight.RecordBatchStream(reader)
+            return self._schema(req), self._live(req, _peer(context))
         if req.mode == "snapshot":
             table = self._guard(self.desk.snapshot, req)
-            return flight.RecordBatchStream(self._project(req, self._filter(req, table)))
+            return _table_batches(self._project(req, self._filter(req, table)))
         with self.data_gate:
             data = self._guard(history.history, req, self.desk)
         if isinstance(data, pa.RecordBatchReader):
-            data = pa.RecordBatchReader.from_batches(data.schema, self._gated(data))
-        return flight.RecordBatchStream(data)
+            return data.schema, self._gated(data)
+        return _table_batches(data)
 
     def _gated(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         """``reader``'s batches, each produced while holding a turn of the data gate."""
@@ -220,7 +249,11 @@ class DeskFlightServer(flight.FlightServerBase):
                     writer: flight.MetadataRecordBatchWriter) -> None:
         """A remote strategy: market batches out, signals in (see flight/exchange.py)."""
         require(context, Role.TRADE, "do_exchange")
-        serve_exchange(self.desk, descriptor, reader, writer, _peer(context))
+        slot = self._guard(self.streams.take)
+        try:
+            serve_exchange(self.desk, descriptor, reader, writer, _peer(context))
+        finally:
+            slot.release()
 
     # -- actions --------------------------------------------------------------------
     def list_actions(self, context: Any) -> list[tuple[str, str]]:
@@ -254,6 +287,10 @@ class DeskFlightServer(flight.FlightServerBase):
     def _error(self, message: str) -> flight.FlightServerError:
         self.errors += 1
         return flight.FlightServerError(message)
+
+
+def _table_batches(table: pa.Table) -> tuple[pa.Schema, list[pa.RecordBatch]]:
+    return table.schema, table.to_batches()
 
 
 def _peer(context: Any) -> str:

@@ -5,8 +5,10 @@ What an ADBC Flight SQL client does, and what it gets here:
 1. ``GetFlightInfo(Any{CommandGetSqlInfo})`` -> UNIMPLEMENTED (the driver tolerates it);
 2. ``DoAction("CreatePreparedStatement")`` -> UNIMPLEMENTED, so it falls back to
 3. ``GetFlightInfo(Any{CommandStatementQuery{1: query}})``: the query is checked (one
-   ``SELECT``/``WITH`` statement reading only the store tables), run, and its result kept
-   under a fresh handle; the answer's endpoint ticket is ``Any{TicketStatementQuery{1: handle}}``;
+   ``SELECT``/``WITH`` statement reading only the store tables), run within its limits
+   (time, rows, bytes: see ``sql_pool``), and its result kept under a fresh handle (in a
+   cache bounded in count and bytes); the answer's endpoint ticket is
+   ``Any{TicketStatementQuery{1: handle}}``;
 4. ``DoGet`` of that ticket streams the result (once);
 5. ``DoAction("CloseSession")``.
 
@@ -26,7 +28,7 @@ from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 
-from flightdesk.core.errors import TicketError
+from flightdesk.core.errors import LimitError, TicketError
 from flightdesk.core.protowire import field_bytes, field_varint, fields
 
 TYPE_PREFIX = "type.googleapis.com/arrow.flight.protocol.sql."
@@ -120,14 +122,56 @@ def _quote(name: str) -> str:
 
 
 # -- the service -----------------------------------------------------------------------
-class SqlService:
-    """Statement queries: checked, run at GetFlightInfo, held until their one DoGet."""
+class ResultCache:
+    """Results between their GetFlightInfo and their DoGet: at most ``count`` of them and
+    ``max_bytes`` in all (the oldest go first); a result bigger than that is refused."""
 
-    def __init__(self, run: Callable[[str], pa.Table], cache: int = 64) -> None:
-        self.run = run
-        self.cache_size = cache
+    def __init__(self, count: int, max_bytes: int) -> None:
+        self.count = count
+        self.max_bytes = max_bytes
         self._results: OrderedDict[bytes, pa.Table] = OrderedDict()
         self._lock = threading.Lock()
+        self.bytes = 0
+        self.evicted = 0
+
+    def put(self, handle: bytes, table: pa.Table) -> None:
+        size = table.get_total_buffer_size()
+        if size > self.max_bytes:
+            raise LimitError(f"query result is {size / 1e6:.1f} MB, more than the results "
+                             f"held for DoGet; limit [flight] sql_cache_mb "
+                             f"({self.max_bytes / 1e6:g} MB); add a LIMIT",
+                             limit="flight.sql_cache_mb")
+        with self._lock:
+            self._results[handle] = table
+            self.bytes += size
+            while len(self._results) > self.count or self.bytes > self.max_bytes:
+                self._drop(next(iter(self._results)))
+                self.evicted += 1
+
+    def take(self, handle: bytes) -> pa.Table | None:
+        with self._lock:
+            return self._drop(handle)
+
+    def _drop(self, handle: bytes) -> pa.Table | None:
+        table = self._results.pop(handle, None)
+        if table is not None:
+            self.bytes -= table.get_total_buffer_size()
+        return table
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+
+class SqlService:
+    """Statement queries: checked, run at GetFlightInfo (``run_query``: bounded, see
+    :mod:`flightdesk.core.flight.sql_pool`), held until their one DoGet."""
+
+    def __init__(self, run: Callable[[str], pa.Table],
+                 run_query: Callable[[str, Callable[[], bool]], pa.Table],
+                 cache: ResultCache) -> None:
+        self.run = run
+        self.run_query = run_query
+        self.cache = cache
         self.queries = 0
         self.rejected = 0
 
@@ -145,9 +189,11 @@ class SqlService:
         catalog = self.catalog()
         return [t for t in QUERYABLE if t in catalog]
 
-    def prepare(self, message: str, fields: dict[int, list[bytes | int]]
+    def prepare(self, message: str, fields: dict[int, list[bytes | int]],
+                cancelled: Callable[[], bool] = lambda: False
                 ) -> tuple[pa.Schema, bytes, int]:
-        """Run a ``CommandStatementQuery``: (result schema, ticket, rows)."""
+        """Run a ``CommandStatementQuery``: (result schema, ticket, rows); ``cancelled()``
+        says the caller went away (the query is then interrupted)."""
         if message != "CommandStatementQuery":
             raise NotImplementedError(f"Flight SQL {message} is not supported; this desk "
                                       "answers plain statement queries (SELECT)")
@@ -158,20 +204,16 @@ class SqlService:
         except TicketError:
             self.rejected += 1
             raise
-        table = self.run(query)
-        self.queries += 1
+        table = self.run_query(query, cancelled)
         handle = uuid.uuid4().bytes
-        with self._lock:
-            self._results[handle] = table
-            while len(self._results) > self.cache_size:
-                self._results.popitem(last=False)
+        self.cache.put(handle, table)
+        self.queries += 1
         ticket = pack_any("TicketStatementQuery", field_bytes(1, handle))
         return table.schema, ticket, table.num_rows
 
     def take(self, fields: dict[int, list[bytes | int]]) -> pa.Table:
         """The result behind a ``TicketStatementQuery`` (each result is read once)."""
-        with self._lock:
-            table = self._results.pop(_text(fields, 1), None)
+        table = self.cache.take(_text(fields, 1))
         if table is None:
             raise TicketError("unknown or already-read Flight SQL statement handle; run the "
                               "query again")

@@ -198,7 +198,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "host": Key("127.0.0.1", "bind address"),
         "port": _port(8815, "0 picks a free port"),
         "subscriber_buffer": _size(1024, "batches buffered per live subscriber"),
-        "data_workers": _size(1, "history reads and SQL queries done at once"),
+        "data_workers": _size(1, "history reads done at once (SQL: sql_workers)"),
         # serve live market data, history and Flight SQL from a second process, off the
         # engine's GIL (clients follow get_flight_info's endpoint there; see flight.dataplane)
         "data_process": Key(False, "serve market data from a second process"),
@@ -213,6 +213,16 @@ SPEC: dict[str, dict[str, Key]] = {
         "tls_ca": Key("", "client CA file: mutual TLS", path=True),
         "book_snapshot_s": Key(5.0, "live `book` stream: a full snapshot this often", ge=0),
         "sql_cache": _size(64, "Flight SQL results held between GetFlightInfo and DoGet"),
+        # bounds (issue #13): what one client can take from the desk; each refusal and
+        # interruption is a LimitError naming its key, counted in status.flight_server
+        "sql_cache_mb": _size(256, "... and their size at most, in MB (oldest go first)"),
+        "sql_workers": _size(2, "Flight SQL queries run at once, one reader process each"),
+        "sql_timeout_s": Key(10.0, "a Flight SQL query running longer is interrupted", gt=0),
+        "sql_max_rows": _size(1_000_000, "rows in one Flight SQL result at most"),
+        "sql_max_mb": Key(64.0, "size of one Flight SQL result at most, in MB", gt=0),
+        "put_max_rows": _size(100_000, "rows in one do_put batch at most (more: refused)"),
+        "put_slice_rows": _size(500, "do_put rows applied per engine turn (~6 ms)"),
+        "max_streams": _size(256, "do_get and do_exchange streams open at once"),
     },
     "telemetry": {
         "enabled": Key(True, "metrics and health"),
