@@ -13,6 +13,7 @@ from flightdesk.core.errors import (
     PluginError,
     SchemaError,
     StoreError,
+    StoreFullError,
     StrategyError,
     TicketError,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "SnapshotRequest",
     "Status",
     "StoreError",
+    "StoreFullError",
     "Strategy",
     "StrategyContext",
     "StrategyError",
