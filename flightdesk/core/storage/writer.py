@@ -198,18 +198,18 @@ class Writer:
             extra = [n for n in data.schema.names if n not in target.names]
             if not extra:
                 return data
-            return self._refuse(table, data.num_rows,
-                                f"columns not in its schema: {', '.join(extra)}")
+            self._refuse(table, data.num_rows, f"columns not in its schema: {', '.join(extra)}")
+            return None
         try:
             return pa.RecordBatch.from_pylist(data, schema=target)
         except (pa.ArrowException, TypeError, ValueError) as exc:
-            return self._refuse(table, len(data), str(exc))
+            self._refuse(table, len(data), str(exc))
+            return None
 
     def _refuse(self, table: str, rows: int, why: str) -> None:
         self.state.errors += 1
         self.state.last_error = f"{table} rows do not match the schema: {why}"
         logger.error("store dropped %d %s rows: %s", rows, table, why)
-        return None
 
 
 def _rollback(cur: Any) -> None:
