@@ -152,3 +152,48 @@ def test_a_failing_store_halts_new_risk_and_loses_no_fill(tmp_path, kind):
     for key, qty in before.items():  # the desk's positions == the stored fills == restart
         assert expected[key] == pytest.approx(qty, abs=1e-9)
         assert after.get(key, 0.0) == pytest.approx(qty, abs=1e-9)
+
+
+def test_a_hold_sits_on_top_of_the_desk_mode():
+    from flightdesk.core.trading.risk import DeskMode, RiskValidator
+    from tests.fixtures.market import LOOSE
+
+    r = RiskValidator({**LOOSE, "daily_loss_limit": 100.0, "loss_action": "reducing"})
+    assert r.hold("store cannot commit: disk full") and not r.hold("store cannot commit: x")
+    assert r.mode is DeskMode.HALTED and r.mode_reason == "store cannot commit: x"
+    assert r.update_pnl(-150.0, 1) is None  # a loss stop meanwhile applies beneath the hold
+    assert r.mode is DeskMode.HALTED and r.base_mode[0] is DeskMode.REDUCING
+    assert r.release() is DeskMode.REDUCING and r.mode_reason.startswith("daily loss")
+    assert r.release() is None and not r.held
+    r.hold("store backlog")
+    r.reset_mode()  # an operator's reset while held: active once released
+    assert r.mode is DeskMode.HALTED and r.release() is DeskMode.ACTIVE
+
+
+def test_a_store_backlog_past_high_water_halts_and_resumes_with_hysteresis(tmp_path):
+    from flightdesk.core.runtime.compose import build_runtime
+    from flightdesk.core.runtime.config import load_config
+
+    rt = build_runtime(load_config(overrides={
+        "desk": {"data_dir": str(tmp_path)}, "flight": {"enabled": False},
+        "store": {"queue_size": 10, "high_water": 0.5, "flush_ms": 1}}))
+    gate, store = rt.store_gate, rt.store  # the writer is not started: the queue backs up
+    for i in range(4):
+        store.submit("events", [{"ts": i, "kind": "x", "venue": "", "symbol": "",
+                                 "detail": ""}])
+    rt.engine.flush()
+    assert not gate.holding
+    store.submit("events", [{"ts": 5, "kind": "x", "venue": "", "symbol": "", "detail": ""}])
+    rt.engine.flush()
+    assert gate.holding and gate.reason.startswith("store backlog")
+    assert rt.risk.mode.value == "halted"
+    store.start()
+    assert store.flush()
+    rt.engine.flush()  # releases at half the high-water mark (here: at once, all written)
+    assert not gate.holding and rt.risk.mode.value == "active"
+    store.flush()
+    rt.engine.flush()
+    store.close()
+    kinds = [r["detail"].split(":")[0].split(" ")[0] for r in store.read("events").to_pylist()
+             if r["kind"] == "store"]
+    assert kinds == ["halted", "recovered"]
