@@ -180,6 +180,12 @@ class Store:
             return False
         return done.wait(max(0.0, deadline - time.monotonic()))
 
+    def troubled(self) -> bool:
+        """Failing, or queued up to the high-water mark: the cheap check the engine makes
+        at every flush (no lock) before it asks for :meth:`health`."""
+        return bool(self._writer.state.failing_since_ns
+                    or len(self._queue.queue) >= self.high_water)
+
     def health(self) -> StoreHealth:
         st = self._writer.state
         return StoreHealth(st.failing_since_ns, st.last_error, self._queue.qsize(),
