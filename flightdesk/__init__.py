@@ -14,6 +14,7 @@ from flightdesk.core.errors import (
     PluginError,
     SchemaError,
     StoreError,
+    StoreFullError,
     StrategyError,
     TicketError,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "SnapshotRequest",
     "Status",
     "StoreError",
+    "StoreFullError",
     "Strategy",
     "StrategyContext",
     "StrategyError",

@@ -38,7 +38,7 @@ def test_health_is_alive_and_ready_once_books_are_synced(desk):
     wait_for(lambda: get(url + "/ready")[0] == 200, what="ready")
     ready = json.loads(get(url + "/ready")[2])
     assert ready == {"ready": True, "feeds": {"sim": True},
-                     "books": {"sim:BTCUSDT": True, "sim:ETHUSDT": True}}
+                     "books": {"sim:BTCUSDT": True, "sim:ETHUSDT": True}, "store": True}
 
 
 def test_not_ready_when_a_book_is_missing(desk):

@@ -51,8 +51,9 @@ def test_public_surface_is_sorted_and_pinned():
         "LimitError", "MarketEvent", "OnnxStrategy", "Outbound", "ParseError", "PluginError",
         "Reconnected",
         "Resync", "ResyncReason", "RiskDecision", "RiskReason", "RiskView", "RollingWindow",
-        "SchemaError", "SignalPolicy", "SnapshotRequest", "Status", "StoreError", "Strategy",
-        "StrategyContext", "StrategyError", "TickerMsg", "TicketError", "TradeMsg", "Venue",
+        "SchemaError", "SignalPolicy", "SnapshotRequest", "Status", "StoreError",
+        "StoreFullError", "Strategy", "StrategyContext", "StrategyError", "TickerMsg",
+        "TicketError", "TradeMsg", "Venue",
         "VenueProtocol", "__version__", "apply_policy", "connect", "features", "hookimpl",
         "instrument_groups", "schemas", "side_names", "signals_batch"]
 

@@ -14,6 +14,8 @@
     │       └── IsolationError a strategy broke its isolation budget (core.runtime.isolation)
     ├── CaptureError           a capture file could not be read (names the file and line)
     └── StoreError             the store could not be opened or written
+        └── StoreFullError     the store's queue stayed full for ``submit_timeout_ms``
+                               (names the table and the rows not queued)
 
 A risk rejection is not an error: it is a ``RiskDecision`` value (see ``core.risk``).
 """
@@ -89,6 +91,16 @@ class StrategyError(PluginError):
 
 class StoreError(FlightdeskError):
     pass
+
+
+class StoreFullError(StoreError):
+    """``Store.submit`` found the queue full for its whole timeout; nothing was queued
+    (the caller still holds ``rows`` rows of ``table``)."""
+
+    def __init__(self, message: str, table: str = "", rows: int = 0) -> None:
+        super().__init__(message)
+        self.table = table
+        self.rows = rows
 
 
 class CaptureError(FlightdeskError):

@@ -3,17 +3,23 @@
 ``publish`` never blocks: when a subscriber's buffer is full its oldest batch is dropped
 and counted, so a slow consumer can never slow the engine or the other consumers; it sees
 the loss as a ``seq`` gap. Publishing is safe from any thread (the engine publishes market
-data, the store thread publishes orders and fills after their commit).
+data, the store thread publishes orders and fills after their commit) and never raises: a
+subscriber that fails to take a batch is counted (``publish_errors``) and logged at most
+once a second, and the other subscribers still get it.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+import time
 from collections import deque
 from typing import Any
 
 import pyarrow as pa
+
+logger = logging.getLogger(__name__)
 
 
 class Subscriber:
@@ -31,7 +37,7 @@ class Subscriber:
     def __init__(self, stream: str, maxlen: int, params: dict[str, Any] | None = None) -> None:
         self.id = next(self._ids)
         self.stream = stream
-        self.maxlen = maxlen
+        self.maxlen = max(1, maxlen)  # a 0 buffer would drop the batch it was offered
         self.params = params or {}
         self._buf: deque[pa.RecordBatch] = deque()
         self._lock = threading.Lock()
@@ -45,7 +51,7 @@ class Subscriber:
         buf = self._buf
         if len(buf) >= self.maxlen:
             with self._lock:  # the consumer is not taking meanwhile
-                while len(buf) >= self.maxlen:
+                while buf and len(buf) >= self.maxlen:
                     buf.popleft()
                     self.drops += 1
                 buf.append(batch)
@@ -99,6 +105,8 @@ class Bus:
         self._subs: dict[str, tuple[Subscriber, ...]] = {}
         self._lock = threading.Lock()
         self.published: dict[str, int] = {}
+        self.publish_errors = 0
+        self._last_error_log = 0.0
 
     def subscribe(self, stream: str, maxlen: int | None = None,
                   params: dict[str, Any] | None = None) -> Subscriber:
@@ -116,7 +124,19 @@ class Bus:
     def publish(self, stream: str, batch: pa.RecordBatch) -> None:
         self.published[stream] = self.published.get(stream, 0) + batch.num_rows
         for sub in self._subs.get(stream, ()):
-            sub.offer(batch)
+            try:
+                sub.offer(batch)
+            except Exception as exc:  # never into the publisher (the engine, the store)
+                self._offer_failed(sub, exc)
+
+    def _offer_failed(self, sub: Subscriber, exc: Exception) -> None:
+        self.publish_errors += 1
+        now = time.monotonic()
+        if now - self._last_error_log > 1.0:
+            self._last_error_log = now
+            logger.error("subscriber %d on %s failed to take a batch (%d errors so far): "
+                         "%s: %s", sub.id, sub.stream, self.publish_errors,
+                         type(exc).__name__, exc)
 
     def has_subscribers(self, stream: str) -> bool:
         return bool(self._subs.get(stream))

@@ -24,6 +24,7 @@ from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus
 from flightdesk.core.runtime.config import Config, check_plugin_table
 from flightdesk.core.runtime.engine import EngineCore, FlushPolicy
+from flightdesk.core.runtime.store_gate import StoreGate
 from flightdesk.core.storage.store import Store
 from flightdesk.core.trading.broker import PaperBroker
 from flightdesk.core.trading.orders import IdMaker
@@ -53,6 +54,8 @@ class Runtime:
     risk: RiskValidator
     trader: Trader
     engine: EngineCore
+    #: halts new risk while the store cannot commit
+    store_gate: StoreGate
     strategies: list[Strategy]
     #: the checked ``[venues.NAME]`` tables; venues are built when the desk starts
     venue_tables: dict[str, dict[str, Any]]
@@ -87,14 +90,15 @@ def build_runtime(config: Config, plugins: Sequence[object] = (), clock: Clock |
     risk = RiskValidator(config["risk"], registry.risk_rules)
     trader = Trader(risk, PaperBroker.factory(config["broker"], ids), portfolio, ids,
                     books.synced, clock)
+    gate = StoreGate(store, trader, backlog=replay_steps == 0)
     engine = EngineCore(books, bus, trader, store, depth_levels=int(desk["depth_levels"]),
                         policy=FlushPolicy(int(desk["max_batch_rows"]), replay_steps),
-                        book_snapshot_s=float(flight["book_snapshot_s"]))
+                        book_snapshot_s=float(flight["book_snapshot_s"]), gate=gate)
     venue_tables, strategy_tables = _plugin_tables(registry, config)
     strategies = [registry.strategies[cfg["type"]](name, cfg)
                   for name, cfg in strategy_tables.items()]
     return Runtime(config, clock, ids, pm, registry, bus, store, store_target, portfolio,
-                   risk, trader, engine, strategies, venue_tables)
+                   risk, trader, engine, gate, strategies, venue_tables)
 
 
 def _plugin_tables(registry: Registry, config: Config

@@ -188,6 +188,12 @@ SPEC: dict[str, dict[str, Key]] = {
         "batch_rows": _size(2048, "rows written per transaction at most"),
         "flush_ms": Key(20, "longest wait for more rows before a commit", ge=0),
         "queue_size": _size(100_000, "batches queued for the writer thread at most"),
+        # new risk is halted while the queue is this full (a fraction of queue_size), and
+        # while the store cannot commit (see core.runtime.store_gate)
+        "high_water": Key(0.5, "queue fill that halts new risk", gt=0.0, le=1.0),
+        # a submit to a full queue waits this long for room, then raises StoreFullError
+        # (the engine keeps those rows and offers them again at its next flush)
+        "submit_timeout_ms": Key(1000, "longest wait for room in a full queue", ge=0),
         "history_dir": Key("", "Parquet market-data history: <dir>/<stream>/", path=True),
         "history_cache_mb": _off(256, "decoded row groups kept, from a 2nd read"),
         "history": Key(False, "write quotes/trades to the history (default: data_dir/history)"),

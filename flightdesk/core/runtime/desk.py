@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
+from flightdesk.core.errors import StoreFullError
 from flightdesk.core.market.events import MarketEvent
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus, Subscriber
@@ -183,8 +184,12 @@ class Desk:
             return
         while True:
             await asyncio.sleep(interval)
-            self.store.submit("performance_metrics", [self.state.performance_row()])
-            self.store.submit("strategy_snapshots", self.state.strategy_rows())
+            try:  # metrics, not trading rows: with the queue full, skip (counted) this one
+                self.store.submit("performance_metrics", [self.state.performance_row()],
+                                  timeout=0)
+                self.store.submit("strategy_snapshots", self.state.strategy_rows(), timeout=0)
+            except StoreFullError:
+                self.core.counters["metrics_rows_skipped"] += 1
 
     def start_strategies(self) -> None:
         """One slot per configured strategy on the engine, each ``on_start`` called."""

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -54,6 +54,9 @@ from flightdesk.core.market.venue import ExternalProtocol, Venue
 from flightdesk.core.runtime import telemetry
 from flightdesk.core.runtime.slots import Slots, StrategySlot
 from flightdesk.core.trading.trader import Trader
+
+if TYPE_CHECKING:
+    from flightdesk.core.runtime.store_gate import StoreGate
 
 logger = logging.getLogger(__name__)
 _QUOTES = {"stream": "quotes"}  # metric attributes, built once
@@ -93,11 +96,14 @@ class EngineCore:
                  store: RowStore | None = None, *, depth_levels: int = 5,
                  policy: FlushPolicy | None = None, record: bool = False,
                  bar_intervals: Iterable[str] = DEFAULT_BARS,
-                 book_snapshot_s: float = 5.0) -> None:
+                 book_snapshot_s: float = 5.0, gate: StoreGate | None = None) -> None:
         self.books = books
         self.sink = sink
         self.trader = trader
         self.store = store
+        #: halts new risk while the store cannot commit (checked at every flush); with
+        #: one, trading rows go to the store through it
+        self.gate = gate
         self.policy = policy or FlushPolicy()
         #: normalize: a ``book`` row per applied message, ``update_id`` on quotes,
         #: ``tickers`` and ``events`` as streams
@@ -320,9 +326,20 @@ class EngineCore:
 
     # -- output -----------------------------------------------------------------------
     def flush(self) -> None:
-        """Publish buffered market data, run the strategies, and store trading rows."""
+        """Publish buffered market data, run the strategies, and store trading rows (also
+        when publishing raised: persistence never waits on a subscriber)."""
         self._unflushed = 0
         self._steps = 0
+        if self.gate is not None:
+            self.gate.check()  # before the strategies: no new risk into a failing store
+        try:
+            self._flush_market()
+        finally:
+            self._emit_rows()
+            for listener in self.flush_listeners:
+                listener()
+
+    def _flush_market(self) -> None:
         t0 = time.perf_counter()
         quotes = self.quotes.take()
         if quotes is not None:  # quotes first: they are what strategies trade on
@@ -339,9 +356,6 @@ class EngineCore:
             batch = buffer.take()
             if batch is not None:
                 self.sink.publish(stream, batch)
-        self._emit_rows()
-        for listener in self.flush_listeners:
-            listener()
 
     def on_quotes(self, quotes: pa.RecordBatch) -> None:
         """Run the strategies on a quotes batch, then publish it (also used by replays of
@@ -378,7 +392,11 @@ class EngineCore:
                 rows, schema=schemas.schema("events")))
         if self.trader is None:
             return
-        for stream, rows in self.trader.take_rows().items():
+        pending = self.trader.take_rows()
+        if self.gate is not None:  # the store's way, kept when its queue is full
+            self.gate.submit_rows(pending, self._publisher)
+            return
+        for stream, rows in pending.items():
             if self.store is None:
                 self.sink.publish(stream, pa.RecordBatch.from_pylist(
                     rows, schema=schemas.schema(stream)))

@@ -44,6 +44,7 @@ class DeskState:
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
             "kill_switch": rt.risk.killed,
             "store": rt.store.stats(),
+            "store_gate": rt.store_gate.stats(),
             "subscribers": rt.bus.stats(),
             "trading": dict(trader.counters),
             "tick_to_trade_us": latency_summary(trader.tick_to_trade_ns),
@@ -97,19 +98,25 @@ class DeskState:
                 "config": json.dumps(self.rt.config.to_dict(), default=str)}
 
     def readiness(self) -> dict[str, Any]:
-        """``{"ready": bool, "feeds": {...}, "books": {...}}``: every feed connected, every
-        configured book synced and no feed task down (waiting to be restarted, with a
-        reason)."""
+        """``{"ready": bool, "feeds": {...}, "books": {...}, "store": bool}``: every feed
+        connected, every configured book synced, no feed task down (waiting to be
+        restarted) and the store not holding new risk (it cannot commit, or it is backed
+        up); when not ready, ``reason`` says why."""
         core = self.rt.engine
         feeds = {name: bool(v.feed is None or v.feed.connected)
                  for name, v in core.venues.items()}
         books = {f"{name}:{sym}": core.book(name, sym) is not None
                  for name, v in core.venues.items() for sym in v.symbols}
         down = self.feed_tasks.down()
-        out: dict[str, Any] = {"ready": all(feeds.values()) and all(books.values()) and not down,
-                               "feeds": feeds, "books": books}
-        if down:
-            out["reason"] = "; ".join(f"feed task {n} is down ({why})" for n, why in down.items())
+        gate = self.rt.store_gate
+        out: dict[str, Any] = {"ready": (all(feeds.values()) and all(books.values())
+                                         and not down and not gate.holding),
+                               "feeds": feeds, "books": books, "store": not gate.holding}
+        reasons = [f"feed task {n} is down ({why})" for n, why in down.items()]
+        if gate.holding:
+            reasons.append(f"new risk halted: {gate.reason}")
+        if reasons:
+            out["reason"] = "; ".join(reasons)
         return out
 
     def gauges(self) -> dict[str, Any]:

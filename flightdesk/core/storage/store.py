@@ -1,9 +1,16 @@
 """The store: ADBC SQLite (WAL) or PostgreSQL, one writer thread, batched ingest.
 
 Producers call :meth:`Store.submit` with a table name, a RecordBatch and an optional
-callback; the writer thread groups what is queued (up to ``batch_rows`` or ``flush_ms``),
-writes it in one transaction, commits, and only then runs the callbacks — which is how an
-order or fill reaches Flight only after it is durable. Readers get their own connection.
+callback; the writer thread (:mod:`flightdesk.core.storage.writer`) groups what is queued
+(up to ``batch_rows`` or ``flush_ms``), writes it in one transaction, commits, and only
+then runs the callbacks — which is how an order or fill reaches Flight only after it is
+durable. A failed commit is retried until it succeeds; :meth:`Store.health` says meanwhile
+that the store is failing, so the engine can halt new risk. Readers get their own
+connection.
+
+The queue is bounded (``[store] queue_size`` batches): the engine halts new risk once it
+is ``high_water`` full, and :meth:`Store.submit` on a full queue waits up to
+``submit_timeout_ms`` for room, then raises :class:`StoreFullError` — it never drops.
 """
 
 from __future__ import annotations
@@ -13,21 +20,37 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from flightdesk.core import schemas
-from flightdesk.core.errors import StoreError
+from flightdesk.core.errors import StoreError, StoreFullError
 from flightdesk.core.runtime.config import section
 from flightdesk.core.storage.dialects import dialect_for
 from flightdesk.core.storage.migrations import migrate
+from flightdesk.core.storage.writer import STOP, Fault, Writer, WriterState
 from flightdesk.core.types import OnCommit
 
 logger = logging.getLogger(__name__)
 
-_STOP = object()
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """What the engine checks at every flush (cheap, safe from any thread)."""
+
+    #: wall-clock ns of the first failed commit of the current outage; 0 while healthy
+    failing_since_ns: int
+    last_error: str
+    queued: int
+    #: the queue length at which new risk is halted
+    high_water: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing_since_ns
 
 
 class Store:
@@ -40,16 +63,46 @@ class Store:
         cfg = section("store", config)
         self.dialect = dialect_for(target)
         self.path = target if isinstance(target, Path) else Path(str(self.dialect))
-        self.batch_rows = int(cfg["batch_rows"])
-        self.flush_s = float(cfg["flush_ms"]) / 1000.0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(cfg["queue_size"]))
+        self.queue_size = int(cfg["queue_size"])
+        self.high_water = max(1, int(self.queue_size * float(cfg["high_water"])))
+        self.submit_timeout_s = float(cfg["submit_timeout_ms"]) / 1000.0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.queue_size)
+        self._writer = Writer(self._queue, int(cfg["batch_rows"]),
+                              float(cfg["flush_ms"]) / 1000.0)
         self._thread: threading.Thread | None = None
-        self.rows_written = 0
-        self.commits = 0
-        self.errors = 0
-        self.last_error = ""
-        self.commit_seconds = 0.0
         self.migrated_from = 0
+
+    # -- counters (committed rows only; see core.storage.writer) ---------------------------
+    @property
+    def state(self) -> WriterState:
+        return self._writer.state
+
+    @property
+    def rows_written(self) -> int:
+        return self._writer.state.rows_written
+
+    @property
+    def commits(self) -> int:
+        return self._writer.state.commits
+
+    @property
+    def errors(self) -> int:
+        return self._writer.state.errors
+
+    @property
+    def last_error(self) -> str:
+        return self._writer.state.last_error
+
+    @property
+    def fault(self) -> Fault | None:
+        """A test seam: ``fault()`` runs inside every transaction before COMMIT; make it
+        raise (``OSError("database or disk is full")``) to make commits fail, set it back
+        to None to let them succeed. Production code never sets it."""
+        return self._writer.fault
+
+    @fault.setter
+    def fault(self, fault: Fault | None) -> None:
+        self._writer.fault = fault
 
     # -- lifecycle ------------------------------------------------------------------
     @property
@@ -65,7 +118,8 @@ class Store:
         except Exception as exc:
             raise StoreError(f"cannot open store {self.dialect}: {exc}") from exc
         ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(conn, ready),
+        self._writer.closing.clear()
+        self._thread = threading.Thread(target=self._writer.run, args=(conn, ready),
                                         name="flightdesk-store", daemon=True)
         self._thread.start()
         ready.wait()
@@ -83,104 +137,59 @@ class Store:
         return conn
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write everything queued, then stop the writer thread."""
+        """Write everything queued, then stop the writer thread. A store that still cannot
+        commit gets one more try, then what it could not write is counted as
+        ``unwritten_rows`` and logged."""
         if self._thread is None:
             return
-        self._queue.put(_STOP)
+        self._writer.closing.set()
+        try:
+            self._queue.put(STOP, timeout=timeout)
+        except queue.Full:  # the writer is stuck failing: closing makes it give up
+            logger.error("store queue full at close; the writer gives up on what it holds")
         self._thread.join(timeout)
         self._thread = None
 
     # -- writing --------------------------------------------------------------------
     def submit(self, table: str, data: pa.RecordBatch | list[dict[str, Any]],
-               on_commit: OnCommit | None = None) -> None:
+               on_commit: OnCommit | None = None, timeout: float | None = -1.0) -> None:
         """Queue ``data`` (a RecordBatch, or rows as dicts in ``table``'s schema) for the
-        next commit; ``on_commit(batch)`` runs on the store thread after that commit."""
-        self._queue.put((table, data, on_commit))
+        next commit; ``on_commit(batch)`` runs on the store thread after that commit.
+
+        On a full queue wait up to ``timeout`` seconds (-1: ``submit_timeout_ms``; None:
+        as long as it takes), then raise :class:`StoreFullError`: nothing is dropped."""
+        wait = self.submit_timeout_s if timeout is not None and timeout < 0 else timeout
+        try:
+            if wait == 0:
+                self._queue.put_nowait((table, data, on_commit))
+            else:
+                self._queue.put((table, data, on_commit), timeout=wait)
+        except queue.Full:
+            rows = data.num_rows if isinstance(data, pa.RecordBatch) else len(data)
+            raise StoreFullError(f"store queue full ({self.queue_size} batches): {rows} "
+                                 f"{table} rows not queued", table=table, rows=rows) from None
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Block until everything submitted before this call is committed."""
+        """Block until everything submitted before this call is committed (False when
+        that took longer than ``timeout``, e.g. while the store cannot commit)."""
         done = threading.Event()
-        self._queue.put((None, None, lambda _batch: done.set()))
-        return done.wait(timeout)
-
-    def _run(self, conn: Any, ready: threading.Event) -> None:
-        cur = conn.cursor()
-        ready.set()
+        deadline = time.monotonic() + timeout
         try:
-            while True:
-                items = self._gather()
-                stop = items and items[-1] is _STOP
-                if stop:
-                    items = items[:-1]
-                if items:
-                    self._write(cur, items)
-                if stop:
-                    return
-        finally:
-            cur.close()
-            conn.close()
+            self._queue.put((None, None, lambda _batch: done.set()), timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(max(0.0, deadline - time.monotonic()))
 
-    def _gather(self) -> list[Any]:
-        first = self._queue.get()
-        items = [first]
-        if first is _STOP:
-            return items
-        rows = _len(first[1])
-        deadline = time.monotonic() + self.flush_s
-        while rows < self.batch_rows:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            items.append(item)
-            if item is _STOP:
-                break
-            rows += _len(item[1])
-        return items
+    def troubled(self) -> bool:
+        """Failing, or queued up to the high-water mark: the cheap check the engine makes
+        at every flush (no lock) before it asks for :meth:`health`."""
+        return bool(self._writer.state.failing_since_ns
+                    or len(self._queue.queue) >= self.high_water)
 
-    def _write(self, cur: Any, items: list[Any]) -> None:
-        batches = [self._as_batch(table, data) for table, data, _ in items]
-        grouped: dict[str, list[pa.RecordBatch]] = {}
-        for (table, _, _), batch in zip(items, batches, strict=True):
-            if table is not None and batch is not None and batch.num_rows:
-                grouped.setdefault(table, []).append(batch)
-        t0 = time.perf_counter()
-        try:
-            if grouped:
-                cur.execute("BEGIN")
-                for table, group in grouped.items():
-                    cur.adbc_ingest(table, pa.Table.from_batches(group), mode="append")
-                    self.rows_written += sum(b.num_rows for b in group)
-                cur.execute("COMMIT")
-                self.commits += 1
-        except Exception as exc:  # keep the desk running; the error is counted and shown
-            self.errors += 1
-            self.last_error = str(exc)
-            logger.error("store write failed: %s", exc)
-            try:
-                cur.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 - rollback after a failed txn may fail too
-                pass
-            return
-        finally:
-            self.commit_seconds += time.perf_counter() - t0
-        for (_, _, callback), batch in zip(items, batches, strict=True):
-            if callback is not None:
-                try:
-                    callback(batch)
-                except Exception:
-                    logger.exception("store commit callback failed")
-
-    def _as_batch(self, table: str | None, data: Any) -> pa.RecordBatch | None:
-        if table is None or data is None or isinstance(data, pa.RecordBatch):
-            return data
-        try:
-            return pa.RecordBatch.from_pylist(data, schema=schemas.schema(table))
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            self.errors += 1
-            self.last_error = f"{table} rows do not match the schema: {exc}"
-            logger.error("store dropped %d %s rows: %s", len(data), table, exc)
-            return None
+    def health(self) -> StoreHealth:
+        st = self._writer.state
+        return StoreHealth(st.failing_since_ns, st.last_error, self._queue.qsize(),
+                           self.high_water)
 
     # -- reading --------------------------------------------------------------------
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> pa.Table:
@@ -204,15 +213,14 @@ class Store:
         return pa.Table.from_arrays(cols, names=result.column_names)
 
     def stats(self) -> dict[str, Any]:
+        st = self._writer.state
+        failing = st.failing_since_ns
         return {"path": str(self.dialect), "dialect": self.dialect.name,
-                "rows_written": self.rows_written, "commits": self.commits,
-                "errors": self.errors, "last_error": self.last_error,
-                "queued": self._queue.qsize()}
-
-
-def _len(data: Any) -> int:
-    if data is None:
-        return 0
-    return data.num_rows if isinstance(data, pa.RecordBatch) else len(data)
-
-
+                "rows_written": st.rows_written, "commits": st.commits,
+                "errors": st.errors, "last_error": st.last_error, "healthy": not failing,
+                "failing_since": failing or None,
+                "failing_s": round((time.time_ns() - failing) / 1e9, 3) if failing else 0.0,
+                "retries": st.retries, "publish_errors": st.publish_errors,
+                "unwritten_rows": st.unwritten_rows,
+                "queued": self._queue.qsize(), "queue_size": self.queue_size,
+                "high_water": self.high_water}

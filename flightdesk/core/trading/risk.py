@@ -19,6 +19,10 @@ from the PnL peak beyond ``max_drawdown`` switch to ``loss_action`` (``reducing`
 ``halted``). A new UTC day (engine clock) lifts a daily-loss stop; a drawdown stop stays
 until :meth:`RiskValidator.reset_mode`. A rate, band, staleness or loss limit of 0 turns
 that check off; the size limits must be positive (see ``config_spec``).
+
+A hold (:meth:`RiskValidator.hold`, used while the store cannot commit) halts the desk on
+top of whatever mode it is in: mode changes meanwhile (a loss stop, an operator reset)
+apply to the mode beneath, and :meth:`RiskValidator.release` returns to that mode.
 """
 
 from __future__ import annotations
@@ -137,6 +141,8 @@ class RiskValidator:
         self.watches_pnl = bool(self.loss_limit or self.max_drawdown)
         self.mode = DeskMode.ACTIVE
         self.mode_reason = ""
+        #: the (mode, reason) beneath a hold, or None when not held
+        self._beneath: tuple[DeskMode, str] | None = None
         self._tokens = max(self.rate, 1.0)
         self._refilled = -1
         self._day = -1
@@ -272,10 +278,11 @@ class RiskValidator:
             # the run starts at 0 PnL; later days start where the previous one ended
             self._day_start = pnl if self._day >= 0 else 0.0
             self._day = day
-            if self.mode_reason.startswith("daily loss"):
+            if self.base_mode[1].startswith("daily loss"):
                 changed = self._set_mode(DeskMode.ACTIVE, "")
         self._peak = max(self._peak, pnl)
-        if self.mode is not DeskMode.ACTIVE and self.mode is self.loss_action:
+        mode = self.base_mode[0]
+        if mode is not DeskMode.ACTIVE and mode is self.loss_action:
             return changed
         day_loss = self._day_start - pnl
         if self.loss_limit and day_loss > self.loss_limit:
@@ -288,11 +295,45 @@ class RiskValidator:
         return changed
 
     def _set_mode(self, mode: DeskMode, reason: str) -> DeskMode | None:
+        if self._beneath is not None:  # held: the change applies beneath the hold
+            if mode is not self._beneath[0]:
+                self._beneath = (mode, reason)
+                logger.warning("desk mode beneath the hold -> %s %s", mode.value, reason)
+            return None
         if mode is self.mode:
             return None
         self.mode, self.mode_reason = mode, reason
         logger.warning("desk mode -> %s %s", mode.value, reason)
         return mode
+
+    # -- holds ----------------------------------------------------------------------------
+    @property
+    def held(self) -> bool:
+        return self._beneath is not None
+
+    @property
+    def base_mode(self) -> tuple[DeskMode, str]:
+        """The mode and reason beneath a hold (the current ones when not held)."""
+        return self._beneath if self._beneath is not None else (self.mode, self.mode_reason)
+
+    def hold(self, reason: str) -> bool:
+        """Halt the desk for ``reason`` until :meth:`release`; True when it was not held.
+        Calling it again while held only updates the reason."""
+        first = self._beneath is None
+        if first:
+            self._beneath = (self.mode, self.mode_reason)
+            logger.warning("desk mode -> halted (held) %s", reason)
+        self.mode, self.mode_reason = DeskMode.HALTED, reason
+        return first
+
+    def release(self) -> DeskMode | None:
+        """End a hold: back to the mode beneath it (which a loss stop or an operator may
+        have changed meanwhile); returns that mode, or None when not held."""
+        if self._beneath is None:
+            return None
+        (self.mode, self.mode_reason), self._beneath = self._beneath, None
+        logger.warning("desk mode -> %s after the hold %s", self.mode.value, self.mode_reason)
+        return self.mode
 
     def reset_mode(self) -> None:
         """Back to ACTIVE (an operator decision after a drawdown stop)."""

@@ -340,6 +340,14 @@ class Trader:
                 out[buf.stream] = buf.take_rows()
         return out
 
+    def keep_rows(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+        """Put rows the store could not queue back in front of the newer ones (in order,
+        with their ``seq``), for the next :meth:`take_rows`."""
+        for buf in (self.orders, self.fills, self.positions, self.events):
+            kept = rows.get(buf.stream)
+            if kept:
+                buf.rows[:0] = kept
+
     def take_fills(self) -> list[Fill]:
         out, self.new_fills = self.new_fills, []
         return out
