@@ -25,6 +25,7 @@ from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
 from flightdesk.core.flight import history_reader as history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
+from flightdesk.core.flight.closing import OpenCalls, shutdown_within
 from flightdesk.core.flight.exchange import serve_exchange
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
 from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
@@ -63,10 +64,16 @@ class DeskFlightServer(flight.FlightServerBase):
         self.auth = kwargs.get("middleware", {}).get(MIDDLEWARE_KEY)
         cache = int(desk.config["flight"].get("sql_cache", 64))
         self.sql = SqlService(desk.store.query, cache)
+        self.calls = OpenCalls()  # what a shutdown that gives up names (flight.closing)
 
     @property
     def uri(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
+
+    def close(self, timeout: float) -> bool:
+        """Shut down within ``timeout`` s whatever clients do (the desk's stop event must be
+        set); False if calls were still open then (see flight.closing)."""
+        return shutdown_within(self, timeout, self.calls)
 
     def stats(self) -> dict[str, Any]:
         return {"errors": self.errors, "put": self.ingest.stats(),
@@ -85,7 +92,7 @@ class DeskFlightServer(flight.FlightServerBase):
             plane = self.data_plane
             if sql[0] == "CommandStatementQuery" and plane is not None and plane.running():
                 return plane.flight_info(descriptor)  # the query runs in that process
-            with self.data_gate:
+            with self.data_gate, self.calls.open("Flight SQL query", _peer(context)):
                 schema, ticket, rows = self._guard(self.sql.prepare, *sql)
             endpoint = flight.FlightEndpoint(ticket, [self.uri])
             return flight.FlightInfo(schema, descriptor, [endpoint], rows, -1)
@@ -135,8 +142,9 @@ class DeskFlightServer(flight.FlightServerBase):
             if req.stream not in LIVE_STREAMS:
                 self._fail(f"stream {req.stream!r} has no live mode here; live streams are "
                            f"{', '.join(LIVE_STREAMS)}")
-            reader = pa.RecordBatchReader.from_batches(self._schema(req),
-                                                       self._live(req, _peer(context)))
+            peer = _peer(context)
+            live = self.calls.track(f"do_get live {req.stream}", peer, self._live(req, peer))
+            reader = pa.RecordBatchReader.from_batches(self._schema(req), live)
             return flight.RecordBatchStream(reader)
         if req.mode == "snapshot":
             table = self._guard(self.desk.snapshot, req)
@@ -210,7 +218,8 @@ class DeskFlightServer(flight.FlightServerBase):
                     writer: flight.MetadataRecordBatchWriter) -> None:
         """A remote strategy: market batches out, signals in (see flight/exchange.py)."""
         require(context, Role.TRADE, "do_exchange")
-        serve_exchange(self.desk, descriptor, reader, writer, _peer(context))
+        with self.calls.open("do_exchange", _peer(context)):
+            serve_exchange(self.desk, descriptor, reader, writer, _peer(context))
 
     # -- actions --------------------------------------------------------------------
     def list_actions(self, context: Any) -> list[tuple[str, str]]:

@@ -151,6 +151,10 @@ SPEC: dict[str, dict[str, Key]] = {
                                ge=0, le=99),
         "record": Key(False, "write the raw capture of every feed (see core.recorder)"),
         "record_dir": Key("captures", "capture directory under data_dir", path=True),
+        # how long stopping may take, whatever clients do (a stalled stream, a runaway
+        # query, a silent remote strategy): then the desk gives up on what is still open
+        "shutdown_timeout_s": Key(8.0, "longest shutdown before open calls are abandoned",
+                                  gt=0, le=3600),
     },
     "risk": {
         "max_order_qty": _limit(1.0, "largest single order"),

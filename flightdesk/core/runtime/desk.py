@@ -75,6 +75,9 @@ class Desk:
         self.history: HistoryWriter | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._async_stop: asyncio.Event | None = None
+        #: False when the last shutdown gave up on Flight calls still open at its deadline
+        #: (the process must then exit without waiting for them: ``serve`` does)
+        self.stopped_cleanly = True
 
     # -- the runtime's parts (typed) ------------------------------------------------------
     @property
@@ -235,11 +238,33 @@ class Desk:
                 self, self.flight.uri, 0 if wanted["error"] else int(wanted["wanted"]))
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]], venues: list[Venue]) -> None:
+        """Stop within ``[desk] shutdown_timeout_s`` whatever clients do: the stop event
+        first (live streams and exchanges end on it), the engine's parts, running store
+        queries interrupted, the store flushed and closed, then Flight (flight.closing)."""
         self._stop_event.set()
+        deadline = time.monotonic() + float(self.config["desk"]["shutdown_timeout_s"])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.core.flush()
+        self._stop_plugins()
+        for venue in venues:
+            venue.close()
+        if self.live is not None:
+            self.live.close()
+        if self.history is not None:
+            self.history.stop(_left(deadline))
+        self.store.interrupt_readers()
+        self.store.close(_left(deadline))
+        if self.flight is not None:
+            if self.flight.data_plane is not None:
+                await asyncio.to_thread(self.flight.data_plane.stop, _left(deadline) / 3)
+            self.stopped_cleanly = await asyncio.to_thread(self.flight.close, _left(deadline))
+        self.bus.close()
+        if self.health is not None:
+            self.health.stop()
+
+    def _stop_plugins(self) -> None:
         for slot in self.core.slots:
             try:
                 slot.strategy.on_stop()
@@ -249,20 +274,6 @@ class Desk:
             self.rt.pm.hook.flightdesk_shutdown(desk=self)
         except Exception:
             logger.exception("a plugin failed in flightdesk_shutdown")
-        for venue in venues:
-            venue.close()
-        if self.live is not None:
-            self.live.close()
-        if self.history is not None:
-            self.history.stop()
-        self.store.close()
-        if self.flight is not None:
-            if self.flight.data_plane is not None:
-                await asyncio.to_thread(self.flight.data_plane.stop)
-            await asyncio.to_thread(self.flight.shutdown)
-        self.bus.close()
-        if self.health is not None:
-            self.health.stop()
 
     def stop(self) -> None:
         """Ask the desk to stop (from any thread)."""
@@ -363,3 +374,8 @@ class Desk:
 
     def submit_signals(self, slot: StrategySlot, batch: pa.RecordBatch) -> str:
         return self.core.submit_signals(slot, batch)
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline`` (at least a little, so each part may still finish)."""
+    return max(0.1, deadline - time.monotonic())
