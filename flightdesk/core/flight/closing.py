@@ -84,10 +84,10 @@ def shutdown_within(server: Any, timeout: float, calls: OpenCalls | None = None,
     thread.start()
     thread.join(min(grace, timeout))
     if thread.is_alive():
-        still = len(calls) if calls is not None else 0
+        n_open = len(calls) if calls is not None else 0
         released = release_connections(server.port)
         logger.info("Flight shutdown: %d call(s) still open after %.1f s; cut %d client "
-                    "connection(s)", still, grace, released)
+                    "connection(s)", n_open, grace, released)
         thread.join(max(0.0, deadline - time.monotonic()))
     if not thread.is_alive():
         return True
