@@ -27,6 +27,7 @@ from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
 from flightdesk.core.flight.closing import OpenCalls, shutdown_within
 from flightdesk.core.flight.exchange import serve_exchange
+from flightdesk.core.flight.hygiene import guard_stream, hygienic
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
 from flightdesk.core.flight.sql import SQL_ACTIONS, SqlService, unpack_any
 from flightdesk.core.flight.tickets import StreamRequest, parse_request
@@ -43,6 +44,7 @@ _DRAIN_MAX = 64  # queued batches coalesced into one write
 _CONCAT_ROWS = 1 << 16  # ... as long as that copies at most this many rows
 
 
+@hygienic  # clients get short messages, the log gets tracebacks (see flight.hygiene)
 class DeskFlightServer(flight.FlightServerBase):
     """Serves one desk (see the module docstring)."""
 
@@ -144,7 +146,7 @@ class DeskFlightServer(flight.FlightServerBase):
                            f"{', '.join(LIVE_STREAMS)}")
             peer = _peer(context)
             live = self.calls.track(f"do_get live {req.stream}", peer, self._live(req, peer))
-            reader = pa.RecordBatchReader.from_batches(self._schema(req), live)
+            reader = pa.RecordBatchReader.from_batches(self._schema(req), guard_stream(live))
             return flight.RecordBatchStream(reader)
         if req.mode == "snapshot":
             table = self._guard(self.desk.snapshot, req)
@@ -152,7 +154,8 @@ class DeskFlightServer(flight.FlightServerBase):
         with self.data_gate:
             data = self._guard(history.history, req, self.desk)
         if isinstance(data, pa.RecordBatchReader):
-            data = pa.RecordBatchReader.from_batches(data.schema, self._gated(data))
+            data = pa.RecordBatchReader.from_batches(data.schema,
+                                                     guard_stream(self._gated(data)))
         return flight.RecordBatchStream(data)
 
     def _gated(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
