@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flightdesk.core.errors import ConfigError
+from flightdesk.core.runtime.redact import is_secret
 
 __all__ = ["SPEC", "Key", "check_section"]
 
@@ -76,7 +77,8 @@ class Key:
             if self.fold_case:
                 typed = next(c for c in self.choices if c.upper() == typed.upper())
             return typed, ""
-        return value, f"[{where}] {name} must be {self.rule()}, got {value!r}"
+        shown = f"a {type(value).__name__}" if is_secret(name) else repr(value)  # never echo
+        return value, f"[{where}] {name} must be {self.rule()}, got {shown}"
 
     def _typed(self, value: Any) -> tuple[bool, Any]:
         kind = self.kind
