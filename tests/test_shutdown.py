@@ -11,6 +11,7 @@ import pyarrow.flight as fl
 import pytest
 
 import flightdesk
+from tests.fixtures.flight import start_desk
 from tests.fixtures.serve import start_serve, stop_serve
 from tests.fixtures.waiting import wait_for
 
@@ -152,3 +153,19 @@ def test_a_second_signal_forces_the_exit(tmp_path):
     assert elapsed < 3.0
     assert "forced exit" in out
     assert_store_intact(tmp_path)
+
+
+def test_engine_stop_returns_within_the_deadline_with_stuck_clients(tmp_path):
+    eng = start_desk(tmp_path, rate=2000.0, desk={"shutdown_timeout_s": 2.0})
+    client = fl.FlightClient(eng.flight_uri, generic_options=[("grpc.http2.bdp_probe", 0)])
+    stalled = client.do_get(fl.Ticket(b'{"stream": "quotes", "mode": "live"}'))
+    writer, reader = client.do_exchange(fl.FlightDescriptor.for_command(b'{"strategy": "x"}'))
+    reader.read_chunk()
+    reader.read_chunk()  # a market batch, never answered
+    t0 = time.monotonic()
+    eng.stop()
+    elapsed = time.monotonic() - t0
+    print(f"Engine.stop with stuck clients: {elapsed:.2f} s")
+    assert elapsed < 2.0 + 1.0 and eng.desk.stopped_cleanly
+    assert not eng._thread.is_alive()
+    del stalled, writer
