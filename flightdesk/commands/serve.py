@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
+import sys
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=overrides)
     _telemetry(args, config)
     desk = Desk(config, tune_process=True)  # serve owns the process: GIL interval, priorities
-    return asyncio.run(_serve(desk))
+    code = asyncio.run(_serve(desk))
+    if not desk.stopped_cleanly:  # Flight calls still open: exiting normally would wait on them
+        _exit_now(code)
+    return code
 
 
 def _telemetry(args: argparse.Namespace, config: Any) -> None:
@@ -61,19 +69,65 @@ def _telemetry(args: argparse.Namespace, config: Any) -> None:
 
 
 async def _serve(desk: Desk) -> int:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, desk.stop)
-    task = asyncio.create_task(desk.main())
-    while not desk.ready_event.is_set() and not task.done():
-        await asyncio.sleep(0.02)
-    if task.done():
+    restore = _on_signals(desk)
+    try:
+        task = asyncio.create_task(desk.main())
+        while not desk.ready_event.is_set() and not task.done():
+            await asyncio.sleep(0.02)
+        if task.done():
+            await task
+            return 1
+        _banner(desk)
         await task
-        return 1
-    _banner(desk)
-    await task
-    print("flightdesk: stopped", flush=True)
+    finally:
+        restore()
+    print("flightdesk: stopped" if desk.stopped_cleanly else
+          "flightdesk: stopped (gave up on Flight calls still open; see the log)", flush=True)
     return 0
+
+
+def _on_signals(desk: Desk) -> Callable[[], None]:
+    """SIGINT/SIGTERM: the first stops the desk (within ``[desk] shutdown_timeout_s``), a
+    second forces the exit. Plain ``signal`` handlers, not the event loop's: they run even
+    while the loop is busy shutting down. Returns what puts the previous handlers back."""
+    received: list[float] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(time.monotonic())
+        if len(received) == 1:
+            print("flightdesk: stopping (signal again to force)", flush=True)
+            desk.stop()
+        else:
+            _force_exit(desk, signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+    return restore
+
+
+def _force_exit(desk: Desk, signum: int) -> None:
+    """The second signal: commit what the store has queued (a second at most), flush the
+    logs, exit with 128 + the signal's number without waiting for anything else."""
+    print("flightdesk: forced exit", flush=True)
+    try:
+        desk.store.flush(timeout=1.0)
+    except Exception:  # noqa: BLE001 - exiting anyway
+        pass
+    _exit_now(128 + signum)
+
+
+def _exit_now(code: int) -> None:
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _banner(desk: Desk) -> None:

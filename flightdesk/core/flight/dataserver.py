@@ -27,6 +27,7 @@ import pyarrow.flight as flight
 
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.auth import Role, caller_role, server_options
+from flightdesk.core.flight.hygiene import hygienic
 from flightdesk.core.flight.server import DeskFlightServer
 from flightdesk.core.flight.sql import SQL_ACTIONS, unpack_any
 from flightdesk.core.flight.tickets import parse_request
@@ -83,6 +84,7 @@ class DataDesk:
     attach_strategy = detach_strategy = submit_signals = _no_engine
 
 
+@hygienic  # its own handlers too (see flight.hygiene)
 class DataServer(DeskFlightServer):
     """The desk's Flight surface minus what needs the engine (see the module docstring)."""
 

@@ -25,7 +25,9 @@ from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
 from flightdesk.core.flight import history_reader as history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
+from flightdesk.core.flight.closing import OpenCalls, shutdown_within
 from flightdesk.core.flight.exchange import serve_exchange
+from flightdesk.core.flight.hygiene import guard_stream, hygienic
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
 from flightdesk.core.flight.sql import SQL_ACTIONS, ResultCache, SqlService, unpack_any
 from flightdesk.core.flight.sql_pool import QueryPool, SqlLimits
@@ -47,6 +49,7 @@ _DRAIN_MAX = 64  # queued batches coalesced into one write
 _CONCAT_ROWS = 1 << 16  # ... as long as that copies at most this many rows
 
 
+@hygienic  # clients get short messages, the log gets tracebacks (see flight.hygiene)
 class DeskFlightServer(flight.FlightServerBase):
     """Serves one desk (see the module docstring)."""
 
@@ -74,6 +77,7 @@ class DeskFlightServer(flight.FlightServerBase):
                                   SqlLimits.from_config(cfg))
         cache = ResultCache(int(cfg["sql_cache"]), int(cfg["sql_cache_mb"]) * 1_000_000)
         self.sql = SqlService(desk.store.query, self.sql_pool.run, cache)
+        self.calls = OpenCalls()  # what a shutdown that gives up names (flight.closing)
         #: the data-plane process when ``[flight] data_process`` (see flight.dataplane)
         self.data_plane: DataPlane | None = None
         if data_plane_priority is not None:
@@ -84,6 +88,11 @@ class DeskFlightServer(flight.FlightServerBase):
     @property
     def uri(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
+
+    def close(self, timeout: float) -> bool:
+        """Shut down within ``timeout`` s whatever clients do (the desk's stop event must be
+        set); False if calls were still open then (see flight.closing)."""
+        return shutdown_within(self, timeout, self.calls)
 
     def stats(self) -> dict[str, Any]:
         return {"errors": self.errors, "put": self.ingest.stats(),
@@ -117,7 +126,9 @@ class DeskFlightServer(flight.FlightServerBase):
             plane = self.data_plane
             if sql[0] == "CommandStatementQuery" and plane is not None and plane.running():
                 return plane.flight_info(descriptor)  # the query runs in that process
-            schema, ticket, rows = self._guard(self.sql.prepare, *sql, context.is_cancelled)
+            with self.calls.open("Flight SQL query", _peer(context)):
+                schema, ticket, rows = self._guard(self.sql.prepare, *sql,
+                                                   context.is_cancelled)
             endpoint = flight.FlightEndpoint(ticket, [self.uri])
             return flight.FlightInfo(schema, descriptor, [endpoint], rows, -1)
         return self._info(self._descriptor_request(descriptor))
@@ -176,14 +187,16 @@ class DeskFlightServer(flight.FlightServerBase):
             if req.stream not in LIVE_STREAMS:
                 self._fail(f"stream {req.stream!r} has no live mode here; live streams are "
                            f"{', '.join(LIVE_STREAMS)}")
-            return self._schema(req), self._live(req, _peer(context))
+            peer = _peer(context)
+            live = self.calls.track(f"do_get live {req.stream}", peer, self._live(req, peer))
+            return self._schema(req), guard_stream(live)
         if req.mode == "snapshot":
             table = self._guard(self.desk.snapshot, req)
             return _table_batches(self._project(req, self._filter(req, table)))
         with self.data_gate:
             data = self._guard(history.history, req, self.desk)
         if isinstance(data, pa.RecordBatchReader):
-            return data.schema, self._gated(data)
+            return data.schema, guard_stream(self._gated(data))
         return _table_batches(data)
 
     def _gated(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
@@ -251,7 +264,8 @@ class DeskFlightServer(flight.FlightServerBase):
         require(context, Role.TRADE, "do_exchange")
         slot = self._guard(self.streams.take)
         try:
-            serve_exchange(self.desk, descriptor, reader, writer, _peer(context))
+            with self.calls.open("do_exchange", _peer(context)):
+                serve_exchange(self.desk, descriptor, reader, writer, _peer(context))
         finally:
             slot.release()
 

@@ -86,11 +86,11 @@ def check_select(sql: str, catalog: dict[str, list[str]], queryable: Iterable[st
     word = match.group(1).upper() if match else ""
     if word not in ("SELECT", "WITH"):
         raise TicketError(f"only SELECT queries are allowed here; got {word or 'nothing'!r}")
-    allowed = set(queryable)
+    allowed = {fold(t) for t in queryable}  # table names: SQLite's rule, ASCII case folded
     denied: list[str] = []
 
     def authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
-        if action == sqlite3.SQLITE_READ and arg1 in allowed:
+        if action == sqlite3.SQLITE_READ and fold(arg1 or "") in allowed:
             return sqlite3.SQLITE_OK
         if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE):
             return sqlite3.SQLITE_OK
@@ -119,6 +119,20 @@ def check_select(sql: str, catalog: dict[str, list[str]], queryable: Iterable[st
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(name: str) -> str:
+    """``name`` as SQLite compares identifiers: ASCII letters case-insensitively."""
+    return name.translate(_ASCII_LOWER)
+
+
+def queryable_in(catalog: Iterable[str]) -> list[str]:
+    """The store tables (as the store spells them) that queries may read."""
+    wanted = {fold(t) for t in QUERYABLE}
+    return [t for t in catalog if fold(t) in wanted]
 
 
 # -- the service -----------------------------------------------------------------------
@@ -186,8 +200,7 @@ class SqlService:
         return out
 
     def tables(self) -> list[str]:
-        catalog = self.catalog()
-        return [t for t in QUERYABLE if t in catalog]
+        return queryable_in(self.catalog())
 
     def prepare(self, message: str, fields: dict[int, list[bytes | int]],
                 cancelled: Callable[[], bool] = lambda: False
@@ -200,7 +213,7 @@ class SqlService:
         query = _text(fields, 1).decode("utf-8", "replace")
         try:
             catalog = self.catalog()
-            check_select(query, catalog, [t for t in QUERYABLE if t in catalog])
+            check_select(query, catalog, queryable_in(catalog))
         except TicketError:
             self.rejected += 1
             raise

@@ -17,6 +17,9 @@ from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 
 MODES = ("live", "snapshot", "history")
+DEFAULT_DEPTH = 10
+MAX_DEPTH = 10_000  # book levels per side in a snapshot
+MAX_LIMIT = 100_000_000  # rows of a history read
 _KEYS = {"stream", "mode", "symbols", "venues", "columns", "start", "end", "depth", "limit"}
 
 
@@ -29,7 +32,7 @@ class StreamRequest:
     columns: tuple[str, ...] = ()
     start: int | None = None
     end: int | None = None
-    depth: int = 10
+    depth: int = DEFAULT_DEPTH
     limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -41,6 +44,8 @@ class StreamRequest:
         for key in ("start", "end", "limit"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
+        if self.depth != DEFAULT_DEPTH:
+            d["depth"] = self.depth
         return json.dumps(d).encode()
 
 
@@ -82,7 +87,8 @@ def parse_request(raw: bytes, what: str = "ticket") -> StreamRequest:
     return StreamRequest(stream=stream, mode=mode, symbols=_strings(obj, "symbols", what),
                          venues=_strings(obj, "venues", what), columns=columns,
                          start=_int(obj, "start", what), end=_int(obj, "end", what),
-                         depth=_int(obj, "depth", what) or 10, limit=_int(obj, "limit", what))
+                         depth=_count(obj, "depth", what, MAX_DEPTH) or DEFAULT_DEPTH,
+                         limit=_count(obj, "limit", what, MAX_LIMIT))
 
 
 def _strings(obj: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
@@ -103,4 +109,13 @@ def _int(obj: dict[str, Any], key: str, what: str) -> int | None:
     if not -(2**63) <= value < 2**63:
         raise TicketError(f"{what} key {key!r} must fit in int64 (ns since the epoch), "
                           f"got {value}")
+    return value
+
+
+def _count(obj: dict[str, Any], key: str, what: str, most: int) -> int | None:
+    """A positive count (``depth``, ``limit``) up to ``most``, or None when absent: 0 or a
+    negative is refused, never read as "the default" or "all but"."""
+    value = _int(obj, key, what)
+    if value is not None and not 1 <= value <= most:
+        raise TicketError(f"{what} key {key!r} must be from 1 to {most:,}, got {value}")
     return value

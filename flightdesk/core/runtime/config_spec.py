@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flightdesk.core.errors import ConfigError
+from flightdesk.core.runtime.redact import is_secret
 
 __all__ = ["SPEC", "Key", "check_section"]
 
@@ -76,7 +77,8 @@ class Key:
             if self.fold_case:
                 typed = next(c for c in self.choices if c.upper() == typed.upper())
             return typed, ""
-        return value, f"[{where}] {name} must be {self.rule()}, got {value!r}"
+        shown = f"a {type(value).__name__}" if is_secret(name) else repr(value)  # never echo
+        return value, f"[{where}] {name} must be {self.rule()}, got {shown}"
 
     def _typed(self, value: Any) -> tuple[bool, Any]:
         kind = self.kind
@@ -151,6 +153,10 @@ SPEC: dict[str, dict[str, Key]] = {
                                ge=0, le=99),
         "record": Key(False, "write the raw capture of every feed (see core.recorder)"),
         "record_dir": Key("captures", "capture directory under data_dir", path=True),
+        # how long stopping may take, whatever clients do (a stalled stream, a runaway
+        # query, a silent remote strategy): then the desk gives up on what is still open
+        "shutdown_timeout_s": Key(8.0, "longest shutdown before open calls are abandoned",
+                                  gt=0, le=3600),
     },
     "risk": {
         "max_order_qty": _limit(1.0, "largest single order"),

@@ -76,6 +76,9 @@ class Desk:
         self.history: HistoryWriter | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._async_stop: asyncio.Event | None = None
+        #: False when the last shutdown gave up on Flight calls still open at its deadline
+        #: (the process must then exit without waiting for them: ``serve`` does)
+        self.stopped_cleanly = True
 
     # -- the runtime's parts (typed) ------------------------------------------------------
     @property
@@ -236,34 +239,60 @@ class Desk:
         self.flight = DeskFlightServer(self, location, data_plane_priority=plane, **kwargs)
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]], venues: list[Venue]) -> None:
+        """Stop within ``[desk] shutdown_timeout_s`` whatever clients do: the stop event
+        first (live streams and exchanges end on it), the engine's parts, running store
+        queries interrupted, the store flushed and closed, then Flight (flight.closing)."""
         self._stop_event.set()
+        deadline = time.monotonic() + float(self.config["desk"]["shutdown_timeout_s"])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.core.flush()
-        for slot in self.core.slots:
-            try:
-                slot.strategy.on_stop()
-            except Exception:
-                logger.exception("strategy %s failed in on_stop", slot.name)
-        try:
-            self.rt.pm.hook.flightdesk_shutdown(desk=self)
-        except Exception:
-            logger.exception("a plugin failed in flightdesk_shutdown")
+        plugins_stopped = self._stop_plugins(_left(deadline) / 2)
         for venue in venues:
             venue.close()
         if self.live is not None:
             self.live.close()
         if self.history is not None:
-            self.history.stop()
-        self.store.close()
+            self.history.stop(_left(deadline))
+        self.store.interrupt_readers()
+        self.store.close(_left(deadline))
         if self.flight is not None:
             if self.flight.data_plane is not None:
-                await asyncio.to_thread(self.flight.data_plane.stop)
-            await asyncio.to_thread(self.flight.shutdown)
+                await asyncio.to_thread(self.flight.data_plane.stop, _left(deadline) / 3)
+            self.stopped_cleanly = await asyncio.to_thread(self.flight.close, _left(deadline))
+        self.stopped_cleanly = self.stopped_cleanly and plugins_stopped
         self.bus.close()
         if self.health is not None:
             self.health.stop()
+
+    def _stop_plugins(self, timeout: float) -> bool:
+        """Strategies' ``on_stop`` and the plugins' ``flightdesk_shutdown``, on a thread of
+        their own: one that hangs is given up after ``timeout`` s (and named in the log),
+        so the store still closes in time. False if it was given up."""
+        current = [""]
+
+        def run() -> None:
+            for slot in list(self.core.slots):
+                current[0] = f"strategy {slot.name}'s on_stop"
+                try:
+                    slot.strategy.on_stop()
+                except Exception:
+                    logger.exception("strategy %s failed in on_stop", slot.name)
+            current[0] = "a plugin's flightdesk_shutdown"
+            try:
+                self.rt.pm.hook.flightdesk_shutdown(desk=self)
+            except Exception:
+                logger.exception("a plugin failed in flightdesk_shutdown")
+
+        thread = threading.Thread(target=run, name="flightdesk-plugin-stop", daemon=True)
+        thread.start()
+        thread.join(max(0.0, timeout))
+        if thread.is_alive():
+            logger.error("gave up on %s after %.1f s; shutting down without it", current[0],
+                         timeout)
+            return False
+        return True
 
     def stop(self) -> None:
         """Ask the desk to stop (from any thread)."""
@@ -364,3 +393,8 @@ class Desk:
 
     def submit_signals(self, slot: StrategySlot, batch: pa.RecordBatch) -> str:
         return self.core.submit_signals(slot, batch)
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline`` (at least a little, so each part may still finish)."""
+    return max(0.1, deadline - time.monotonic())

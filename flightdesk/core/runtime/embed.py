@@ -64,8 +64,12 @@ class Engine:
         except BaseException as exc:  # surfaced by start()/stop()
             self._error = exc
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the desk; returns within ``timeout`` s (default: ``[desk]
+        shutdown_timeout_s`` and a second), however stuck its Flight clients are."""
         self.desk.stop()
+        if timeout is None:
+            timeout = float(self.config["desk"]["shutdown_timeout_s"]) + 1.0
         if self._thread is not None:
             self._thread.join(timeout)
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.market.book import L2Book
+from flightdesk.core.runtime.redact import redact_config
 from flightdesk.core.trading.orders import order_row
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class DeskState:
 
         return {"run_id": self.rt.ids.run, "started": self.started_ns, "version": __version__,
                 "schema_version": SCHEMA_VERSION,
-                "config": json.dumps(self.rt.config.to_dict(), default=str)}
+                "config": json.dumps(redact_config(self.rt.config.to_dict()), default=str)}
 
     def readiness(self) -> dict[str, Any]:
         """``{"ready": bool, "feeds": {...}, "books": {...}, "store": bool}``: every feed

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from flightdesk.core.errors import StoreError
+from flightdesk.core.storage.files import create_private, make_private
 
 _PG_ORDER = {"runs": "started", "performance_metrics": "ts", "strategy_snapshots": "ts"}
 
@@ -32,11 +33,20 @@ class SQLiteDialect:
         import adbc_driver_sqlite.dbapi as dbapi
 
         self.target.parent.mkdir(parents=True, exist_ok=True)
+        if self.is_file:
+            create_private(self.target)  # SQLite gives -wal and -shm the file's mode
         return dbapi.connect(str(self.target), autocommit=True)
+
+    @property
+    def is_file(self) -> bool:
+        text = str(self.target)
+        return text != ":memory:" and not text.startswith("file:")
 
     def setup(self, cur: Any) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
+        if self.is_file:
+            make_private(*(Path(f"{self.target}{end}") for end in ("", "-wal", "-shm")))
 
     def columns(self, cur: Any, table: str) -> set[str]:
         cur.execute(f"PRAGMA table_info({table})")

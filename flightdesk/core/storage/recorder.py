@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flightdesk.core.market.venue import FrameSink, SnapshotSink, Tap, Venue
+from flightdesk.core.storage.files import create_private
 
 __all__ = ["Recorder", "recording_sinks"]
 
@@ -77,6 +78,7 @@ class Recorder:
         if fh is None or self._written + size > self.max_bytes and self._written:
             self.close()
             path = self.dir / f"capture-{self.started}-{len(self.files)}.jsonl.gz"
+            create_private(path)
             fh = self._fh = gzip.GzipFile(path, "wb", compresslevel=5)
             self.files.append(path)
             self._written = 0

@@ -71,6 +71,8 @@ class Store:
                               float(cfg["flush_ms"]) / 1000.0)
         self._thread: threading.Thread | None = None
         self.migrated_from = 0
+        self._reads: dict[int, tuple[Any, threading.Event]] = {}  # running queries
+        self._reads_lock = threading.Lock()
 
     # -- counters (committed rows only; see core.storage.writer) ---------------------------
     @property
@@ -193,11 +195,40 @@ class Store:
 
     # -- reading --------------------------------------------------------------------
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> pa.Table:
-        """Run a read query on a fresh connection (safe from any thread)."""
-        with self.dialect.connect() as conn:
-            with conn.cursor() as cur:
+        """Run a read query on a fresh connection (safe from any thread); it ends with a
+        :class:`StoreError` when :meth:`interrupt_readers` is called meanwhile."""
+        stop = threading.Event()
+        with self.dialect.connect() as conn, conn.cursor() as cur:
+            with self._reads_lock:
+                self._reads[id(cur)] = (cur, stop)
+            try:
                 cur.execute(sql, params) if params else cur.execute(sql)
-                return cur.fetch_arrow_table()
+                reader = cur.fetch_record_batch()
+                batches = []
+                for batch in reader:  # SQLite's driver cannot cancel: stop between batches
+                    if stop.is_set():
+                        raise StoreError("query interrupted: the desk is shutting down")
+                    batches.append(batch)
+                return pa.Table.from_batches(batches, reader.schema)
+            finally:
+                with self._reads_lock:
+                    self._reads.pop(id(cur), None)
+
+    def interrupt_readers(self) -> int:
+        """End every read query running now (at shutdown); returns how many there were.
+
+        The driver cancels the statement where it can (PostgreSQL); ADBC SQLite cannot, so
+        a query stops at its next batch of rows (a query still computing its first row
+        runs on: the desk's shutdown deadline covers that)."""
+        with self._reads_lock:
+            running = list(self._reads.values())
+        for cur, stop in running:
+            stop.set()
+            try:
+                cur.adbc_cancel()
+            except Exception:  # noqa: BLE001 - NOT_IMPLEMENTED (SQLite), or already done
+                pass
+        return len(running)
 
     def read(self, table: str, columns: str = "*") -> pa.Table:
         """All rows of a store table in commit order (any dialect), typed by its schema —

@@ -44,6 +44,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from flightdesk.core.market.venue import Feed, FrameSink, SnapshotSink, Tap
+from flightdesk.core.runtime.redact import redact_url
 from flightdesk.plugins.venues._retry import Backoff, TaskSet, classify, retry_after
 from flightdesk.plugins.venues._wsconn import DirectConnection
 
@@ -172,11 +173,12 @@ class WsFeed(Feed):
         if failure.kind.suspicious:  # retrying will most likely fail the same way: slowly
             delay = max(self.backoff_max, failure.retry_after)
             logger.error("%s: connecting to %s failed with %s; is the URL (or key) right? "
-                         "retrying every %.0f s", self.name, self.url, failure.detail, delay)
+                         "retrying every %.0f s", self.name, redact_url(self.url),
+                         failure.detail, delay)
         else:
             delay = max(self.backoff.delay(failures), failure.retry_after)
             logger.warning("%s: connecting to %s failed with %s%s; retry in %.2f s",
-                           self.name, self.url, failure.detail,
+                           self.name, redact_url(self.url), failure.detail,
                            f" (Retry-After {failure.retry_after:g} s)"
                            if failure.retry_after else "", delay)
         self.last_error = f"{failure.detail} at {self.url}"
@@ -303,8 +305,8 @@ class WsFeed(Feed):
                 self.counters["snapshot_errors"] += 1
                 attempt += 1
                 delay = max(self.backoff.delay(attempt), wait)
-                logger.warning("%s: GET %s failed (%s); retry in %.2f s", self.name, url, exc,
-                               delay)
+                logger.warning("%s: GET %s failed (%s); retry in %.2f s", self.name,
+                               redact_url(url), exc, delay)
                 await asyncio.sleep(delay)
 
     def _http_get(self, url: str) -> bytes:
