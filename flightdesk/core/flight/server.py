@@ -175,7 +175,8 @@ class DeskFlightServer(flight.FlightServerBase):
         except BaseException:
             slot.release()
             raise
-        return flight.RecordBatchStream(self.streams.reader(slot, schema, batches))
+        return flight.RecordBatchStream(self.streams.reader(slot, schema, batches,
+                                                            wrap=guard_stream))
 
     def _batches(self, context: Any, ticket: flight.Ticket
                  ) -> tuple[pa.Schema, Iterable[pa.RecordBatch]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -56,12 +56,14 @@ class StreamSlots:
             self.open -= 1
 
     @staticmethod
-    def reader(slot: Slot, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
-               ) -> pa.RecordBatchReader:
-        """``batches`` as a reader that holds ``slot`` until it is read or closed."""
+    def reader(slot: Slot, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+               wrap: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+               | None = None) -> pa.RecordBatchReader:
+        """``batches`` as a reader that holds ``slot`` until it is read or closed;
+        ``wrap`` is applied outermost (the error hygiene: no frame above it)."""
         gen = _held(slot, batches)
         weakref.finalize(gen, slot.release)
-        return pa.RecordBatchReader.from_batches(schema, gen)
+        return pa.RecordBatchReader.from_batches(schema, wrap(gen) if wrap else gen)
 
     def stats(self) -> dict[str, int]:
         return {"limit": self.limit, "open": self.open, "peak": self.peak,
