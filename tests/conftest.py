@@ -11,6 +11,14 @@ import pytest
 import flightdesk
 from tests.fixtures.flight import make_ca_and_server_cert, start_desk
 from tests.fixtures.recorded import DATA
+from tests.fixtures.serve import kill_leftovers
+
+
+@pytest.fixture(autouse=True)
+def _no_serve_outlives_its_test() -> Iterator[None]:
+    """A test that fails before stopping its ``flightdesk serve`` must not leave it running."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture

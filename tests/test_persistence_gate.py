@@ -197,3 +197,23 @@ def test_a_store_backlog_past_high_water_halts_and_resumes_with_hysteresis(tmp_p
     kinds = [r["detail"].split(":")[0].split(" ")[0] for r in store.read("events").to_pylist()
              if r["kind"] == "store"]
     assert kinds == ["halted", "recovered"]
+
+
+def test_orders_refused_while_the_store_is_down_do_not_pile_up_rows():
+    """A strategy keeps signalling through a long outage: its refused orders are counted,
+    not buffered row by row (memory would otherwise grow for as long as the outage)."""
+    from tests.fixtures.market import Market
+
+    market = Market()
+    market.place("buy", 0.1)
+    before = {k: len(v) for k, v in market.trader.take_rows().items()}
+    assert before.get("orders")  # an order writes rows normally
+    market.trader.risk.hold("store cannot commit: database or disk is full")
+    for _ in range(1_000):
+        market.place("buy", 0.1)
+    assert not any(market.trader.take_rows().values())
+    assert market.trader.counters["rejected_unrecorded"] == 1_000
+    assert market.trader.counters["rejected_halted"] == 1_000
+    market.trader.risk.release()
+    market.place("buy", 0.1)
+    assert market.trader.take_rows().get("orders")  # recorded again once released

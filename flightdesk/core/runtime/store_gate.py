@@ -66,6 +66,7 @@ class StoreGate:
         self.halt_lag_ns = 0
         self.store_full = 0
         self._last_full_log = 0.0
+        self._unrecorded_at_hold = 0
 
     @property
     def holding(self) -> bool:
@@ -101,6 +102,7 @@ class StoreGate:
         now = time.time_ns()
         self.holds += 1
         self.held_since_ns = now
+        self._unrecorded_at_hold = trader.counters["rejected_unrecorded"]
         self.halt_lag_ns = now - health.failing_since_ns if health.failing_since_ns else 0
         logger.error("new risk halted: %s", why)
         trader.event("store", "", "", f"halted: {why}")
@@ -111,7 +113,9 @@ class StoreGate:
         mode = trader.risk.release()
         took = (time.time_ns() - self.held_since_ns) / 1e9
         was, self.reason, self.held_since_ns = self.reason, "", 0
-        detail = f"recovered after {took:.3f} s ({was}); desk {mode.value if mode else '?'}"
+        refused = trader.counters["rejected_unrecorded"] - self._unrecorded_at_hold
+        detail = (f"recovered after {took:.3f} s ({was}); {refused} orders refused "
+                  f"meanwhile, not recorded one by one; desk {mode.value if mode else '?'}")
         logger.warning("store %s", detail)
         trader.event("store", "", "", detail)
 

@@ -160,8 +160,15 @@ class Trader:
         self.counters["orders"] += 1
         telemetry.orders_submitted.add(1)
         now = self.clock()
-        self.orders.add(order_row(order, OrderStatus.NEW, order.ts))
         decision = self.risk.check(order, self.view(order, now))
+        if not decision.approved and self.risk.held:
+            # held because the store cannot commit: writing three rows per refused order
+            # would grow memory for as long as the outage lasts; counted instead (the
+            # store gate's recovery events row says how many)
+            self._count_rejection(decision)
+            self.counters["rejected_unrecorded"] += 1
+            return []
+        self.orders.add(order_row(order, OrderStatus.NEW, order.ts))
         if not decision.approved:
             self._rejected(order, decision, now)
             return []
@@ -305,9 +312,12 @@ class Trader:
         return _mid(self.books(venue, symbol))
 
     # -- rows -----------------------------------------------------------------------------
-    def _rejected(self, order: Order, decision: RiskDecision, now: int) -> None:
+    def _count_rejection(self, decision: RiskDecision) -> None:
         self.counters["rejected"] += 1
         self.counters[f"rejected_{decision.reason.value if decision.reason else 'x'}"] += 1
+
+    def _rejected(self, order: Order, decision: RiskDecision, now: int) -> None:
+        self._count_rejection(decision)
         self.orders.add(order_row(order, OrderStatus.REJECTED, now, decision.describe()))
         self.event("risk_rejection", order.venue, order.symbol,
                    f"{order.order_id} {order.side.value} {order.qty:g}: {decision.describe()}")
