@@ -11,14 +11,16 @@ import pytest
 import flightdesk
 from tests.fixtures.flight import make_ca_and_server_cert, start_desk
 from tests.fixtures.recorded import DATA
-from tests.fixtures.serve import kill_leftovers
+from tests.fixtures.serve import RUNNING, kill_leftovers
 
 
 @pytest.fixture(autouse=True)
 def _no_serve_outlives_its_test() -> Iterator[None]:
-    """A test that fails before stopping its ``flightdesk serve`` must not leave it running."""
+    """A test that fails before stopping its ``flightdesk serve`` must not leave it running
+    (processes started by module- or session-scoped fixtures are theirs to stop)."""
+    before = set(RUNNING)
     yield
-    kill_leftovers()
+    kill_leftovers(keep=before)
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus
 from flightdesk.core.runtime.config import Config, check_plugin_table
-from flightdesk.core.runtime.engine import EngineCore, FlushPolicy
+from flightdesk.core.runtime.engine import EngineCore
+from flightdesk.core.runtime.flush import FlushPolicy
 from flightdesk.core.runtime.store_gate import StoreGate
 from flightdesk.core.storage.store import Store
 from flightdesk.core.trading.broker import PaperBroker

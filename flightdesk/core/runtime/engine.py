@@ -10,14 +10,8 @@ or Parquet files), the strategy slots and the trading path.
 Single-threaded and deterministic: calls come in order on one thread. Bad input is counted
 and skipped, never raised.
 
-Flush policy. Live, the caller flushes once the feed has nothing more buffered, or when
-:meth:`frame_done` says ``max_frames`` frames went by without a pause: one row per batch
-when quiet, thousands when busy. A replay flushes every ``replay_steps`` *data steps*: a
-step is a run of market output (applied book messages, trades, resyncs) with one receive
-time, i.e. one captured frame. Steps are defined by the data alone — not by frames that
-carried nothing, nor by how the data is stored — so replaying a raw capture and replaying
-the ``book``/``trades`` Parquet that ``normalize`` made of it cut the same batches, run
-the strategies on the same books and give the same orders and fills.
+When it flushes is the :mod:`~flightdesk.core.runtime.flush` policy: live, when the
+feed pauses or every ``max_frames`` frames; in a replay, every N data steps.
 """
 
 from __future__ import annotations
@@ -26,7 +20,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
@@ -52,6 +45,7 @@ from flightdesk.core.market.events import (
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.core.market.venue import ExternalProtocol, Venue
 from flightdesk.core.runtime import telemetry
+from flightdesk.core.runtime.flush import FlushClock, FlushPolicy
 from flightdesk.core.runtime.slots import Slots, StrategySlot
 from flightdesk.core.trading.trader import Trader
 
@@ -79,16 +73,6 @@ class RowStore(Protocol):
                on_commit: Callable[[pa.RecordBatch], None] | None = None) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class FlushPolicy:
-    """When the engine flushes (see the module docstring)."""
-
-    #: live: flush after this many frames even when more are waiting
-    max_frames: int = 4096
-    #: replay: flush every this many data steps (0: the caller flushes)
-    replay_steps: int = 0
-
-
 class EngineCore:
     """See the module docstring."""
 
@@ -105,6 +89,7 @@ class EngineCore:
         #: one, trading rows go to the store through it
         self.gate = gate
         self.policy = policy or FlushPolicy()
+        self.flush_clock = FlushClock(self.policy)
         #: normalize: a ``book`` row per applied message, ``update_id`` on quotes,
         #: ``tickers`` and ``events`` as streams
         self.record = record
@@ -127,9 +112,6 @@ class EngineCore:
         self._event_rows: list[dict[str, Any]] = []
         self._event_seq = 0
         self._last_log = 0.0
-        self._unflushed = 0
-        self._steps = 0
-        self._step_ts = -1
         self._handlers: dict[type, Callable[[Any], None]] = {
             BookMsg: self._on_book, TradeMsg: self._on_trade, TickerMsg: self._on_ticker,
             Resync: self._on_resync, SnapshotRequest: self._on_snapshot_request,
@@ -196,21 +178,17 @@ class EngineCore:
 
     def frame_done(self) -> bool:
         """Count one live frame; True when the policy says flush now, not when idle."""
-        self._unflushed += 1
-        return self._unflushed >= self.policy.max_frames
+        return self.flush_clock.frame_done()
 
     @property
     def step_ts(self) -> int:
         """The receive time of the replay's current data step (-1 before the first)."""
-        return self._step_ts
+        return self.flush_clock.step_ts
 
-    def _step(self, ts_recv: int) -> None:
-        """A replay's data step (see the module docstring)."""
-        if ts_recv != self._step_ts:
-            if self._steps >= self.policy.replay_steps:
-                self.flush()
-            self._steps += 1
-            self._step_ts = ts_recv
+    def _replay_step(self, ts_recv: int) -> None:
+        if self.flush_clock.step(ts_recv):  # this step starts the next batch
+            self.flush()
+            self.flush_clock.step(ts_recv)
 
     def _bad_frame(self, venue: str, exc: ParseError) -> None:
         self.counters["parse_errors"] += 1
@@ -222,8 +200,8 @@ class EngineCore:
 
     # -- events -----------------------------------------------------------------------
     def _on_book(self, msg: BookMsg) -> None:
-        if self.policy.replay_steps:
-            self._step(msg.ts_recv)
+        if self.flush_clock.replay:
+            self._replay_step(msg.ts_recv)
         book = self.books.apply(msg)
         if book is not None:
             self.quotes.add(msg, book)
@@ -233,8 +211,8 @@ class EngineCore:
                 self.trader.on_book(msg.venue, msg.symbol, book)  # staleness, resting orders
 
     def _on_trade(self, trade: TradeMsg) -> None:
-        if self.policy.replay_steps:
-            self._step(trade.ts_recv)
+        if self.flush_clock.replay:
+            self._replay_step(trade.ts_recv)
         self.trades.add(trade)
         self.bars.add(trade)
         self.ticker24.add(trade)
@@ -253,8 +231,8 @@ class EngineCore:
             self.ticker_rows.add(t)
 
     def _on_resync(self, ev: Resync) -> None:
-        if self.policy.replay_steps:
-            self._step(ev.ts_recv)
+        if self.flush_clock.replay:
+            self._replay_step(ev.ts_recv)
         self.books.resync(ev)
 
     def _resync_event(self, ev: Resync) -> None:
@@ -328,8 +306,7 @@ class EngineCore:
     def flush(self) -> None:
         """Publish buffered market data, run the strategies, and store trading rows (also
         when publishing raised: persistence never waits on a subscriber)."""
-        self._unflushed = 0
-        self._steps = 0
+        self.flush_clock.flushed()
         if self.gate is not None:
             self.gate.check()  # before the strategies: no new risk into a failing store
         try:

@@ -34,7 +34,8 @@ import pyarrow.parquet as pq
 
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.core.market.venue import Venue
-from flightdesk.core.runtime.engine import EngineCore, FlushPolicy
+from flightdesk.core.runtime.engine import EngineCore
+from flightdesk.core.runtime.flush import FlushPolicy
 from flightdesk.core.storage.captures import CaptureRecord, merge_captures
 from flightdesk.core.storage.replay import CaptureDriver
 
