@@ -134,8 +134,7 @@ meter.create_observable_gauge("channel_utilization_ratio", [_each(_utilization)]
 for _name, _source, _key, _doc in (
         ("book_gaps_total", "books", "resyncs_gap", "sequence gaps that forced a resync"),
         ("checksum_failures_total", "books", "checksum_failures", "book checksum mismatches"),
-        ("parse_errors_total", "engine", "parse_errors", "frames that could not be parsed"),
-        ("queue_drops_total", "engine", "queue_drops", "snapshots dropped: engine queue full")):
+        ("parse_errors_total", "engine", "parse_errors", "frames that could not be parsed")):
     meter.create_observable_counter(_name, [_each(_counter(_source, _key))], unit="1",
                                     description=_doc)
 meter.create_observable_counter("feed_reconnects_total", [_each(_reconnects)], unit="1",
