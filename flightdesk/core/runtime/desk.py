@@ -27,9 +27,9 @@ from flightdesk.core.market.events import MarketEvent
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus, Subscriber
 from flightdesk.core.runtime.compose import Runtime, build_runtime
-from flightdesk.core.runtime.executors import VenueExecutors
 from flightdesk.core.runtime.config import Config, load_config
 from flightdesk.core.runtime.engine import EngineCore
+from flightdesk.core.runtime.executors import VenueExecutors
 from flightdesk.core.runtime.live import LiveInput
 from flightdesk.core.runtime.priority import (
     below_engine,
