@@ -29,6 +29,8 @@ class VenueExecutors:
         self.rt = rt
         self.data_dir = data_dir
         self.executors: dict[str, Any] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken = False
 
     async def start(self, venues: list[Venue]) -> None:
         rt = self.rt
@@ -36,6 +38,7 @@ class VenueExecutors:
             return
         router = rt.trader.broker
         assert isinstance(router, ExecutorRouter)
+        self._loop = asyncio.get_running_loop()
         by_name = {v.name: v for v in venues}
         for name, table in rt.executor_tables.items():
             factory = rt.registry.executors[table["type"]]
@@ -44,7 +47,8 @@ class VenueExecutors:
                 venue=name, config=table, broker=rt.config["broker"], ids=rt.ids,
                 books=rt.engine.books.synced, position=rt.portfolio.qty,
                 report=rt.trader.report, event=rt.trader.event, data_dir=self.data_dir,
-                clock=rt.clock, venue_info=venue.info, stored_fills=self._stored_fills)
+                clock=rt.clock, venue_info=venue.info, stored_fills=self._stored_fills,
+                wake=self._wake)
             executor = factory(ctx)
             await executor.start()
             router.attach(name, executor)
@@ -57,6 +61,21 @@ class VenueExecutors:
                   f"limits: max_order_qty={risk['max_order_qty']:g} "
                   f"max_position={risk['max_position']:g} "
                   f"max_notional={risk['max_notional']:g}", file=sys.stderr, flush=True)
+
+    def _wake(self) -> None:
+        """From any thread: poll the executors and flush on the engine's loop, once for
+        however many wakes arrive before it runs."""
+        if self._woken or self._loop is None:
+            return
+        self._woken = True
+        self._loop.call_soon_threadsafe(self._poll)
+
+    def _poll(self) -> None:
+        self._woken = False
+        trader = self.rt.trader
+        if trader.broker.has_pending:
+            trader.broker.poll(self.rt.clock())
+            self.rt.engine.flush()
 
     def _stored_fills(self, order_id: str) -> list[tuple[str, float]]:
         table = self.rt.store.query("SELECT fill_id, qty FROM fills WHERE order_id = ?",

@@ -103,6 +103,9 @@ class ExecutorContext:
     venue_info: Mapping[str, Any] = field(default_factory=dict)
     #: ``stored_fills(order_id) -> [(fill_id, qty)]``: the fills the store has of an order
     stored_fills: Callable[[str], list[tuple[str, float]]] = lambda order_id: []
+    #: ask the engine to poll the executors and flush soon (thread-safe; cheap to repeat):
+    #: venue updates are applied even when no market data arrives
+    wake: Callable[[], None] = lambda: None
 
 
 ExecutorFactory = Callable[[ExecutorContext], Executor]

@@ -301,6 +301,7 @@ class VenueExecutor:
         """Hand venue updates to the engine (thread-safe; applied at the next poll)."""
         for u in updates:
             self._inbox.put(u)
+        self.ctx.wake()
 
     def _apply(self, u: VenueUpdate, now: int) -> None:
         state = self.orders.get(u.order_id)
