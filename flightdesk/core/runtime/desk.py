@@ -381,20 +381,8 @@ class Desk:
         ``[trading] kill_wait_s``) for the venues to confirm the cancels."""
         out = self.call(lambda: self.state.kill(on))
         if on and self.rt.executor_tables:
-            out.update(self._await_cancels(float(self.config["trading"]["kill_wait_s"])))
+            out.update(self.executors.await_cancels(self.call, self.loop))
         return out
-
-    def _await_cancels(self, wait: float) -> dict[str, Any]:
-        deadline = time.monotonic() + wait
-        try:
-            on_loop = asyncio.get_running_loop() is self.loop  # cannot wait on ourselves
-        except RuntimeError:
-            on_loop = False
-        left = self.call(lambda: len(self.rt.trader.broker.orders))
-        while left and not on_loop and time.monotonic() < deadline:
-            time.sleep(0.02)
-            left = self.call(lambda: len(self.rt.trader.broker.orders))
-        return {"venue_confirmed": left == 0, "open_orders": left}
 
     def cancel_all(self) -> dict[str, Any]:
         return self.call(self.state.cancel_all)

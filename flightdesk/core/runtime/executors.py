@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,25 @@ class VenueExecutors:
                 await asyncio.wait_for(executor.stop(), max(0.1, timeout))
             except Exception as exc:  # shutdown goes on
                 logger.warning("executor of %s did not stop cleanly: %r", name, exc)
+
+    def await_cancels(self, call: Callable[[Callable[[], int]], int],
+                      loop: asyncio.AbstractEventLoop | None) -> dict[str, Any]:
+        """After a kill: wait (up to ``[trading] kill_wait_s``) until the venues have
+        confirmed every cancel; ``call`` runs a function on the engine thread."""
+        deadline = time.monotonic() + float(self.rt.config["trading"]["kill_wait_s"])
+        try:
+            on_loop = asyncio.get_running_loop() is loop  # cannot wait on ourselves
+        except RuntimeError:
+            on_loop = False
+
+        def open_orders() -> int:
+            return len(self.rt.trader.broker.orders)
+
+        left = call(open_orders)
+        while left and not on_loop and time.monotonic() < deadline:
+            time.sleep(0.02)
+            left = call(open_orders)
+        return {"venue_confirmed": left == 0, "open_orders": left}
 
     def describe(self, venue: Venue) -> dict[str, Any]:
         """``status`` entries of a venue: its URLs and executor (never keys)."""

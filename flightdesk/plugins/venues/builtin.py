@@ -28,6 +28,8 @@ def flightdesk_register_venues(register: Any) -> None:
 
 @hookimpl
 def flightdesk_register_executors(register: Any) -> None:
+    from flightdesk.plugins.venues.alpaca.executor import make_executor as alpaca_executor
     from flightdesk.plugins.venues.binance.executor import make_executor as binance_executor
 
     register("binance", binance_executor)
+    register("alpaca", alpaca_executor)
