@@ -11,7 +11,7 @@
   opposite touch reaches its price.
 * Stop and stop-limit orders wait until the market trades (or quotes) through ``stop_px``,
   then become market / limit orders.
-* ``reduce_only`` fills never go past a flat position.
+* ``reduce_only`` fills never go past a flat position of the strategy that sent the order.
 
 Every status change is reported through ``report(state, status, reason, fills)`` — the
 Trader turns those into ``orders``/``fills`` rows. The broker never mutates the book.
@@ -47,7 +47,8 @@ from flightdesk.core.trading.queue_model import QueueMode, QueueModel
 Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]
 Report = Callable[[OrderState, OrderStatus, str, list[Fill], int], None]
-PositionLookup = Callable[[str, str], float]
+#: ``position(strategy, venue, symbol)``: what that strategy holds there (reduce-only cap)
+PositionLookup = Callable[[str, str, str], float]
 #: ``factory(books, position, report)``: how the trader builds its broker, handing it the
 #: book and position lookups and where to report order states and fills
 BrokerFactory = Callable[[BookLookup, PositionLookup, Report], "PaperBroker"]
@@ -341,7 +342,7 @@ class PaperBroker:
         order = state.order
         if not order.reduce_only or self.position is None:
             return remaining
-        pos = self.position(order.venue, order.symbol)
+        pos = self.position(order.strategy, order.venue, order.symbol)
         return max(0.0, min(remaining, -order.side.sign * pos))
 
     def _set(self, state: OrderState, status: OrderStatus, reason: str,
