@@ -12,7 +12,9 @@ machine takes them. Three inputs, one engine:
   messages ``normalize`` wrote, rebuilt per receive time and fed as typed events, so the
   books, quotes, strategies and fills are those of the raw capture.
 * quotes-only Parquet (:func:`quote_batches`): each instrument's book is its top of book,
-  set batch by batch — fast, for data that has no book.
+  set batch by batch — fast, for data that has no book. A batch is one book state: the
+  paper orders of one batch share its top-of-book size (liquidity they took is gone until
+  the next batch sets the book again).
 
 The engine's flush policy (``replay_steps``) cuts the batches, so a replay is
 deterministic and independent of how the data was stored.
@@ -240,7 +242,10 @@ def _set_tops(core: EngineCore, batch: pa.RecordBatch) -> None:
         if venue not in core.venues:
             core.add_venue(Venue(venue, ExternalProtocol(venue), None, []))
         bp, bq, ap, aq = (repr(float(c[i].as_py())) for c in cols)
-        core.books.book(venue, symbol).load_snapshot([[bp, bq]], [[ap, aq]])
+        book = core.books.book(venue, symbol)
+        book.load_snapshot([[bp, bq]], [[ap, aq]])
+        if core.trader is not None:  # a new book state: staleness, liquidity, resting orders
+            core.trader.on_book(venue, symbol, book)
 
 
 def _last_rows(batch: pa.RecordBatch) -> dict[tuple[str, str], int]:

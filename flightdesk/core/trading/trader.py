@@ -268,8 +268,9 @@ class Trader:
         """A book update was applied: note its time, let resting orders see it."""
         now = self.clock()
         self.book_ts[(venue, symbol)] = now
-        if self.broker.by_key:
-            self.broker.on_book((venue, symbol), book, now)
+        broker = self.broker
+        if broker.by_key or broker.used:  # open orders, or liquidity taken from the old book
+            broker.on_book((venue, symbol), book, now)
 
     def on_trade(self, trade: TradeMsg) -> None:
         if self.broker.by_key:
