@@ -12,9 +12,11 @@ machine takes them. Three inputs, one engine:
   messages ``normalize`` wrote, rebuilt per receive time and fed as typed events, so the
   books, quotes, strategies and fills are those of the raw capture.
 * quotes-only Parquet (:func:`quote_batches`): each instrument's book is its top of book,
-  set batch by batch — fast, for data that has no book. A batch is one book state: the
-  paper orders of one batch share its top-of-book size (liquidity they took is gone until
-  the next batch sets the book again).
+  set batch by batch — fast, for data that has no book. One top of book stands for a whole
+  batch of quotes there, so paper fills do not consume liquidity in this replay (every
+  order sees the full top-of-book size, as each quote row would have offered it): with
+  consumption the orders of a batch would share one row's size, and how much a strategy
+  could trade would depend on the batch size.
 
 The engine's flush policy (``replay_steps``) cuts the batches, so a replay is
 deterministic and independent of how the data was stored.
@@ -223,6 +225,8 @@ def replay_normalized(core: EngineCore, clock: ReplayClock,
 def replay_quotes(core: EngineCore, clock: ReplayClock,
                   batches: Iterable[pa.RecordBatch]) -> int:
     """Replay ``quotes`` batches: each instrument's book is its last top of book."""
+    if core.trader is not None:
+        core.trader.broker.consume = False  # see the module docstring
     n = 0
     for batch in batches:
         if batch.num_rows == 0:
@@ -242,10 +246,7 @@ def _set_tops(core: EngineCore, batch: pa.RecordBatch) -> None:
         if venue not in core.venues:
             core.add_venue(Venue(venue, ExternalProtocol(venue), None, []))
         bp, bq, ap, aq = (repr(float(c[i].as_py())) for c in cols)
-        book = core.books.book(venue, symbol)
-        book.load_snapshot([[bp, bq]], [[ap, aq]])
-        if core.trader is not None:  # a new book state: staleness, liquidity, resting orders
-            core.trader.on_book(venue, symbol, book)
+        core.books.book(venue, symbol).load_snapshot([[bp, bq]], [[ap, aq]])
 
 
 def _last_rows(batch: pa.RecordBatch) -> dict[tuple[str, str], int]:

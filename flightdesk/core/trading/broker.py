@@ -16,6 +16,8 @@
   book update reaches :meth:`PaperBroker.on_book`) the size earlier paper orders took at a
   price is not there for later ones (``used``, per instrument and side). A resting order
   the opposite touch reaches consumes it too; fills by trades go by the queue model.
+  ``consume = False`` lets every order see the full displayed size (the quotes-only
+  replay, where one top of book stands for a whole batch of quotes).
 
 Every status change is reported through ``report(state, status, reason, fills)`` — the
 Trader turns those into ``orders``/``fills`` rows. The broker never mutates the book.
@@ -81,6 +83,7 @@ class PaperBroker:
         self.by_key: dict[Key, dict[str, OrderState]] = {}  # open orders per instrument
         self.resting: dict[Key, list[OrderState]] = {}  # working at the venue
         self.used: dict[Key, Ledger] = {}  # liquidity taken since the last book update
+        self.consume = True  # False: no ledger, every order sees the displayed size
         self._pending: list[tuple[int, int, int, OrderState]] = []
         self._seq = itertools.count()
 
@@ -313,6 +316,8 @@ class PaperBroker:
     def _walk(self, order: Order, book: L2Book, qty: float,
               limit: float = math.nan) -> list[tuple[float, float]]:
         """``matching.walk`` less the liquidity already taken; what it takes is noted."""
+        if not self.consume:
+            return matching.walk(book, order.side, qty, limit)
         sells = order.side is Side.SELL
         ledger = self.used.get(order.key)
         takes = matching.walk(book, order.side, qty, limit,
