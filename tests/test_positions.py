@@ -121,3 +121,22 @@ def test_positions_survive_a_restart_per_strategy(tmp_path):
     back = portfolio.own("A", "sim", "BTCUSDT")
     assert (back.avg_price, back.realized_pnl) == pytest.approx((live.avg_price,
                                                                  live.realized_pnl))
+
+
+def test_rows_of_an_older_store_become_desk_rows(tmp_path):
+    import adbc_driver_sqlite.dbapi as sqlite_dbapi
+
+    path = tmp_path / "v2.sqlite"
+    with sqlite_dbapi.connect(str(path), autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE flightdesk_meta (key TEXT PRIMARY KEY, value TEXT)")
+        cur.execute("INSERT INTO flightdesk_meta VALUES ('schema_version', '2')")
+        cur.execute("CREATE TABLE positions (ts INTEGER, venue TEXT, symbol TEXT, qty REAL, "
+                    "avg_price REAL, realized_pnl REAL, unrealized_pnl REAL)")
+        cur.execute("INSERT INTO positions VALUES (1, 'sim', 'X', 2.0, 10.0, 0.0, 0.0)")
+    store = Store(path).start()
+    try:
+        assert store.migrated_from == 2
+        assert store.read("positions", "strategy, qty").to_pylist() == [
+            {"strategy": "", "qty": 2.0}]
+    finally:
+        store.close()
