@@ -152,6 +152,9 @@ def bench_trader(samples: int, cfg: dict, book: L2Book,
 
     def submit(i: int) -> None:
         assert risk.mode.value == "active"
+        # each order meets a new book state, as live orders do (paper fills consume the
+        # liquidity of one book state until the next book update)
+        trader.on_book("sim", "BTCUSDT", book)
         if span:
             trader.submit(orders[i & 1])
         else:

@@ -10,8 +10,8 @@ The same :class:`flightdesk.Strategy` class that runs in the desk runs here unch
 gets ``on_start(ctx)``, one ``on_batch`` per market batch the desk sends, and ``on_stop()``.
 Its signals go back to the desk and take the same path as in-process signals (risk, paper
 broker, portfolio, store); with the kill switch on they are rejected like any other.
-``ctx.risk`` is the desk's ``[risk]`` table; ``ctx.positions()`` asks the desk for its
-positions. ``on_fills`` is not called remotely: read the ``fills`` stream instead.
+``ctx.risk`` is the desk's ``[risk]`` table; ``ctx.positions()`` asks the desk for the
+strategy's own positions. ``on_fills`` is not called remotely: read the ``fills`` stream instead.
 """
 
 from __future__ import annotations
@@ -119,9 +119,9 @@ class _Session:
     def _positions(self) -> dict[tuple[str, str], float]:
         ticket = flight.Ticket(b'{"stream": "positions", "mode": "snapshot"}')
         table = self.client.do_get(ticket, self.options).read_all()
-        return {(v, s): q for v, s, q in zip(table.column("venue").to_pylist(),
-                                             table.column("symbol").to_pylist(),
-                                             table.column("qty").to_pylist(), strict=True)}
+        cols = [table.column(c).to_pylist() for c in ("strategy", "venue", "symbol", "qty")]
+        name = self.strategy.name  # its own rows: what its signals move
+        return {(v, s): q for who, v, s, q in zip(*cols, strict=True) if who == name}
 
     def _loop(self, reader: flight.FlightStreamReader, writer: flight.FlightStreamWriter,
               max_batches: int | None, stop: threading.Event | None) -> None:

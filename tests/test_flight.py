@@ -221,9 +221,12 @@ def test_actions_switch_strategies_flatten_and_cancel(desk):
     with pytest.raises(fl.FlightServerError, match='"on" must be true or false'):
         action(client, "kill", {"on": "yes"})
     assert action(client, "cancel-all") == {"open_orders_cancelled": 0}
-    open_before = sum(1 for q in eng.positions()["qty"].to_pylist() if abs(q) > 1e-12)
+    rows = eng.positions().to_pylist()  # each strategy's own rows, then the desk's ("")
+    held = [r for r in rows if r["strategy"] and abs(r["qty"]) > 1e-12]
+    desk = {r["symbol"]: r["qty"] for r in rows if not r["strategy"]}
+    assert {r["symbol"] for r in held} == {s for s, q in desk.items() if abs(q) > 1e-12}
     result = action(client, "flatten")
-    assert result["orders_sent"] == open_before
+    assert result["orders_sent"] == len(held)  # one reduce-only order per holder
     wait_for(lambda: all(abs(q) < 1e-9 for q in eng.positions()["qty"].to_pylist()),
              what="every position closed")
     assert action(client, "strategies", {"name": "threshold", "enabled": True})["enabled"]

@@ -29,6 +29,7 @@ class StrategyContext:
     config: Mapping[str, Any]
     risk: Mapping[str, Any]
     clock: Callable[[], int]
+    #: this strategy's own positions, (venue, symbol) -> qty (what its signals move)
     positions: Callable[[], dict[tuple[str, str], float]]
     logger: logging.Logger
     metrics: dict[str, float] = field(default_factory=dict)

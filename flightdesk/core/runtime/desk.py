@@ -206,7 +206,8 @@ class Desk:
             slot = StrategySlot(strategy)
             slots.attach(slot)
             ctx = StrategyContext(slot.name, strategy.config, self.config["risk"],
-                                  self.rt.clock, self.portfolio.snapshot,
+                                  self.rt.clock,
+                                  functools.partial(self.portfolio.snapshot, slot.name),
                                   logging.getLogger(f"flightdesk.strategy.{slot.name}"))
             try:
                 strategy.on_start(ctx)

@@ -47,7 +47,7 @@ class VenueExecutors:
             venue = by_name[name]
             ctx = ExecutorContext(
                 venue=name, config=table, broker=rt.config["broker"], ids=rt.ids,
-                books=rt.engine.books.synced, position=rt.portfolio.qty,
+                books=rt.engine.books.synced, position=rt.portfolio.held,
                 report=rt.trader.report, event=rt.trader.event, data_dir=self.data_dir,
                 clock=rt.clock, venue_info=venue.info, stored_fills=self._stored_fills,
                 wake=self._wake)

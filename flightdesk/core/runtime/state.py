@@ -171,7 +171,7 @@ class DeskState:
     # -- snapshots ----------------------------------------------------------------------
     def positions_table(self) -> pa.Table:
         now = time.time_ns()
-        rows = [p.row(now) for p in self.rt.portfolio.positions.values()]
+        rows = self.rt.portfolio.rows(now)  # each strategy's own rows, then the desk's
         return pa.Table.from_pylist(rows, schema=schemas.schema("positions"))
 
     def snapshot(self, req: StreamRequest) -> pa.Table:

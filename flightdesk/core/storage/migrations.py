@@ -15,7 +15,9 @@ from flightdesk.core import schemas
 from flightdesk.core.errors import StoreError
 from flightdesk.core.storage.dialects import Dialect
 
-SCHEMA_VERSION = 2  # 1: orders, fills, positions, events; 2: + metrics, snapshots, runs
+#: 1: orders, fills, positions, events; 2: + metrics, snapshots, runs;
+#: 3: positions.strategy (per-strategy rows; the rows written before are the desk's)
+SCHEMA_VERSION = 3
 TABLES = ("orders", "fills", "positions", "events", "performance_metrics",
           "strategy_snapshots", "runs")
 
@@ -31,6 +33,8 @@ def migrate(cur: Any, dialect: Dialect) -> int:
                          f"({SCHEMA_VERSION}); upgrade flightdesk to open it")
     for table in TABLES:
         _migrate_table(cur, dialect, table)
+    if old < 3:
+        _v3_desk_positions(cur)
     cur.execute(dialect.set_meta("schema_version", str(SCHEMA_VERSION)))
     return old
 
@@ -45,3 +49,8 @@ def _migrate_table(cur: Any, dialect: Dialect, table: str) -> None:
         if field.name not in have:
             cur.execute(f'ALTER TABLE {table} ADD COLUMN "{field.name}" '
                         f"{dialect.types[field.type]}")
+
+
+def _v3_desk_positions(cur: Any) -> None:
+    """Before version 3 every ``positions`` row was the desk's: mark them so (``""``)."""
+    cur.execute("UPDATE positions SET strategy = '' WHERE strategy IS NULL")

@@ -12,7 +12,11 @@ machine takes them. Three inputs, one engine:
   messages ``normalize`` wrote, rebuilt per receive time and fed as typed events, so the
   books, quotes, strategies and fills are those of the raw capture.
 * quotes-only Parquet (:func:`quote_batches`): each instrument's book is its top of book,
-  set batch by batch — fast, for data that has no book.
+  set batch by batch — fast, for data that has no book. One top of book stands for a whole
+  batch of quotes there, so paper fills do not consume liquidity in this replay (every
+  order sees the full top-of-book size, as each quote row would have offered it): with
+  consumption the orders of a batch would share one row's size, and how much a strategy
+  could trade would depend on the batch size.
 
 The engine's flush policy (``replay_steps``) cuts the batches, so a replay is
 deterministic and independent of how the data was stored.
@@ -221,6 +225,10 @@ def replay_normalized(core: EngineCore, clock: ReplayClock,
 def replay_quotes(core: EngineCore, clock: ReplayClock,
                   batches: Iterable[pa.RecordBatch]) -> int:
     """Replay ``quotes`` batches: each instrument's book is its last top of book."""
+    from flightdesk.core.trading.broker import PaperBroker
+
+    if core.trader is not None and isinstance(core.trader.broker, PaperBroker):
+        core.trader.broker.consume = False  # see the module docstring
     n = 0
     for batch in batches:
         if batch.num_rows == 0:

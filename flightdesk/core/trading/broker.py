@@ -11,7 +11,13 @@
   opposite touch reaches its price.
 * Stop and stop-limit orders wait until the market trades (or quotes) through ``stop_px``,
   then become market / limit orders.
-* ``reduce_only`` fills never go past a flat position.
+* ``reduce_only`` fills never go past a flat position of the strategy that sent the order.
+* Paper fills consume liquidity: within one book state of an instrument (until its next
+  book update reaches :meth:`PaperBroker.on_book`) the size earlier paper orders took at a
+  price is not there for later ones (``used``, per instrument and side). A resting order
+  the opposite touch reaches consumes it too; fills by trades go by the queue model.
+  ``consume = False`` lets every order see the full displayed size (the quotes-only
+  replay, where one top of book stands for a whole batch of quotes).
 
 Every status change is reported through ``report(state, status, reason, fills)`` — the
 Trader turns those into ``orders``/``fills`` rows. The broker never mutates the book.
@@ -30,6 +36,7 @@ from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.trading import matching
 from flightdesk.core.trading.executor import Executor, ExecutorRouter, exposure_of
+from flightdesk.core.trading.fees import FeeTable
 from flightdesk.core.trading.latency import LatencyModel
 from flightdesk.core.trading.orders import (
     EPS,
@@ -48,32 +55,15 @@ from flightdesk.core.trading.queue_model import QueueMode, QueueModel
 Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]
 Report = Callable[[OrderState, OrderStatus, str, list[Fill], int], None]
-PositionLookup = Callable[[str, str], float]
+#: ``position(strategy, venue, symbol)``: what that strategy holds there (reduce-only cap)
+PositionLookup = Callable[[str, str, str], float]
+#: price -> qty taken from the current book: (asks taken by buys, bids taken by sells)
+Ledger = tuple[dict[float, float], dict[float, float]]
 #: ``factory(books, position, report)``: how the trader builds its executor (the paper
 #: broker, or a router over venue executors), handing it the book and position lookups
 #: and where to report order states and fills
 BrokerFactory = Callable[[BookLookup, PositionLookup, Report], Executor]
 _ARRIVE, _CANCEL = 0, 1
-
-
-class FeeTable:
-    """Maker/taker rates (bps in config, fractions here), per venue over the defaults."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.default = (float(config["maker_fee_bps"]) * 1e-4,
-                        float(config["taker_fee_bps"]) * 1e-4)
-        self.venues: dict[str, tuple[float, float]] = {}
-        for entry in config.get("venue_fees", []):
-            try:
-                self.venues[str(entry["venue"])] = (float(entry["maker_bps"]) * 1e-4,
-                                                    float(entry["taker_bps"]) * 1e-4)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ConfigError(f"broker.venue_fees entries need venue, maker_bps and "
-                                  f"taker_bps; got {entry!r}", key="broker.venue_fees") from exc
-
-    def rate(self, venue: str, liquidity: Liquidity) -> float:
-        maker, taker = self.venues.get(venue, self.default)
-        return maker if liquidity is Liquidity.MAKER else taker
 
 
 class PaperBroker:
@@ -94,6 +84,8 @@ class PaperBroker:
         self.orders: dict[str, OrderState] = {}  # open orders by id
         self.by_key: dict[Key, dict[str, OrderState]] = {}  # open orders per instrument
         self.resting: dict[Key, list[OrderState]] = {}  # working at the venue
+        self.used: dict[Key, Ledger] = {}  # liquidity taken since the last book update
+        self.consume = True  # False: no ledger, every order sees the displayed size
         self._pending: list[tuple[int, int, int, OrderState]] = []
         self._seq = itertools.count()
 
@@ -181,6 +173,10 @@ class PaperBroker:
                 self._finish(state, OrderStatus.CANCELLED, "cancelled by request")
 
     def on_book(self, key: Key, book: L2Book, now: int) -> None:
+        """A new book state for ``key``: its liquidity is whole again; then the arrivals
+        that are due and the resting orders see it."""
+        if self.used:
+            self.used.pop(key, None)
         if self._pending:
             self.poll(now)
         self.now = now
@@ -220,7 +216,7 @@ class PaperBroker:
         order = state.order
         self._set(state, OrderStatus.ACCEPTED, "", [])
         book = self.books(order.venue, order.symbol)
-        takes = matching.walk(book, order.side, order.qty) if book is not None else []
+        takes = self._walk(order, book, order.qty) if book is not None else []
         if takes:
             self._fills(state, takes, Liquidity.TAKER, self.now)
         if state.is_open:
@@ -237,7 +233,7 @@ class PaperBroker:
             self._finish(state, OrderStatus.EXPIRED, "no two-sided book")
             return
         if not order.has_limit:
-            self._take(state, now, matching.walk(book, order.side, self._cap(state)))
+            self._take(state, now, self._walk(order, book, self._cap(state)))
             if state.is_open:
                 self._finish(state, OrderStatus.EXPIRED,
                              f"book had {state.filled:g} of {order.qty:g}; rest expired")
@@ -253,10 +249,10 @@ class PaperBroker:
                 return
             want = self._cap(state)
             if order.tif is TimeInForce.FOK and matching.available(
-                    book, order.side, px, want) < want - EPS:
+                    book, order.side, px, want, self._taken(order)) < want - EPS:
                 self._finish(state, OrderStatus.EXPIRED, "fok: book cannot fill it all")
                 return
-            self._take(state, now, matching.walk(book, order.side, want, px))
+            self._take(state, now, self._walk(order, book, want, px))
         if not state.is_open:
             return
         if order.tif is not TimeInForce.GTC:
@@ -284,7 +280,7 @@ class PaperBroker:
         if matching.is_marketable(book, order.side, px):
             # the opposite side reached our price: it trades with us, at our price
             state.queue_ahead = 0.0
-            got = matching.available(book, order.side, px, self._cap(state))
+            got = sum(q for _, q in self._walk(order, book, self._cap(state), px))
             self._make(state, got, now)
             return
         self.queue.on_level(state, matching.level_qty(book, order.side, px))
@@ -308,6 +304,28 @@ class PaperBroker:
     def _trigger(self, state: OrderState, book: L2Book | None, now: int) -> None:
         self._unrest(state)
         self._activate(state, book, now)
+
+    def _taken(self, order: Order) -> dict[float, float] | None:
+        """What earlier orders took from the side ``order`` would take (None: nothing)."""
+        ledger = self.used.get(order.key)
+        return ledger[order.side is Side.SELL] if ledger is not None else None
+
+    def _walk(self, order: Order, book: L2Book, qty: float,
+              limit: float = math.nan) -> list[tuple[float, float]]:
+        """``matching.walk`` less the liquidity already taken; what it takes is noted."""
+        if not self.consume:
+            return matching.walk(book, order.side, qty, limit)
+        sells = order.side is Side.SELL
+        ledger = self.used.get(order.key)
+        takes = matching.walk(book, order.side, qty, limit,
+                              ledger[sells] if ledger is not None else None)
+        if takes:
+            if ledger is None:
+                ledger = self.used[order.key] = ({}, {})
+            taken = ledger[sells]
+            for px, q in takes:
+                taken[px] = taken.get(px, 0.0) + q
+        return takes
 
     def _make(self, state: OrderState, qty: float, now: int) -> None:
         qty = min(qty, self._cap(state))
@@ -338,7 +356,7 @@ class PaperBroker:
         order = state.order
         if not order.reduce_only or self.position is None:
             return remaining
-        pos = self.position(order.venue, order.symbol)
+        pos = self.position(order.strategy, order.venue, order.symbol)
         return max(0.0, min(remaining, -order.side.sign * pos))
 
     def _set(self, state: OrderState, status: OrderStatus, reason: str,

@@ -35,7 +35,8 @@ from flightdesk.core.trading.orders import Fill, IdMaker, OrderState, OrderStatu
 
 Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]
-PositionLookup = Callable[[str, str], float]
+#: ``position(strategy, venue, symbol)``: what that strategy holds there
+PositionLookup = Callable[[str, str, str], float]
 Report = Callable[[OrderState, OrderStatus, str, list[Fill], int], None]
 #: ``event(kind, venue, symbol, detail)``: one ``events`` row
 EventSink = Callable[[str, str, str, str], None]
@@ -54,6 +55,11 @@ class Executor(Protocol):
     @property
     def by_key(self) -> Mapping[Key, Mapping[str, OrderState]]:
         """Open orders per (venue, symbol); an instrument with none has no entry."""
+
+    @property
+    def used(self) -> Mapping[Key, Any]:
+        """Liquidity taken from instruments' current books (the paper broker): the next
+        book update of an instrument with an entry must reach :meth:`on_book`."""
 
     def submit(self, state: OrderState, now: int) -> None:
         """Take a risk-approved order (its ``new`` row is written already)."""
@@ -165,6 +171,7 @@ class ExecutorRouter:
         self.orders: Mapping[str, OrderState] = _Union(lambda: [e.orders for e in self.all])
         self.by_key: Mapping[Key, Mapping[str, OrderState]] = _Union(
             lambda: [e.by_key for e in self.all])
+        self.used: Mapping[Key, Any] = _Union(lambda: [e.used for e in self.all])
         self.all: list[Executor] = [default]
 
     def attach(self, venue: str, executor: Executor) -> None:

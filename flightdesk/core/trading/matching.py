@@ -3,12 +3,14 @@
 A taker walks the opposite side best level first, taking at each level at most the
 displayed size at that level's price, and stops at its limit price. Nothing here changes
 the book: a paper order's liquidity is not removed from the venue's book (the next book
-message from the venue is the truth).
+message from the venue is the truth). What earlier paper orders took from the same book
+state comes in as ``used`` (price -> qty, kept by the broker) and is not there to take.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.trading.orders import EPS, Side
@@ -16,8 +18,10 @@ from flightdesk.core.trading.orders import EPS, Side
 Take = tuple[float, float]  # (price, qty)
 
 
-def walk(book: L2Book, side: Side, qty: float, limit: float = math.nan) -> list[Take]:
-    """What a ``side`` order of ``qty`` takes from ``book`` up to ``limit`` (NaN: none)."""
+def walk(book: L2Book, side: Side, qty: float, limit: float = math.nan,
+         used: Mapping[float, float] | None = None) -> list[Take]:
+    """What a ``side`` order of ``qty`` takes from ``book`` up to ``limit`` (NaN: none),
+    less what ``used`` says earlier orders took at each price."""
     levels = book.ask_levels if side is Side.BUY else book.bid_levels
     buy = side is Side.BUY
     bounded = limit == limit
@@ -33,7 +37,12 @@ def walk(book: L2Book, side: Side, qty: float, limit: float = math.nan) -> list[
             price = float(lv[0])
             if bounded and (price > limit if buy else price < limit):
                 return takes
-            take = min(remaining, float(lv[1]))
+            size = float(lv[1])
+            if used:
+                size -= used.get(price, 0.0)
+                if size <= EPS:
+                    continue
+            take = min(remaining, size)
             takes.append((price, take))
             remaining -= take
             if remaining <= EPS:
@@ -43,9 +52,11 @@ def walk(book: L2Book, side: Side, qty: float, limit: float = math.nan) -> list[
     return takes
 
 
-def available(book: L2Book, side: Side, limit: float, need: float) -> float:
-    """Displayed quantity a ``side`` taker could get at ``limit`` or better (up to ``need``)."""
-    return sum(q for _, q in walk(book, side, need, limit))
+def available(book: L2Book, side: Side, limit: float, need: float,
+              used: Mapping[float, float] | None = None) -> float:
+    """Displayed quantity a ``side`` taker could get at ``limit`` or better (up to ``need``),
+    less ``used``."""
+    return sum(q for _, q in walk(book, side, need, limit, used))
 
 
 def is_marketable(book: L2Book, side: Side, price: float) -> bool:

@@ -4,7 +4,8 @@ A rejection is a value, not an exception: a :class:`RiskDecision` with an enum r
 the numbers that failed (the limit and the value that broke it). The checks, in order:
 
 1. desk state — kill switch; ``HALTED``; ``REDUCING`` lets only position-reducing orders
-   through (as does ``reduce_only`` on the order itself);
+   through (as does ``reduce_only`` on the order itself, which must reduce the position
+   of the strategy that sends it);
 2. the order itself — positive finite qty, a limit/stop price where its type needs one;
 3. size — ``max_order_qty``; ``max_position`` per instrument and ``max_total_position``
    counted worst case, i.e. with every open order filled; ``max_notional`` of that worst
@@ -106,6 +107,9 @@ class RiskView(NamedTuple):
     book_age_ns: int = -1  # -1: unknown (no book update seen through the engine)
     other_notional: float = 0.0
     now: int = 0
+    #: the sending strategy's own position here, for ``reduce_only`` orders (NaN: not
+    #: looked up; the desk position stands in)
+    own_position: float = math.nan
 
 
 def _reject(reason: RiskReason, limit: float, value: float, detail: str = "") -> RiskDecision:
@@ -174,7 +178,11 @@ class RiskValidator:
         if self.mode is DeskMode.REDUCING or order.reduce_only:
             # what is left to close once the open orders on the same side have filled
             same_side = view.open_buy if order.side.sign > 0 else view.open_sell
-            allowed = max(0.0, -order.side.sign * view.position - same_side)
+            # reduce_only reduces the sending strategy's own position (flatten closes each
+            # strategy's, so the desk may pass through another sign on the way to flat)
+            own = view.own_position
+            pos = own if order.reduce_only and own == own else view.position
+            allowed = max(0.0, -order.side.sign * pos - same_side)
             if order.qty > allowed + 1e-9:
                 reason = RiskReason.REDUCE_ONLY if order.reduce_only else RiskReason.REDUCING_ONLY
                 detail = "order must reduce the position" + (

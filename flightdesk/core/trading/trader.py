@@ -1,7 +1,9 @@
 """The trading path: signals -> orders -> risk -> paper broker -> portfolio -> store.
 
-A market signal (``order_type`` null or ``market``) states a wanted position: the Trader
-sends the difference to the current position as a market order. A limit signal
+A market signal (``order_type`` null or ``market``) states the position the strategy wants
+on an instrument: the Trader sends the difference to that strategy's own position as a
+market order (two strategies on one instrument each reach their own target; risk limits
+still see the desk position). A limit signal
 (``limit``, ``limit_ioc``, ``limit_fok``, ``post_only``) places ``qty`` at ``limit_px`` on
 its side and replaces the strategy's open orders on that instrument and side; ``flat``
 with a limit type cancels them. Every order state change, fill and position change
@@ -71,7 +73,7 @@ class Trader:
         self.books = books
         self.clock = clock
         #: the paper broker, or an ExecutorRouter over venue executors (core.executor)
-        self.broker: Executor = broker(books, portfolio.qty, self.report)
+        self.broker: Executor = broker(books, portfolio.held, self.report)
         self.orders = RowBuffer("orders")
         self.fills = RowBuffer("fills")
         self.positions = RowBuffer("positions")
@@ -135,8 +137,9 @@ class Trader:
 
     def target(self, strategy: str, venue: str, symbol: str, wanted: float,
                ts_origin: int) -> None:
-        """Move the (venue, symbol) position to ``wanted`` with one market order."""
-        delta = wanted - self.portfolio.qty(venue, symbol)
+        """Move ``strategy``'s own (venue, symbol) position to ``wanted`` with one market
+        order."""
+        delta = wanted - self.portfolio.held(strategy, venue, symbol)
         if abs(delta) < 1e-12:
             return
         side = Side.BUY if delta > 0 else Side.SELL
@@ -206,14 +209,16 @@ class Trader:
             self.event("cancel_all", "", "", f"{n} open orders cancelled: {reason}")
         return n
 
-    def flatten(self, strategy: str = "flatten") -> int:
-        """Cancel every open order and send reduce-only market orders to close positions."""
+    def flatten(self) -> int:
+        """Cancel every open order and close every strategy's position with a reduce-only
+        market order attributed to it (the part no strategy holds with strategy ``""``),
+        so the desk ends flat when they fill."""
         self.cancel_all("flatten")
         sent = 0
-        for (venue, symbol), pos in list(self.portfolio.positions.items()):
-            if abs(pos.qty) > 1e-12:
-                side = Side.SELL if pos.qty > 0 else Side.BUY
-                self.place(strategy, venue, symbol, side, abs(pos.qty), reduce_only=True)
+        for venue, symbol in list(self.portfolio.positions):
+            for strategy, qty in self.portfolio.holders(venue, symbol).items():
+                side = Side.SELL if qty > 0 else Side.BUY
+                self.place(strategy, venue, symbol, side, abs(qty), reduce_only=True)
                 sent += 1
         return sent
 
@@ -243,8 +248,9 @@ class Trader:
                     other_notional += abs(p.qty) * self._price(k)
         total += max(abs(pos + buy), abs(pos - sell))
         seen = self.book_ts.get(key)
+        own = (self.portfolio.held(order.strategy, *key) if order.reduce_only else math.nan)
         return RiskView(pos, total, _mid(book), buy, sell, own_bid, own_ask,
-                        now - seen if seen is not None else -1, other_notional, now)
+                        now - seen if seen is not None else -1, other_notional, now, own)
 
     def _others(self, key: Key) -> tuple[float, float]:
         """Worst-case absolute position and notional over the instruments but ``key``."""
@@ -264,8 +270,9 @@ class Trader:
         """A book update was applied: note its time, let resting orders see it."""
         now = self.clock()
         self.book_ts[(venue, symbol)] = now
-        if self.broker.by_key:
-            self.broker.on_book((venue, symbol), book, now)
+        broker = self.broker
+        if broker.by_key or broker.used:  # open orders, or liquidity taken from the old book
+            broker.on_book((venue, symbol), book, now)
 
     def on_trade(self, trade: TradeMsg) -> None:
         if self.broker.by_key:
@@ -328,10 +335,13 @@ class Trader:
                 fills: list[Fill], now: int) -> None:
         if fills:
             for fill in fills:
-                pos = self.portfolio.apply(fill)
+                own, pos = self.portfolio.apply_fill(fill)
                 if pos.mark != pos.mark:  # not marked yet: mark at the fill price
                     pos.mark = fill.price
                 self.fills.add(fill.row())
+                if own is not None:  # the strategy's row, then the desk's
+                    own.mark = pos.mark
+                    self.positions.add(own.row(fill.ts))
                 self.positions.add(pos.row(fill.ts))
                 self.new_fills.append(fill)
                 self.markouts.add(fill)

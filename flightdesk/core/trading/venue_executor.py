@@ -187,6 +187,7 @@ class VenueExecutor:
         self.config = ctx.config
         self.orders: dict[str, OrderState] = {}
         self.by_key: dict[Key, dict[str, OrderState]] = {}
+        self.used: dict[Key, Any] = {}  # a venue keeps its own book: nothing to release
         self.counters: dict[str, int] = {}
         self.journal = Journal(ctx.data_dir / "executors" / f"{ctx.venue}.jsonl",
                                bool(ctx.config.get("journal_fsync", True)))
