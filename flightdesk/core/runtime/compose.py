@@ -19,10 +19,11 @@ from typing import Any
 import pluggy
 
 from flightdesk.core.errors import ConfigError
+from flightdesk.core.market.instruments import InstrumentRegistry
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus
-from flightdesk.core.runtime.config import Config, check_plugin_table
+from flightdesk.core.runtime.config import Config, check_instruments, check_plugin_table
 from flightdesk.core.runtime.engine import EngineCore
 from flightdesk.core.runtime.flush import FlushPolicy
 from flightdesk.core.runtime.store_gate import StoreGate
@@ -31,6 +32,7 @@ from flightdesk.core.trading.broker import PaperBroker
 from flightdesk.core.trading.orders import IdMaker
 from flightdesk.core.trading.portfolio import Portfolio
 from flightdesk.core.trading.risk import RiskValidator
+from flightdesk.core.trading.rules import InstrumentRule
 from flightdesk.core.trading.trader import Trader
 from flightdesk.plugins.manager import Registry, collect, load_plugins, make_manager
 from flightdesk.sdk.strategy import Strategy
@@ -60,6 +62,8 @@ class Runtime:
     strategies: list[Strategy]
     #: the checked ``[venues.NAME]`` tables; venues are built when the desk starts
     venue_tables: dict[str, dict[str, Any]]
+    #: tick, lot and notional rules: the config's now, the venues' added at start-up
+    instruments: InstrumentRegistry
 
     @property
     def broker(self) -> PaperBroker:
@@ -88,18 +92,22 @@ def build_runtime(config: Config, plugins: Sequence[object] = (), clock: Clock |
     books = BookKeeper({})
     bus = Bus(int(flight["subscriber_buffer"]))
     store = Store(store_target, config["store"])
-    risk = RiskValidator(config["risk"], registry.risk_rules)
-    trader = Trader(risk, PaperBroker.factory(config["broker"], ids), portfolio, ids,
-                    books.synced, clock)
+    venue_tables, strategy_tables = _plugin_tables(registry, config)
+    instruments = InstrumentRegistry({name: table.pop("instruments")
+                                      for name, table in venue_tables.items()
+                                      if "instruments" in table})
+    risk = RiskValidator(config["risk"], {"instrument_rules": InstrumentRule(instruments),
+                                          **registry.risk_rules})
+    trader = Trader(risk, PaperBroker.factory(config["broker"], ids, instruments), portfolio,
+                    ids, books.synced, clock, instruments)
     gate = StoreGate(store, trader, backlog=replay_steps == 0)
     engine = EngineCore(books, bus, trader, store, depth_levels=int(desk["depth_levels"]),
                         policy=FlushPolicy(int(desk["max_batch_rows"]), replay_steps),
                         book_snapshot_s=float(flight["book_snapshot_s"]), gate=gate)
-    venue_tables, strategy_tables = _plugin_tables(registry, config)
     strategies = [registry.strategies[cfg["type"]](name, cfg)
                   for name, cfg in strategy_tables.items()]
     return Runtime(config, clock, ids, pm, registry, bus, store, store_target, portfolio,
-                   risk, trader, engine, gate, strategies, venue_tables)
+                   risk, trader, engine, gate, strategies, venue_tables, instruments)
 
 
 def _plugin_tables(registry: Registry, config: Config
@@ -130,4 +138,18 @@ def plugin_table(registry: Registry, section: str, name: str,
                           f"(registered: {', '.join(sorted(kinds))})",
                           key=f"{section}.{name}.type")
     defaults = getattr(kinds[kind], "DEFAULTS", {})
-    return check_plugin_table(section, name, table, defaults)
+    if section != "venues" or "instruments" not in table:
+        return check_plugin_table(section, name, table, defaults)
+    # every venue takes an ``instruments`` table (the host's, not the plugin's)
+    problems: list[ConfigError] = []
+    out: dict[str, Any] = {}
+    for check in (lambda: check_plugin_table(section, name, {
+                      k: v for k, v in table.items() if k != "instruments"}, defaults),
+                  lambda: {"instruments": check_instruments(name, table["instruments"])}):
+        try:
+            out.update(check())
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError.collect(problems, f"[{section}.{name}]" if len(problems) > 1 else "")
+    return out

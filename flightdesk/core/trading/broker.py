@@ -12,6 +12,9 @@
 * Stop and stop-limit orders wait until the market trades (or quotes) through ``stop_px``,
   then become market / limit orders.
 * ``reduce_only`` fills never go past a flat position.
+* Instrument rules (``instruments``): an order that breaks them is rejected on arrival
+  (:func:`flightdesk.core.trading.rules.check`), and every fill is a whole number of lot
+  steps (:func:`~flightdesk.core.trading.rules.lot_takes`): no dust quantities.
 
 Every status change is reported through ``report(state, status, reason, fills)`` — the
 Trader turns those into ``orders``/``fills`` rows. The broker never mutates the book.
@@ -28,7 +31,8 @@ from typing import Any
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
-from flightdesk.core.trading import matching
+from flightdesk.core.market.instruments import InstrumentRegistry
+from flightdesk.core.trading import matching, rules
 from flightdesk.core.trading.latency import LatencyModel
 from flightdesk.core.trading.orders import (
     EPS,
@@ -79,8 +83,10 @@ class PaperBroker:
 
     def __init__(self, config: Mapping[str, Any], ids: IdMaker,
                  books: BookLookup | None = None,
-                 position: PositionLookup | None = None, report: Report | None = None) -> None:
+                 position: PositionLookup | None = None, report: Report | None = None,
+                 instruments: InstrumentRegistry | None = None) -> None:
         self.fees = FeeTable(config)
+        self.instruments = instruments if instruments is not None else InstrumentRegistry()
         self.taker_fee, self.maker_fee = self.fees.default[1], self.fees.default[0]
         self.ids = ids
         self.books: BookLookup = books or (lambda v, s: None)
@@ -96,10 +102,12 @@ class PaperBroker:
         self._seq = itertools.count()
 
     @classmethod
-    def factory(cls, config: Mapping[str, Any], ids: IdMaker) -> BrokerFactory:
+    def factory(cls, config: Mapping[str, Any], ids: IdMaker,
+                instruments: InstrumentRegistry | None = None) -> BrokerFactory:
         """A :data:`BrokerFactory` for ``Trader``: the broker it builds is wired at
         construction, never assigned to afterwards."""
-        return lambda books, position, report: cls(config, ids, books, position, report)
+        return lambda books, position, report: cls(config, ids, books, position, report,
+                                                   instruments)
 
     # -- entry and cancel ------------------------------------------------------------
     def execute(self, order: Order, book: L2Book, ts: int) -> list[Fill]:
@@ -112,6 +120,8 @@ class PaperBroker:
         """Send a risk-approved order; it arrives after the entry latency."""
         order = state.order
         self.now = now
+        if self.instruments and self._breaks_rules(state):
+            return
         if self.latency.zero and order.order_type is OrderType.MARKET and not order.reduce_only:
             self._market_now(state)  # the common case, kept short: it never rests
             return
@@ -121,6 +131,16 @@ class PaperBroker:
             self._arrive(state, now)
         else:
             self._schedule(now + self.latency.entry(), _ARRIVE, state)
+
+    def _breaks_rules(self, state: OrderState) -> bool:
+        """Reject (report) an order off its instrument's grid or under its minimums."""
+        order = state.order
+        inst = self.instruments.get(order.venue, order.symbol)
+        decision = (rules.check(order, inst, rules.mid(self.books(order.venue, order.symbol)))
+                    if inst is not None else None)
+        if decision is not None:
+            self._set(state, OrderStatus.REJECTED, decision.describe(), [])
+        return decision is not None
 
     def cancel(self, order_id: str, now: int, reason: str = "cancelled by request") -> bool:
         """Ask to cancel ``order_id``; False if it is not open."""
@@ -324,6 +344,11 @@ class PaperBroker:
     def _fills(self, state: OrderState, takes: list[tuple[float, float]],
                liquidity: Liquidity, now: int) -> list[Fill]:
         order = state.order
+        inst = self.instruments.get(order.venue, order.symbol) if self.instruments else None
+        if inst is not None:
+            takes = rules.lot_takes(inst, takes, state.remaining)
+            if not takes:
+                return []
         rate = self.fees.rate(order.venue, liquidity)
         fills = [Fill(self.ids.fill_id(), order.order_id, now, order.venue, order.symbol,
                       order.side, px, qty, px * qty * rate, liquidity, order.strategy)
