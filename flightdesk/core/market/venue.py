@@ -27,6 +27,7 @@ from typing import Any
 from flightdesk.core.errors import ParseError
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import BookMsg, MarketEvent, ParseStats, ResyncReason
+from flightdesk.core.market.instruments import Instrument
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ class VenueProtocol(ABC):
 
     def parse_snapshot(self, symbol: str, body: str | bytes, ts_recv: int) -> list[MarketEvent]:
         """Turn a REST snapshot body for ``symbol`` into events (venues with REST snapshots)."""
+        return []
+
+    def parse_instruments(self, body: str | bytes) -> list[Instrument]:
+        """Turn the venue's instrument list (the body of ``Feed.instruments_url``) into
+        :class:`Instrument` rules; raise ``ParseError`` on garbage. Venues without one
+        keep this default."""
         return []
 
     def verify(self, book: L2Book, msg: BookMsg) -> bool:
@@ -122,6 +129,11 @@ class Feed(ABC):
 
     def snapshot_url(self, symbol: str) -> str | None:
         """The REST URL ``request_snapshot(symbol)`` fetches (None: no REST snapshots)."""
+        return None
+
+    def instruments_url(self) -> str | None:
+        """The REST URL of the venue's instrument rules, fetched once at start-up and read
+        by ``VenueProtocol.parse_instruments`` (None: the venue has none to fetch)."""
         return None
 
     def send(self, frame: str) -> None:

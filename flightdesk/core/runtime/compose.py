@@ -19,10 +19,11 @@ from typing import Any
 import pluggy
 
 from flightdesk.core.errors import ConfigError
+from flightdesk.core.market.instruments import InstrumentRegistry
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.bus import Bus
-from flightdesk.core.runtime.config import Config, check_plugin_table
+from flightdesk.core.runtime.config import Config, check_instruments, check_plugin_table
 from flightdesk.core.runtime.engine import EngineCore
 from flightdesk.core.runtime.flush import FlushPolicy
 from flightdesk.core.runtime.store_gate import StoreGate
@@ -32,6 +33,7 @@ from flightdesk.core.trading.executor import PAPER, Executor
 from flightdesk.core.trading.orders import IdMaker
 from flightdesk.core.trading.portfolio import Portfolio
 from flightdesk.core.trading.risk import RiskValidator
+from flightdesk.core.trading.rules import InstrumentRule
 from flightdesk.core.trading.trader import Trader
 from flightdesk.plugins.manager import Registry, collect, load_plugins, make_manager
 from flightdesk.sdk.strategy import Strategy
@@ -64,6 +66,8 @@ class Runtime:
     #: venue -> its checked ``[executors.VENUE]`` table, for venues that do not use the
     #: paper broker (built once their venue has started: ``Desk.start_executors``)
     executor_tables: dict[str, dict[str, Any]]
+    #: tick, lot and notional rules: the config's now, the venues' added at start-up
+    instruments: InstrumentRegistry
 
     @property
     def broker(self) -> Executor:
@@ -94,12 +98,17 @@ def build_runtime(config: Config, plugins: Sequence[object] = (), clock: Clock |
     books = BookKeeper({})
     bus = Bus(int(flight["subscriber_buffer"]))
     store = Store(store_target, config["store"])
-    risk = RiskValidator(config["risk"], registry.risk_rules)
     venue_tables, strategy_tables = _plugin_tables(registry, config)
+    instruments = InstrumentRegistry({name: table.pop("instruments")
+                                      for name, table in venue_tables.items()
+                                      if "instruments" in table})
+    risk = RiskValidator(config["risk"], {"instrument_rules": InstrumentRule(instruments),
+                                          **registry.risk_rules})
     executor_tables = {} if replay_steps else executor_plan(registry, config, venue_tables,
                                                             live)
     broker = PaperBroker.routed if executor_tables else PaperBroker.factory
-    trader = Trader(risk, broker(config["broker"], ids), portfolio, ids, books.synced, clock)
+    trader = Trader(risk, broker(config["broker"], ids, instruments), portfolio, ids,
+                    books.synced, clock, instruments)
     gate = StoreGate(store, trader, backlog=replay_steps == 0)
     engine = EngineCore(books, bus, trader, store, depth_levels=int(desk["depth_levels"]),
                         policy=FlushPolicy(int(desk["max_batch_rows"]), replay_steps),
@@ -107,7 +116,8 @@ def build_runtime(config: Config, plugins: Sequence[object] = (), clock: Clock |
     strategies = [registry.strategies[cfg["type"]](name, cfg)
                   for name, cfg in strategy_tables.items()]
     return Runtime(config, clock, ids, pm, registry, bus, store, store_target, portfolio,
-                   risk, trader, engine, gate, strategies, venue_tables, executor_tables)
+                   risk, trader, engine, gate, strategies, venue_tables, executor_tables,
+                   instruments)
 
 
 def executor_plan(registry: Registry, config: Config, venues: dict[str, dict[str, Any]],
@@ -175,4 +185,18 @@ def plugin_table(registry: Registry, section: str, name: str,
                           f"(registered: {', '.join(sorted(kinds))})",
                           key=f"{section}.{name}.type")
     defaults = getattr(kinds[kind], "DEFAULTS", {})
-    return check_plugin_table(section, name, table, defaults)
+    if section != "venues" or "instruments" not in table:
+        return check_plugin_table(section, name, table, defaults)
+    # every venue takes an ``instruments`` table (the host's, not the plugin's)
+    problems: list[ConfigError] = []
+    out: dict[str, Any] = {}
+    for check in (lambda: check_plugin_table(section, name, {
+                      k: v for k, v in table.items() if k != "instruments"}, defaults),
+                  lambda: {"instruments": check_instruments(name, table["instruments"])}):
+        try:
+            out.update(check())
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError.collect(problems, f"[{section}.{name}]" if len(problems) > 1 else "")
+    return out

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.runtime.config_spec import SPEC, Key, check_section
+from flightdesk.core.runtime.config_spec import INSTRUMENT_RULES, SPEC, Key, check_section
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -220,3 +220,34 @@ def plugin_value(where: str, key: str, value: Any, default: Any) -> tuple[Any, s
         return Key(0.0).check(where, key, value) if not isinstance(value, float) else (
             value, "")
     return Key(default).check(where, key, value)
+
+
+def check_instruments(venue: str, table: Any) -> dict[str, dict[str, float]]:
+    """A venue's ``instruments`` table checked against ``INSTRUMENT_RULES``: symbol ->
+    {rule: number}; every unknown rule and bad value is reported in one ConfigError
+    naming its key (``venues.NAME.instruments.SYMBOL.RULE``)."""
+    where = f"venues.{venue}.instruments"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{where}] must be a table of symbol = {{ tick_size = ..., "
+                          f"lot_step = ... }}, got {table!r}", key=where)
+    out: dict[str, dict[str, float]] = {}
+    problems: list[ConfigError] = []
+    for symbol, rules in table.items():
+        entry = f"{where}.{symbol}"
+        if not isinstance(rules, Mapping):
+            problems.append(ConfigError(f"[{entry}] must be a table, got {rules!r}", key=entry))
+            continue
+        checked: dict[str, float] = {}
+        for name, value in rules.items():
+            if name not in INSTRUMENT_RULES:
+                problems.append(unknown_key(f"{entry}.{name}", INSTRUMENT_RULES))
+                continue
+            typed, problem = INSTRUMENT_RULES[name].check(entry, name, value)
+            if problem:
+                problems.append(ConfigError(problem, key=f"{entry}.{name}"))
+            else:
+                checked[name] = typed
+        out[str(symbol).upper()] = checked
+    if problems:
+        raise ConfigError.collect(problems, f"[{where}]" if len(problems) > 1 else "")
+    return out

@@ -22,7 +22,7 @@ from typing import Any
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.runtime.redact import is_secret
 
-__all__ = ["SPEC", "Key", "check_section"]
+__all__ = ["INSTRUMENT_RULES", "SPEC", "Key", "check_section"]
 
 _NAMES: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number",
                            str: "a string", list: "a list", dict: "a table"}
@@ -253,6 +253,19 @@ SPEC: dict[str, dict[str, Key]] = {
         "health_port": _port(8816, "0 picks a free port"),
         "prometheus": Key(True, "/metrics when the otel extra is installed (serve only)"),
     },
+}
+
+
+#: the keys of one ``[venues.NAME] instruments`` entry, e.g. ``instruments = { BTCUSDT = {
+#: tick_size = 0.01, lot_step = 0.00001, min_qty = 0.00001, min_notional = 5.0 } }``:
+#: each optional (left out: the venue's own rule, if any), each a finite number > 0;
+#: they override what the venue says (see core.market.instruments)
+INSTRUMENT_RULES: dict[str, Key] = {
+    "tick_size": Key(0.0, "price grid: limit prices are rounded to the passive side", gt=0),
+    "lot_step": Key(0.0, "quantity grid: quantities are rounded toward zero", gt=0),
+    "min_qty": Key(0.0, "smaller orders are rejected (lot_size)", gt=0),
+    "min_notional": Key(0.0, "orders worth less (qty x price) are rejected", gt=0),
+    "max_qty": Key(0.0, "larger orders are rejected (lot_size)", gt=0),
 }
 
 

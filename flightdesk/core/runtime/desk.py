@@ -30,6 +30,7 @@ from flightdesk.core.runtime.compose import Runtime, build_runtime
 from flightdesk.core.runtime.config import Config, load_config
 from flightdesk.core.runtime.engine import EngineCore
 from flightdesk.core.runtime.executors import VenueExecutors
+from flightdesk.core.runtime.instrument_loader import load_instruments
 from flightdesk.core.runtime.live import LiveInput
 from flightdesk.core.runtime.priority import (
     below_engine,
@@ -41,7 +42,7 @@ from flightdesk.core.runtime.slots import StrategySlot
 from flightdesk.core.runtime.state import DeskState
 from flightdesk.core.runtime.supervisor import FeedSupervisor
 from flightdesk.core.storage.history_writer import HistoryWriter
-from flightdesk.core.storage.recovery import recover_positions
+from flightdesk.core.storage.recovery import recover_kill_switch, recover_positions
 from flightdesk.core.storage.store import Store
 from flightdesk.core.trading.portfolio import Portfolio
 from flightdesk.core.trading.trader import Trader
@@ -147,11 +148,13 @@ class Desk:
         run_niced(nice, self.store.start)
         if self.config["store"]["recover"]:
             self.state.recovered_fills = recover_positions(self.store, self.portfolio)
+        self.state.restore_kill_switch(recover_kill_switch(self.store))  # always: fail closed
         self.store.submit("runs", [self.state.run_row()])
         venues: list[Venue] = []
         tasks: list[asyncio.Task[Any]] = []
         try:
             venues = self.rt.build_venues()
+            await load_instruments(self.rt.instruments, venues, self.data_dir)
             for venue in venues:
                 self.core.add_venue(venue)
             # before any strategy: reconciled with the venues, nothing sent blind

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,10 +23,13 @@ from flightdesk.core.runtime.executors import VenueExecutors
 from flightdesk.core.runtime.redact import redact_config
 from flightdesk.core.trading.orders import order_row
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from flightdesk.core.flight.tickets import StreamRequest
     from flightdesk.core.runtime.compose import Runtime
     from flightdesk.core.runtime.supervisor import FeedSupervisor
+    from flightdesk.core.storage.recovery import KillState
 
 
 class DeskState:
@@ -40,6 +44,8 @@ class DeskState:
         self.started_ns = started_ns
         self.recovered_fills = 0
         self.engine_priority: dict[str, Any] = {"wanted": 0, "error": ""}
+        #: when the kill switch restored from the store was switched on (0: not restored)
+        self.kill_restored_ts = 0
 
     def status(self) -> dict[str, Any]:
         rt, core = self.rt, self.rt.engine
@@ -47,6 +53,8 @@ class DeskState:
         return {
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
             "kill_switch": rt.risk.killed,
+            "kill_switch_restored": bool(self.kill_restored_ts and rt.risk.killed),
+            "instruments": rt.instruments.summary(),
             "store": rt.store.stats(),
             "store_gate": rt.store_gate.stats(),
             "subscribers": rt.bus.stats(),
@@ -135,6 +143,16 @@ class DeskState:
                     "reconnects", 0) for name, v in list(core.venues.items())}}
 
     # -- control ------------------------------------------------------------------------
+    def restore_kill_switch(self, last: KillState | None) -> None:
+        """At start-up: the kill switch as the store last recorded it (on stays on)."""
+        if last is None or not last.on:
+            return
+        self.rt.risk.killed = True
+        self.kill_restored_ts = last.ts or 1
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last.ts / 1e9))
+        logger.warning("kill switch is ON, as recorded in the store (switched on %s): no "
+                       "order will be placed until `flightdesk kill --off`", when)
+
     def kill(self, on: bool = True) -> dict[str, Any]:
         cancelled = self.rt.trader.kill(on)  # on: also cancels every open order
         self.rt.engine.flush()

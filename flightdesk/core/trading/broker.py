@@ -18,6 +18,9 @@
   the opposite touch reaches consumes it too; fills by trades go by the queue model.
   ``consume = False`` lets every order see the full displayed size (the quotes-only
   replay, where one top of book stands for a whole batch of quotes).
+* Instrument rules (``instruments``): an order that breaks them is rejected on arrival
+  (:func:`flightdesk.core.trading.rules.check`), and every fill is a whole number of lot
+  steps (:func:`~flightdesk.core.trading.rules.lot_takes`): no dust quantities.
 
 Every status change is reported through ``report(state, status, reason, fills)`` — the
 Trader turns those into ``orders``/``fills`` rows. The broker never mutates the book.
@@ -34,7 +37,8 @@ from typing import Any
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
-from flightdesk.core.trading import matching
+from flightdesk.core.market.instruments import InstrumentRegistry
+from flightdesk.core.trading import matching, rules
 from flightdesk.core.trading.executor import Executor, ExecutorRouter, exposure_of
 from flightdesk.core.trading.fees import FeeTable
 from flightdesk.core.trading.latency import LatencyModel
@@ -71,8 +75,10 @@ class PaperBroker:
 
     def __init__(self, config: Mapping[str, Any], ids: IdMaker,
                  books: BookLookup | None = None,
-                 position: PositionLookup | None = None, report: Report | None = None) -> None:
+                 position: PositionLookup | None = None, report: Report | None = None,
+                 instruments: InstrumentRegistry | None = None) -> None:
         self.fees = FeeTable(config)
+        self.instruments = instruments if instruments is not None else InstrumentRegistry()
         self.taker_fee, self.maker_fee = self.fees.default[1], self.fees.default[0]
         self.ids = ids
         self.books: BookLookup = books or (lambda v, s: None)
@@ -90,17 +96,20 @@ class PaperBroker:
         self._seq = itertools.count()
 
     @classmethod
-    def factory(cls, config: Mapping[str, Any], ids: IdMaker) -> BrokerFactory:
+    def factory(cls, config: Mapping[str, Any], ids: IdMaker,
+                instruments: InstrumentRegistry | None = None) -> BrokerFactory:
         """A :data:`BrokerFactory` for ``Trader``: the broker it builds is wired at
         construction, never assigned to afterwards."""
-        return lambda books, position, report: cls(config, ids, books, position, report)
+        return lambda books, position, report: cls(config, ids, books, position, report,
+                                                   instruments)
 
     @classmethod
-    def routed(cls, config: Mapping[str, Any], ids: IdMaker) -> BrokerFactory:
+    def routed(cls, config: Mapping[str, Any], ids: IdMaker,
+               instruments: InstrumentRegistry | None = None) -> BrokerFactory:
         """Like :meth:`factory`, but the trader gets an :class:`ExecutorRouter` with this
         broker as its default (venue executors are attached when their venues start)."""
         return lambda books, position, report: ExecutorRouter(
-            cls(config, ids, books, position, report))
+            cls(config, ids, books, position, report, instruments))
 
     # -- entry and cancel ------------------------------------------------------------
     def execute(self, order: Order, book: L2Book, ts: int) -> list[Fill]:
@@ -113,6 +122,8 @@ class PaperBroker:
         """Send a risk-approved order; it arrives after the entry latency."""
         order = state.order
         self.now = now
+        if self.instruments and self._breaks_rules(state):
+            return
         if self.latency.zero and order.order_type is OrderType.MARKET and not order.reduce_only:
             self._market_now(state)  # the common case, kept short: it never rests
             return
@@ -122,6 +133,16 @@ class PaperBroker:
             self._arrive(state, now)
         else:
             self._schedule(now + self.latency.entry(), _ARRIVE, state)
+
+    def _breaks_rules(self, state: OrderState) -> bool:
+        """Reject (report) an order off its instrument's grid or under its minimums."""
+        order = state.order
+        inst = self.instruments.get(order.venue, order.symbol)
+        decision = (rules.check(order, inst, rules.mid(self.books(order.venue, order.symbol)))
+                    if inst is not None else None)
+        if decision is not None:
+            self._set(state, OrderStatus.REJECTED, decision.describe(), [])
+        return decision is not None
 
     def cancel(self, order_id: str, now: int, reason: str = "cancelled by request") -> bool:
         """Ask to cancel ``order_id``; False if it is not open."""
@@ -339,6 +360,11 @@ class PaperBroker:
     def _fills(self, state: OrderState, takes: list[tuple[float, float]],
                liquidity: Liquidity, now: int) -> list[Fill]:
         order = state.order
+        inst = self.instruments.get(order.venue, order.symbol) if self.instruments else None
+        if inst is not None:
+            takes = rules.lot_takes(inst, takes, state.remaining)
+            if not takes:
+                return []
         rate = self.fees.rate(order.venue, liquidity)
         fills = [Fill(self.ids.fill_id(), order.order_id, now, order.venue, order.symbol,
                       order.side, px, qty, px * qty * rate, liquidity, order.strategy)

@@ -13,7 +13,9 @@ the numbers that failed (the limit and the value that broke it). The checks, in 
 4. market — a two-sided book, not older than ``stale_ms`` on the engine clock; a limit or
    stop price within ``price_band_bps`` of mid; no crossing the desk's own resting orders;
 5. rate — ``max_orders_per_s`` as a token bucket (burst = one second's worth);
-6. custom rules registered through ``flightdesk_register_risk_rules``.
+6. rules: the instrument rules first (lot size, tick size, minimum notional, see
+   :mod:`flightdesk.core.trading.rules`), then those registered through
+   ``flightdesk_register_risk_rules``.
 
 Loss limits move the desk mode: the day's PnL below ``-daily_loss_limit`` or a drawdown
 from the PnL peak beyond ``max_drawdown`` switch to ``loss_action`` (``reducing`` or
@@ -57,6 +59,9 @@ class RiskReason(str, Enum):
     SELF_CROSS = "self_cross"
     NO_MARKET = "no_market"
     INVALID_ORDER = "invalid_order"
+    LOT_SIZE = "lot_size"  # qty off the lot grid, or outside min_qty..max_qty
+    MIN_NOTIONAL = "min_notional"  # qty x price under the instrument's minimum
+    PRICE_FILTER = "price_filter"  # a price off the tick grid
     CUSTOM_RULE = "custom_rule"
 
 
@@ -73,12 +78,15 @@ class RiskDecision:
     limit: float = math.nan
     value: float = math.nan
     detail: str = ""
+    #: how ``value`` broke ``limit``: ">" (over a maximum), "<" (under a minimum), "!~"
+    #: (not a multiple of a step)
+    op: str = ">"
 
     def describe(self) -> str:
         if self.approved:
             return "approved"
         name = self.reason.value if self.reason else "rejected"
-        text = f"{name}: {self.value:g} > {self.limit:g}"
+        text = f"{name}: {self.value:g} {self.op} {self.limit:g}"
         return f"{text} ({self.detail})" if self.detail else text
 
 
@@ -274,7 +282,8 @@ class RiskValidator:
                                f"rule {name} raised {type(exc).__name__}: {exc}")
             if decision is not None and not decision.approved:
                 return RiskDecision(False, decision.reason or RiskReason.CUSTOM_RULE,
-                                    decision.limit, decision.value, decision.detail or name)
+                                    decision.limit, decision.value, decision.detail or name,
+                                    decision.op)
         return None
 
     # -- loss limits --------------------------------------------------------------------

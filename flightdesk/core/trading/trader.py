@@ -29,6 +29,7 @@ from flightdesk.core.errors import SchemaError
 from flightdesk.core.market.batcher import RowBuffer
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
+from flightdesk.core.market.instruments import InstrumentRegistry
 from flightdesk.core.runtime import telemetry
 from flightdesk.core.trading.broker import BrokerFactory
 from flightdesk.core.trading.executor import Executor
@@ -46,6 +47,7 @@ from flightdesk.core.trading.orders import (
 )
 from flightdesk.core.trading.portfolio import Portfolio
 from flightdesk.core.trading.risk import DeskMode, RiskDecision, RiskValidator, RiskView
+from flightdesk.core.trading.rules import conform
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,11 @@ class Trader:
     """Turns signal batches into orders and fills (see the module docstring)."""
 
     def __init__(self, risk: RiskValidator, broker: BrokerFactory, portfolio: Portfolio,
-                 ids: IdMaker, books: BookLookup, clock: Callable[[], int]) -> None:
+                 ids: IdMaker, books: BookLookup, clock: Callable[[], int],
+                 instruments: InstrumentRegistry | None = None) -> None:
         self.risk = risk
+        #: tick, lot and notional rules per instrument (orders are rounded to them)
+        self.instruments = instruments if instruments is not None else InstrumentRegistry()
         self.portfolio = portfolio
         self.ids = ids
         self.books = books
@@ -149,8 +154,19 @@ class Trader:
     def place(self, strategy: str, venue: str, symbol: str, side: Side, qty: float,
               order_type: OrderType = OrderType.MARKET, *, limit_px: float = math.nan,
               stop_px: float = math.nan, tif: TimeInForce = TimeInForce.GTC,
-              post_only: bool = False, reduce_only: bool = False, ts_origin: int = 0) -> Order:
-        """Build an order with a fresh id and submit it; returns the order."""
+              post_only: bool = False, reduce_only: bool = False, ts_origin: int = 0
+              ) -> Order | None:
+        """Build an order with a fresh id and submit it; returns the order.
+
+        The quantity and prices are first rounded to the instrument's rules (see
+        :func:`~flightdesk.core.trading.rules.conform`); a quantity under one lot step
+        sends nothing (counted as ``orders_under_lot``) and returns None."""
+        inst = self.instruments.get(venue, symbol)
+        if inst is not None and qty > 0:  # (0, negative, NaN: risk rejects them as invalid)
+            qty, limit_px, stop_px = conform(inst, side, qty, limit_px, stop_px)
+            if qty <= 0:
+                self.counters["orders_under_lot"] += 1
+                return None
         order = Order(self.ids.order_id(), self.clock(), strategy, venue, symbol, side,
                       order_type, qty, limit_px, ts_origin, stop_px, tif, post_only, reduce_only)
         self.submit(order)
@@ -218,8 +234,9 @@ class Trader:
         for venue, symbol in list(self.portfolio.positions):
             for strategy, qty in self.portfolio.holders(venue, symbol).items():
                 side = Side.SELL if qty > 0 else Side.BUY
-                self.place(strategy, venue, symbol, side, abs(qty), reduce_only=True)
-                sent += 1
+                if self.place(strategy, venue, symbol, side, abs(qty),
+                              reduce_only=True) is not None:
+                    sent += 1
         return sent
 
     def kill(self, on: bool = True) -> int:

@@ -41,7 +41,9 @@ from flightdesk.core.market.events import (
     Status,
     TradeMsg,
 )
+from flightdesk.core.market.instruments import Instrument
 from flightdesk.core.market.venue import VenueProtocol
+from flightdesk.plugins.venues.alpaca.instruments import parse_assets
 
 __all__ = ["AlpacaProtocol", "rfc3339_ns"]
 
@@ -108,6 +110,9 @@ class AlpacaProtocol(VenueProtocol):
         return json.dumps({"action": "subscribe", **{c: self.symbols for c in self.channels}})
 
     # -- VenueProtocol ------------------------------------------------------------------
+    def parse_instruments(self, body: str | bytes) -> list[Instrument]:
+        return parse_assets(self.name, body)  # the /v2/assets answer
+
     def parse(self, frame: str | bytes, ts_recv: int) -> list[MarketEvent]:
         self.stats.frames += 1
         try:

@@ -21,6 +21,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.config import unknown_key
 from flightdesk.plugins.venues.binance.feed import BinanceFeed
+from flightdesk.plugins.venues.binance.instruments import INFO_PATHS
 from flightdesk.plugins.venues.binance.parse import MARKETS, BinanceProtocol
 
 __all__ = ["DEFAULTS", "MARKET_URLS", "make_venue", "stream_url"]
@@ -75,7 +76,8 @@ def make_venue(name: str, config: dict[str, Any]) -> Venue:
                           f"got {limit}", key=f"venues.{name}.depth_limit")
     feed = BinanceFeed(stream_url(cfg["ws_url"] or ws_base, symbols, list(cfg["channels"])),
                        cfg["rest_url"] or rest_base, symbols, limit, name=name,
-                       depth_path=depth_path, silence_timeout=float(cfg["silence_timeout"]))
+                       depth_path=depth_path, info_path=INFO_PATHS[market],
+                       silence_timeout=float(cfg["silence_timeout"]))
     return Venue(name, BinanceProtocol(name, market), feed, symbols)
 
 

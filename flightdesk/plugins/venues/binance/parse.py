@@ -55,7 +55,9 @@ from flightdesk.core.market.events import (
     TickerMsg,
     TradeMsg,
 )
+from flightdesk.core.market.instruments import Instrument
 from flightdesk.core.market.venue import VenueProtocol
+from flightdesk.plugins.venues.binance.instruments import parse_exchange_info
 
 __all__ = ["MARKETS", "BinanceProtocol", "check_levels", "loads"]
 
@@ -176,6 +178,9 @@ class BinanceProtocol(VenueProtocol):
             "result": self._result,
             "error": self._error_reply,
         }
+
+    def parse_instruments(self, body: str | bytes) -> list[Instrument]:
+        return parse_exchange_info(self.name, body)  # the exchangeInfo filters
 
     # -- frames --------------------------------------------------------------------
     def parse(self, frame: str | bytes, ts_recv: int) -> list[MarketEvent]:

@@ -1,0 +1,104 @@
+"""Instrument rules on the trading path: round an order to its venue's grid, check it.
+
+:func:`conform` is what the Trader does before it builds an order: the quantity rounds
+toward zero to the lot step, a limit price to the passive side (a buy down, a sell up), a
+stop price away from the market (a buy stop up, a sell stop down: it triggers no earlier
+than asked). A quantity under one lot step rounds to 0: nothing is sent.
+
+:func:`check` is the risk rule (:class:`InstrumentRule`, the first of the validator's
+rules, so the desk-state, size, market and rate checks come first; the paper broker runs
+it too, on the orders that reach it): a quantity off the lot grid or outside
+``min_qty``..``max_qty`` is a ``lot_size`` rejection, a price off the tick grid a
+``price_filter`` one, and an order worth less than ``min_notional`` (qty x its limit
+price, else its stop, else mid) a ``min_notional`` one. :func:`lot_takes` keeps the
+broker's fills on the lot grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.instruments import (
+    Instrument,
+    InstrumentRegistry,
+    on_grid,
+    round_to_step,
+)
+from flightdesk.core.trading.orders import Order, Side
+from flightdesk.core.trading.risk import RiskDecision, RiskReason, RiskView
+
+__all__ = ["InstrumentRule", "check", "conform", "lot_takes"]
+
+
+def conform(inst: Instrument, side: Side, qty: float, limit_px: float,
+            stop_px: float) -> tuple[float, float, float]:
+    """``(qty, limit_px, stop_px)`` on ``inst``'s grids (NaN prices stay NaN)."""
+    buy = side is Side.BUY
+    return (inst.round_qty(qty), inst.round_price(limit_px, buy),
+            round_to_step(stop_px, inst.tick_size, up=buy))
+
+
+def check(order: Order, inst: Instrument, mid: float) -> RiskDecision | None:
+    """A rejection when ``order`` breaks one of ``inst``'s rules, else None."""
+    where = f"{order.venue}:{order.symbol}"
+    qty = order.qty
+    if not on_grid(qty, inst.lot_step):
+        return _reject(RiskReason.LOT_SIZE, inst.lot_step, qty, "!~",
+                       f"qty is not a multiple of lot_step {inst.lot_step:g} for {where}")
+    if qty < inst.min_qty:
+        return _reject(RiskReason.LOT_SIZE, inst.min_qty, qty, "<",
+                       f"qty below min_qty for {where}")
+    if inst.max_qty is not None and qty > inst.max_qty:
+        return _reject(RiskReason.LOT_SIZE, inst.max_qty, qty, ">",
+                       f"qty above max_qty for {where}")
+    for name, px in (("limit_px", order.limit_px), ("stop_px", order.stop_px)):
+        if px == px and not on_grid(px, inst.tick_size):
+            return _reject(RiskReason.PRICE_FILTER, inst.tick_size, px, "!~",
+                           f"{name} is not a multiple of tick_size {inst.tick_size:g} "
+                           f"for {where}")
+    if inst.min_notional:
+        price = next((p for p in (order.limit_px, order.stop_px, mid) if p == p), math.nan)
+        notional = qty * price
+        if math.isfinite(notional) and notional < inst.min_notional:
+            return _reject(RiskReason.MIN_NOTIONAL, inst.min_notional, notional, "<",
+                           f"qty {qty:g} x price {price:g} below min_notional for {where}")
+    return None
+
+
+class InstrumentRule:
+    """The ``RiskRule`` over a registry: orders of instruments it knows are checked."""
+
+    def __init__(self, instruments: InstrumentRegistry) -> None:
+        self.instruments = instruments
+
+    def __call__(self, order: Order, view: RiskView) -> RiskDecision | None:
+        inst = self.instruments.get(order.venue, order.symbol)
+        return check(order, inst, view.mid) if inst is not None else None
+
+
+def mid(book: L2Book | None) -> float:
+    """The book's mid (NaN without a book)."""
+    if book is None:
+        return math.nan
+    bid, _, ask, _ = book.top()
+    return (bid + ask) * 0.5
+
+
+def lot_takes(inst: Instrument, takes: list[tuple[float, float]],
+              remaining: float) -> list[tuple[float, float]]:
+    """``(price, qty)`` fills with each qty rounded toward zero to the lot step, never
+    more in all than ``remaining`` (rounded the same way); fills that round to 0 go."""
+    left = inst.round_qty(remaining)
+    out = []
+    for px, qty in takes:
+        got = inst.round_qty(min(qty, left))
+        if got > 0:
+            out.append((px, got))
+            left = inst.round_qty(left - got)
+    return out
+
+
+def _reject(reason: RiskReason, limit: float, value: float, op: str,
+            detail: str) -> RiskDecision:
+    return RiskDecision(False, reason, limit, value, detail, op)
