@@ -55,6 +55,7 @@ def server() -> Iterator[AlpacaServer]:
         yield srv
     assert not srv.http.thread.is_alive() and not srv.stream.thread.is_alive()
     assert not srv.http.conns, "a kept-alive connection outlived the server"
+    assert not srv.http.failures, f"the test server raised: {srv.http.failures}"
 
 
 def make_client(server: AlpacaServer, key: str | None = None,
@@ -111,8 +112,8 @@ def raw(server: AlpacaServer, method: str, path: str, body: Any = None,
     headers = {"APCA-API-KEY-ID": server.key, "APCA-API-SECRET-KEY": server.secret} \
         if auth else {}
     try:
-        conn.request(method, path, body=None if body is None else json.dumps(body),
-                     headers=headers)
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body)
+        conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, dict(resp.getheaders()), json.loads(data) if data else None
@@ -309,6 +310,8 @@ def test_bad_orders_are_refused_with_alpacas_codes(server: AlpacaServer,
                           "side": "buy", "type": "market", "time_in_force": "day"})
     assert (status, body) == (422, {"code": 40010001, "message": "qty must be > 0"})
     assert server.http.counts["error_422"] == 2 and server.http.counts["error_403"] == 2
+    status, _, body = raw(server, "POST", "/v2/orders", b"{not json")
+    assert status == 400 and "not valid JSON" in body["message"]
 
 
 def test_missing_or_wrong_keys_are_401_and_403(server: AlpacaServer) -> None:
