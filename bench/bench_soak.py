@@ -8,6 +8,10 @@ tracemalloc, Arrow's memory pool (bytes allocated, peak, backend), and how much 
 done (frames, fills, rows stored). At the end of the warm-up and every ``--diff-every``
 seconds it also prints the source lines whose traced memory grew most since the warm-up.
 
+Taking a snapshot costs memory itself (its objects leave ~50 MB of free heap pages behind,
+which ``malloc_trim`` then gives back); ``--no-tracemalloc`` measures RSS with none of
+that, the desk alone.
+
 The parent prints a markdown summary: RSS at the end of the warm-up, at the end and its
 maximum after the warm-up, the least-squares slope of RSS after the warm-up (MB per 10 min),
 and the same for traced Python memory.
@@ -90,9 +94,14 @@ def child(seconds: float, interval: float, warmup: float, diff_every: float,
             elif base is None and t >= warmup:
                 base = tracemalloc.take_snapshot().filter_traces(
                     [tracemalloc.Filter(False, tracemalloc.__file__)])
+                _malloc_trim()  # see below
             elif base is not None and t >= next_diff:
                 sample["growth"] = _growth(base)
                 next_diff += diff_every
+                # a snapshot and its comparison are ~100 MB of short-lived objects; the
+                # heap pages they leave behind stay in RSS (a 50 MB step per snapshot in
+                # the first runs), so they are given back before the next sample
+                _malloc_trim()
             print(json.dumps(sample), flush=True)
             if t >= seconds:
                 if trace and base is not None and "growth" not in sample:
