@@ -62,9 +62,17 @@ class Limits:
             faults.force_429 -= 1
         if forced or self.weight > self.weight_limit:
             self.violations += 1
-            self.stats["rate_limited"] += 1
             if self.violations > self.ban_after:
                 self.banned_until = now_ms + self.ban_s * 1000
+                self.stats["banned"] += 1
+                raise ApiError(
+                    418,
+                    -1003,
+                    f"Way too much request weight used; IP banned until "
+                    f"{self.banned_until}. Please use WebSocket Streams for live "
+                    "updates to avoid bans.",
+                )
+            self.stats["rate_limited"] += 1
             raise ApiError(
                 429,
                 -1003,
