@@ -54,6 +54,7 @@ class SimOrders:
         self.market, self.rules, self.account, self.publish = market, rules, account, publish
         self.stats = {"orders": 0, "fills": 0, "rejections": 0, "cancels": 0, "maker_fills": 0}
         self._next_id = 1
+        self._resting: dict[int, Order] = {}  # working orders by id
         self._taken: dict[tuple[str, bool, int], tuple[int, int]] = {}  # (qty seen, taken)
 
     # -- placing ----------------------------------------------------------------------------
@@ -184,6 +185,7 @@ class SimOrders:
             self.account.release(order, rules)
         elif order.tif == "GTC":
             order.working = True
+            self._resting[order.order_id] = order
         else:
             self._end(order, rules, "EXPIRED", now)
 
@@ -191,6 +193,7 @@ class SimOrders:
         self, order: Order, rules: SymbolRules, status: str, now: int, cancel_id: str = ""
     ) -> None:
         order.status, order.working, order.update_time = status, False, now
+        self._resting.pop(order.order_id, None)
         self.account.release(order, rules)
         self._report(order, status, None, now, cancel_id)
 
@@ -220,10 +223,9 @@ class SimOrders:
     # -- maker fills from the market ---------------------------------------------------------
     def on_market(self, msgs: Iterable[tuple[str, str]], now: int) -> None:
         """Fill resting orders against the market's trades in ``msgs`` and its quotes."""
-        resting = [o for o in self.account.orders.values() if o.working]
-        if not resting:
+        if not self._resting:
             return
-        symbols = {o.symbol for o in resting}
+        symbols = {o.symbol for o in self._resting.values()}
         for stream, text in msgs:
             if stream.endswith("@trade") and (sym := stream[:-6].upper()) in symbols:
                 trade = json.loads(text)
@@ -242,9 +244,8 @@ class SimOrders:
         """Liquidity ``qty`` at ``px`` hitting our sells (``against_sells``) or our buys."""
         book = [
             o
-            for o in self.account.orders.values()
-            if o.working
-            and o.symbol == symbol
+            for o in self._resting.values()
+            if o.symbol == symbol
             and o.buy != against_sells
             and (o.price <= px if against_sells else o.price >= px)
         ]
@@ -259,6 +260,7 @@ class SimOrders:
             self._fill(order, rules, tick, order.price, q, True, now)
             if order.status == "FILLED":
                 order.working = False
+                del self._resting[order.order_id]
                 self.account.release(order, rules)
         if touched:
             self._positions(rules)
