@@ -58,8 +58,9 @@ def _growth(base: tracemalloc.Snapshot, top: int = 6) -> list[str]:
 
 
 def child(seconds: float, interval: float, warmup: float, diff_every: float,
-          data_dir: str) -> None:
-    tracemalloc.start(1)
+          data_dir: str, trace: bool = True) -> None:
+    if trace:
+        tracemalloc.start(1)
     import pyarrow as pa
 
     import flightdesk
@@ -77,13 +78,16 @@ def child(seconds: float, interval: float, warmup: float, diff_every: float,
             cur, peak = tracemalloc.get_traced_memory()
             sample: dict[str, Any] = {
                 "t": round(t, 1), "rss": rss_bytes(), "traced": cur, "traced_peak": peak,
+                "tracemalloc_own": tracemalloc.get_tracemalloc_memory(),
                 "arrow": pa.total_allocated_bytes(), "arrow_peak": pool.max_memory(),
                 "arrow_backend": pool.backend_name}
             try:
                 sample.update(_progress(eng.status()))
             except Exception as exc:  # the soak goes on; the sample says why it lacks counts
                 sample["status_error"] = repr(exc)
-            if base is None and t >= warmup:
+            if not trace:
+                pass
+            elif base is None and t >= warmup:
                 base = tracemalloc.take_snapshot().filter_traces(
                     [tracemalloc.Filter(False, tracemalloc.__file__)])
             elif base is not None and t >= next_diff:
@@ -91,12 +95,29 @@ def child(seconds: float, interval: float, warmup: float, diff_every: float,
                 next_diff += diff_every
             print(json.dumps(sample), flush=True)
             if t >= seconds:
-                if base is not None and "growth" not in sample:
+                if trace and base is not None and "growth" not in sample:
                     print(json.dumps({"t": round(t, 1), "growth": _growth(base)}), flush=True)
+                # what the allocator holds but nothing uses: RSS once glibc gives back
+                # its free pages (growth that goes away here is retention, not a leak)
+                before = rss_bytes()
+                trimmed = _malloc_trim()
+                print(json.dumps({"t": round(t, 1), "rss_before_trim": before,
+                                  "rss_after_trim": rss_bytes() if trimmed else None}),
+                      flush=True)
                 break
             time.sleep(max(0.0, interval - (time.monotonic() - t0 - t)))
     finally:
         eng.stop()
+
+
+def _malloc_trim() -> bool:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def slope_per_10min(points: list[tuple[float, float]]) -> float:
@@ -124,6 +145,7 @@ def summarize(samples: list[dict[str, Any]], warmup: float, label: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for key, name in (("rss", "RSS"), ("traced", "Python traced (tracemalloc)"),
+                      ("tracemalloc_own", "tracemalloc's own memory"),
                       ("arrow", "Arrow pool allocated")):
         pts = [(s["t"], float(s[key])) for s in after]
         lines.append(
@@ -134,6 +156,11 @@ def summarize(samples: list[dict[str, Any]], warmup: float, label: str) -> str:
               f"orders {last.get('orders')}, "
               f"rows stored {last.get('rows_written')}; Arrow backend "
               f"{last.get('arrow_backend')}."]
+    trim = next((s for s in samples if "rss_before_trim" in s), None)
+    if trim is not None and trim["rss_after_trim"] is not None:
+        lines += ["", f"At the end, `malloc_trim(0)` took RSS from "
+                  f"{trim['rss_before_trim'] / MB:.1f} to {trim['rss_after_trim'] / MB:.1f} MB "
+                  "(memory glibc held free, not in use)."]
     growth = [s for s in samples if s.get("growth")]
     if growth:
         lines += ["", "Largest traced growth since the warm-up, at the end:", ""]
@@ -149,6 +176,8 @@ def main() -> int:
     ap.add_argument("--diff-every", type=float, default=300.0)
     ap.add_argument("--label", default="default desk")
     ap.add_argument("--json", help="write every sample to this file")
+    ap.add_argument("--no-tracemalloc", action="store_true",
+                    help="RSS without tracemalloc's own cost (no growth sites then)")
     ap.add_argument("--smoke", action="store_true", help="20 s run (CI)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -157,7 +186,8 @@ def main() -> int:
     if args.smoke:
         args.minutes, args.interval, args.warmup, args.diff_every = 20 / 60, 2.0, 6.0, 10.0
     if args.child:
-        child(args.seconds, args.interval, args.warmup, args.diff_every, args.data_dir)
+        child(args.seconds, args.interval, args.warmup, args.diff_every, args.data_dir,
+              trace=not args.no_tracemalloc)
         return 0
     samples: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="flightdesk-soak-") as tmp:
@@ -165,6 +195,8 @@ def main() -> int:
                "--seconds", str(args.minutes * 60), "--interval", str(args.interval),
                "--warmup", str(args.warmup), "--diff-every", str(args.diff_every),
                "--data-dir", os.path.join(tmp, "data")]
+        if args.no_tracemalloc:
+            cmd.append("--no-tracemalloc")
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:

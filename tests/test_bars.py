@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.market.bars import INTERVALS, BarBuilder, Ticker24h, interval_ns
+from flightdesk.core.market.bars import DAY_NS, INTERVALS, BarBuilder, Ticker24h, interval_ns
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.plugins.venues.binance.parse import BinanceProtocol
 from tests.fixtures.recorded import data_file
@@ -66,7 +66,7 @@ def test_bars_close_as_time_moves_and_open_bar_is_visible(trades):
 
 def test_rolling_ticker_equals_brute_force(trades):
     window = 30 * 10**9  # a 30 s window over a 6-minute recording exercises expiry
-    ticker = Ticker24h(window)
+    ticker = Ticker24h(window, resolution_ns=1)
     for i, t in enumerate(trades):
         ticker.add(t)
         if i % 997 == 0 or i == len(trades) - 1:
@@ -83,6 +83,27 @@ def test_rolling_ticker_equals_brute_force(trades):
         day.add(t)
     [stats] = day.all()
     assert stats.trades == 9757 and stats.first_ts == trades[0].ts_event
+
+
+def test_day_ticker_memory_is_bounded_by_buckets_not_trades():
+    """A desk running for days: the 24 h ticker keeps minute buckets, not every trade, and
+    its figures are those of the trades of the buckets in the window."""
+    ticker = Ticker24h()
+    step = 2 * 10**9  # a trade every 2 s for two days: 86,400 trades
+    rows = [TradeMsg("v", "S", i * step, i * step, str(i), 100.0 + (i % 500), 1.0, "buy")
+            for i in range(86_400)]
+    for t in rows:
+        ticker.add(t)
+    w = ticker._windows[("v", "S")]
+    assert len(w.buckets) <= 24 * 60 + 1
+    s = ticker.get("v", "S")
+    assert s is not None
+    first = w.buckets[0].start
+    live = [t for t in rows if t.ts_event >= first]
+    assert s.trades == len(live) and s.volume == pytest.approx(len(live))
+    assert s.open == live[0].price and s.last == rows[-1].price
+    assert (s.high, s.low) == (max(t.price for t in live), min(t.price for t in live))
+    assert rows[-1].ts_event - s.first_ts <= DAY_NS + 60 * 10**9
 
 
 @settings(max_examples=100, deadline=None)

@@ -9,6 +9,7 @@ import pytest
 
 import flightdesk
 from flightdesk.core.errors import ConfigError, PluginError
+from flightdesk.core.trading.broker import PaperBroker
 from flightdesk.core.trading.risk import RiskDecision, RiskReason
 from flightdesk.plugins import hookspecs
 from flightdesk.plugins.manager import collect, load_plugins, make_manager, plugin_versions
@@ -114,6 +115,70 @@ def test_hook_flightdesk_register_risk_rules(tmp_path):
     rejected = orders.filter(pa.compute.equal(orders["status"], "rejected"))
     assert set(rejected["symbol"].to_pylist()) == {"ETHUSDT"}
     assert all("no_eth" in r for r in rejected["reason"].to_pylist())
+
+
+class CountingPaper(PaperBroker):
+    """An executor plugin: the paper broker, counting the orders routed to it."""
+
+    DEFAULTS = {"type": "counting", "label": "x"}
+
+    def __init__(self, ctx):
+        super().__init__(ctx.broker, ctx.ids, ctx.books, ctx.position, ctx.report)
+        self.submitted = 0
+        self.started = self.stopped = False
+        self.label = ctx.config["label"]
+
+    def submit(self, state, now):
+        self.submitted += 1
+        super().submit(state, now)
+
+    async def start(self):
+        self.started = True
+
+    async def stop(self):
+        self.stopped = True
+
+    def stats(self):
+        return {"submitted": self.submitted, "label": self.label}
+
+
+class ExecutorPlugin:
+    def __init__(self):
+        self.built = []
+
+    @flightdesk.hookimpl
+    def flightdesk_register_executors(self, register):
+        def factory(ctx):
+            ex = CountingPaper(ctx)
+            self.built.append(ex)
+            return ex
+        factory.DEFAULTS = CountingPaper.DEFAULTS
+        register("counting", factory)
+
+
+def test_hook_flightdesk_register_executors(tmp_path):
+    plugin = ExecutorPlugin()
+    cfg = desk_config(tmp_path, buyer={"type": "always_buy", "venue": "sim"})
+    cfg["executors"] = {"sim": {"type": "counting", "label": "desk-a"}}
+    # a venue executor sends real orders: refused without both opt-ins, saying so
+    with pytest.raises(ConfigError, match=r"sim -> counting.*\[trading\] live = true.*--live"):
+        flightdesk.Engine(cfg, plugins=[plugin, Plugin()])
+    cfg["trading"] = {"live": True}
+    with pytest.raises(ConfigError, match="serve --live"):
+        flightdesk.Engine(cfg, plugins=[plugin, Plugin()])
+    with flightdesk.Engine(cfg, plugins=[plugin, Plugin()], live=True) as eng:
+        assert wait_for(lambda: eng.status()["trading"].get("fills", 0) > 0)
+        venue = eng.status()["venues"]["sim"]
+    [ex] = plugin.built
+    assert ex.started and ex.stopped and ex.submitted > 0
+    assert venue["executor"] == "counting" and venue["execution"]["label"] == "desk-a"
+    assert venue["rest_url"].startswith("http://127.0.0.1:")
+    bad = desk_config(tmp_path)
+    bad["executors"] = {"nowhere": {"type": "counting"}, "sim": {"type": "countin"}}
+    with pytest.raises(ConfigError) as err:
+        flightdesk.Engine(bad, plugins=[plugin])
+    assert "[executors.nowhere] names no configured venue" in str(err.value)
+    assert "type 'countin' is not registered; did you mean 'counting'" in str(err.value)
 
 
 def test_hook_flightdesk_startup(tmp_path):

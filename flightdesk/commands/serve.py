@@ -33,6 +33,10 @@ def add_parser(sub: Any) -> None:
                        help="log lines as text or one JSON object each (default: [desk])")
     serve.add_argument("--health-port", type=int,
                        help="serve HTTP /health, /ready, /metrics on this port (0: free)")
+    serve.add_argument("--live", action="store_true",
+                       help="send real orders through the venue executors of the config "
+                            "(needs [trading] live = true too); prints venue, account and "
+                            "limits before the first order")
     serve.set_defaults(func=run)
 
 
@@ -51,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("telemetry", {}).update(health=True, health_port=args.health_port)
     config = load_config(args.config, overrides=overrides)
     _telemetry(args, config)
-    desk = Desk(config, tune_process=True)  # serve owns the process: GIL interval, priorities
+    # serve owns the process: GIL interval, priorities
+    desk = Desk(config, tune_process=True, live=bool(args.live))
     code = asyncio.run(_serve(desk))
     if not desk.stopped_cleanly:  # Flight calls still open: exiting normally would wait on them
         _exit_now(code)

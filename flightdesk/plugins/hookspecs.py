@@ -51,6 +51,19 @@ def flightdesk_register_risk_rules(register: Register) -> None:
     """
 
 
+@hookspec
+def flightdesk_register_executors(register: Register) -> None:
+    """Register venue executors: ``register("binance", factory)``.
+
+    ``factory(ctx: ExecutorContext) -> Executor`` (see ``flightdesk.core.trading.executor``)
+    is built once per venue whose ``[executors.VENUE]`` table names it in ``type`` (or,
+    without a table, when ``[trading] executor`` does), after the venue has started;
+    ``factory.DEFAULTS`` are the keys that table takes. Orders reach it only after the risk
+    validator approved them; it reports every state change the venue reports. ``paper``
+    (the paper broker) is built in. Called on every plugin; the return value is ignored.
+    """
+
+
 # -- lifecycle ----------------------------------------------------------------------------
 
 

@@ -26,7 +26,8 @@ from flightdesk.plugins import hookspecs
 
 logger = logging.getLogger(__name__)
 
-KIND_NAMES = {"venues": "venue", "strategies": "strategy", "risk_rules": "risk rule"}
+KIND_NAMES = {"venues": "venue", "strategies": "strategy", "risk_rules": "risk rule",
+              "executors": "executor"}
 
 DEFAULT_PLUGINS = (
     "flightdesk.plugins.venues.builtin",
@@ -74,6 +75,7 @@ class Registry:
     venues: dict[str, Any] = field(default_factory=dict)
     strategies: dict[str, Any] = field(default_factory=dict)
     risk_rules: dict[str, Any] = field(default_factory=dict)
+    executors: dict[str, Any] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
@@ -82,7 +84,8 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     reg = Registry()
     for kind, hook in (("venues", pm.hook.flightdesk_register_venues),
                        ("strategies", pm.hook.flightdesk_register_strategies),
-                       ("risk_rules", pm.hook.flightdesk_register_risk_rules)):
+                       ("risk_rules", pm.hook.flightdesk_register_risk_rules),
+                       ("executors", pm.hook.flightdesk_register_executors)):
         for impl in hook.get_hookimpls():
             table = getattr(reg, kind)
 

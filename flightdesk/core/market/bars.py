@@ -137,22 +137,45 @@ class TickerStats:
     last_ts: int
 
 
+class _Bucket:
+    """The trades of one ``resolution_ns`` slice of time: open, high, low, last, sums."""
+
+    __slots__ = ("start", "open", "first_ts", "high", "low", "last", "last_ts", "volume",
+                 "quote_volume", "trades")
+
+    def __init__(self, start: int, ts: int, px: float) -> None:
+        self.start = start
+        self.open = self.high = self.low = self.last = px
+        self.first_ts = self.last_ts = ts
+        self.volume = self.quote_volume = 0.0
+        self.trades = 0
+
+
 class _Window:
-    __slots__ = ("trades", "highs", "lows", "volume", "quote_volume")
+    __slots__ = ("buckets", "volume", "quote_volume", "trades")
 
     def __init__(self) -> None:
-        self.trades: deque[tuple[int, float, float]] = deque()
-        self.highs: deque[tuple[int, float]] = deque()  # decreasing prices
-        self.lows: deque[tuple[int, float]] = deque()  # increasing prices
+        self.buckets: deque[_Bucket] = deque()
         self.volume = 0.0
         self.quote_volume = 0.0
+        self.trades = 0
 
 
 class Ticker24h:
-    """Rolling statistics per (venue, symbol) over the last ``window_ns`` of trades."""
+    """Rolling statistics per (venue, symbol) over the last ``window_ns`` of trades.
 
-    def __init__(self, window_ns: int = DAY_NS) -> None:
+    Trades are summed into buckets of ``resolution_ns`` (a minute by default, so a
+    symbol's day is at most 1,440 buckets however busy it is: memory stays bounded on a
+    desk that runs for days); a bucket leaves the window once its last trade is older than
+    ``window_ns``, so the window spans between ``window_ns`` and ``window_ns`` plus one
+    bucket. ``resolution_ns=1`` makes it exact (a bucket per distinct timestamp).
+    """
+
+    def __init__(self, window_ns: int = DAY_NS, resolution_ns: int = 60 * 10**9) -> None:
+        if window_ns <= 0 or resolution_ns <= 0:
+            raise ValueError("Ticker24h window_ns and resolution_ns must be positive")
         self.window_ns = window_ns
+        self.resolution_ns = resolution_ns
         self._windows: dict[tuple[str, str], _Window] = {}
 
     def add(self, t: TradeMsg) -> None:
@@ -160,37 +183,42 @@ class Ticker24h:
         if w is None:
             w = self._windows[(t.venue, t.symbol)] = _Window()
         ts, px, qty = t.ts_event, t.price, t.qty
-        w.trades.append((ts, px, qty))
+        start = ts - ts % self.resolution_ns
+        buckets = w.buckets
+        b = buckets[-1] if buckets else None
+        if b is None or start > b.start:
+            b = _Bucket(start, ts, px)
+            buckets.append(b)
+        # a trade older than the newest bucket (out of order) counts in the newest one
+        if px > b.high:
+            b.high = px
+        if px < b.low:
+            b.low = px
+        b.last, b.last_ts = px, max(b.last_ts, ts)
+        b.volume += qty
+        b.quote_volume += px * qty
+        b.trades += 1
         w.volume += qty
         w.quote_volume += px * qty
-        while w.highs and w.highs[-1][1] <= px:
-            w.highs.pop()
-        w.highs.append((ts, px))
-        while w.lows and w.lows[-1][1] >= px:
-            w.lows.pop()
-        w.lows.append((ts, px))
-        self._expire(w, ts - self.window_ns)
-
-    @staticmethod
-    def _expire(w: _Window, cutoff: int) -> None:
-        trades = w.trades
-        while trades and trades[0][0] <= cutoff:
-            _, px, qty = trades.popleft()
-            w.volume -= qty
-            w.quote_volume -= px * qty
-        while w.highs[0][0] <= cutoff:
-            w.highs.popleft()
-        while w.lows[0][0] <= cutoff:
-            w.lows.popleft()
+        w.trades += 1
+        cutoff = ts - self.window_ns
+        while buckets[0].last_ts <= cutoff:
+            old = buckets.popleft()
+            w.volume -= old.volume
+            w.quote_volume -= old.quote_volume
+            w.trades -= old.trades
 
     def get(self, venue: str, symbol: str) -> TickerStats | None:
         w = self._windows.get((venue, symbol))
-        if w is None or not w.trades:
+        if w is None or not w.buckets:
             return None
-        first, last = w.trades[0], w.trades[-1]
-        return TickerStats(venue, symbol, first[1], w.highs[0][1], w.lows[0][1], last[1],
-                           w.volume, w.quote_volume, len(w.trades),
-                           (last[1] - first[1]) / first[1] * 100.0, first[0], last[0])
+        first, last = w.buckets[0], w.buckets[-1]
+        high = max(b.high for b in w.buckets)
+        low = min(b.low for b in w.buckets)
+        return TickerStats(venue, symbol, first.open, high, low, last.last,
+                           w.volume, w.quote_volume, w.trades,
+                           (last.last - first.open) / first.open * 100.0, first.first_ts,
+                           last.last_ts)
 
     def all(self) -> list[TickerStats]:
         out = [self.get(v, s) for v, s in sorted(self._windows)]

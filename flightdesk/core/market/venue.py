@@ -140,12 +140,19 @@ class Venue:
     """A configured venue: its name, protocol and feed, and the symbols it carries."""
 
     def __init__(self, name: str, protocol: VenueProtocol, feed: Feed | None,
-                 symbols: list[str], on_close: Callable[[], None] | None = None) -> None:
+                 symbols: list[str], on_close: Callable[[], None] | None = None,
+                 info: dict[str, Any] | None = None) -> None:
         self.name = name
         self.protocol = protocol
         self.feed = feed
         self.symbols = symbols
         self.on_close = on_close
+        #: what executors and ``status`` need to know: ``rest_url``, ``ws_url`` (the
+        #: market-data connection), and for a simulator its own order-API settings
+        self.info: dict[str, Any] = dict(info or {})
+        if feed is not None:
+            self.info.setdefault("ws_url", getattr(feed, "url", ""))
+            self.info.setdefault("rest_url", getattr(feed, "rest_url", ""))
 
     def close(self) -> None:
         """Release what the venue holds (a simulator thread, say); called at shutdown."""

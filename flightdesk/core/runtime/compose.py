@@ -28,6 +28,7 @@ from flightdesk.core.runtime.flush import FlushPolicy
 from flightdesk.core.runtime.store_gate import StoreGate
 from flightdesk.core.storage.store import Store
 from flightdesk.core.trading.broker import PaperBroker
+from flightdesk.core.trading.executor import PAPER, Executor
 from flightdesk.core.trading.orders import IdMaker
 from flightdesk.core.trading.portfolio import Portfolio
 from flightdesk.core.trading.risk import RiskValidator
@@ -60,9 +61,12 @@ class Runtime:
     strategies: list[Strategy]
     #: the checked ``[venues.NAME]`` tables; venues are built when the desk starts
     venue_tables: dict[str, dict[str, Any]]
+    #: venue -> its checked ``[executors.VENUE]`` table, for venues that do not use the
+    #: paper broker (built once their venue has started: ``Desk.start_executors``)
+    executor_tables: dict[str, dict[str, Any]]
 
     @property
-    def broker(self) -> PaperBroker:
+    def broker(self) -> Executor:
         return self.trader.broker
 
     def build_venues(self) -> list[Venue]:
@@ -72,8 +76,10 @@ class Runtime:
 
 
 def build_runtime(config: Config, plugins: Sequence[object] = (), clock: Clock | None = None,
-                  run_id: str = "", replay_steps: int = 0) -> Runtime:
-    """Wire a desk from ``config``; ``replay_steps`` > 0 for a replay's flush policy."""
+                  run_id: str = "", replay_steps: int = 0, live: bool = False) -> Runtime:
+    """Wire a desk from ``config``; ``replay_steps`` > 0 for a replay's flush policy (a
+    replay always uses the paper broker); ``live`` is ``serve --live``: venue executors
+    need it and ``[trading] live = true``."""
     clock = clock or time.time_ns
     pm = make_manager()
     for plugin in plugins:  # objects with @hookimpl functions, e.g. from a notebook
@@ -89,17 +95,56 @@ def build_runtime(config: Config, plugins: Sequence[object] = (), clock: Clock |
     bus = Bus(int(flight["subscriber_buffer"]))
     store = Store(store_target, config["store"])
     risk = RiskValidator(config["risk"], registry.risk_rules)
-    trader = Trader(risk, PaperBroker.factory(config["broker"], ids), portfolio, ids,
-                    books.synced, clock)
+    venue_tables, strategy_tables = _plugin_tables(registry, config)
+    executor_tables = {} if replay_steps else executor_plan(registry, config, venue_tables,
+                                                            live)
+    broker = PaperBroker.routed if executor_tables else PaperBroker.factory
+    trader = Trader(risk, broker(config["broker"], ids), portfolio, ids, books.synced, clock)
     gate = StoreGate(store, trader, backlog=replay_steps == 0)
     engine = EngineCore(books, bus, trader, store, depth_levels=int(desk["depth_levels"]),
                         policy=FlushPolicy(int(desk["max_batch_rows"]), replay_steps),
                         book_snapshot_s=float(flight["book_snapshot_s"]), gate=gate)
-    venue_tables, strategy_tables = _plugin_tables(registry, config)
     strategies = [registry.strategies[cfg["type"]](name, cfg)
                   for name, cfg in strategy_tables.items()]
     return Runtime(config, clock, ids, pm, registry, bus, store, store_target, portfolio,
-                   risk, trader, engine, gate, strategies, venue_tables)
+                   risk, trader, engine, gate, strategies, venue_tables, executor_tables)
+
+
+def executor_plan(registry: Registry, config: Config, venues: dict[str, dict[str, Any]],
+                  live: bool) -> dict[str, dict[str, Any]]:
+    """venue -> checked ``[executors.VENUE]`` table (over its factory's ``DEFAULTS``) for
+    every venue whose executor is not ``paper``; all problems at once. Venue executors
+    send real orders: they need ``[trading] live = true`` and ``live`` (``serve --live``)."""
+    problems: list[ConfigError] = []
+    plan: dict[str, dict[str, Any]] = {}
+    tables: dict[str, dict[str, Any]] = config["executors"]
+    for name in tables:
+        if name not in venues:
+            problems.append(ConfigError(
+                f"[executors.{name}] names no configured venue (venues: "
+                f"{', '.join(sorted(venues))})", key=f"executors.{name}"))
+    for venue in venues:
+        table = dict(tables.get(venue) or {"type": config["trading"]["executor"]})
+        kind = table.get("type", venue)
+        if kind == PAPER:
+            if len(table) > 1:
+                problems.append(ConfigError(
+                    f"[executors.{venue}] type 'paper' takes no other keys (the paper broker "
+                    "is set in [broker])", key=f"executors.{venue}"))
+            continue
+        try:
+            plan[venue] = plugin_table(registry, "executors", venue, table)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if plan and not (live and config["trading"]["live"]):
+        which = ", ".join(f"{v} -> {t['type']}" for v, t in plan.items())
+        problems.append(ConfigError(
+            f"venue executors send real orders ({which}): that needs both "
+            "[trading] live = true and `flightdesk serve --live` (or use executor 'paper')",
+            key="trading.live"))
+    if problems:
+        raise ConfigError.collect(problems)
+    return plan
 
 
 def _plugin_tables(registry: Registry, config: Config

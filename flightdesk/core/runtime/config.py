@@ -37,8 +37,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 ENV_PREFIX = "FLIGHTDESK_"
 
 #: Every key of every section with its default, built from the model in ``config_spec``
-#: (``[venues.NAME]`` and ``[strategies.NAME]`` tables take their plugin's ``DEFAULTS``).
-DEFAULTS: dict[str, Any] = {"desk": {}, "venues": {}, "strategies": {}}
+#: (``[venues.NAME]``, ``[strategies.NAME]`` and ``[executors.VENUE]`` tables take their
+#: plugin's ``DEFAULTS``).
+DEFAULTS: dict[str, Any] = {"desk": {}, "venues": {}, "strategies": {}, "executors": {}}
 DEFAULTS.update({section: {name: copy.deepcopy(key.default) for name, key in keys.items()}
                  for section, keys in SPEC.items()})
 
@@ -46,7 +47,7 @@ DEFAULTS.update({section: {name: copy.deepcopy(key.default) for name, key in key
 EMBEDDED_VENUES: dict[str, Any] = {"sim": {"type": "sim"}}
 EMBEDDED_STRATEGIES: dict[str, Any] = {"threshold": {"type": "threshold", "venue": "sim"}}
 
-_OPEN_SECTIONS = ("venues", "strategies")
+_OPEN_SECTIONS = ("venues", "strategies", "executors")
 
 
 class Config(Mapping[str, Any]):

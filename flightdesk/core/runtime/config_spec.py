@@ -173,6 +173,16 @@ SPEC: dict[str, dict[str, Key]] = {
         "loss_action": Key("reducing", "the mode a loss limit moves the desk to",
                            choices=("reducing", "halted")),
     },
+    "trading": {
+        # the executor of every venue without an [executors.VENUE] table: "paper" (the
+        # paper broker) or a registered venue executor
+        "executor": Key("paper", "executor of venues without [executors.VENUE]"),
+        # sending real orders needs this and `serve --live`; without both a desk whose
+        # venues have a non-paper executor refuses to start
+        "live": Key(False, "allow venue executors (with serve --live)"),
+        "kill_wait_s": Key(5.0, "kill: longest wait for the venues to confirm cancels",
+                           ge=0, le=60),
+    },
     "broker": {
         "taker_fee_bps": Key(7.5, "taker fee (negative: a rebate)"),
         "maker_fee_bps": Key(2.0, "maker fee (negative: a rebate)"),

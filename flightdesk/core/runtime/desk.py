@@ -29,6 +29,7 @@ from flightdesk.core.runtime.bus import Bus, Subscriber
 from flightdesk.core.runtime.compose import Runtime, build_runtime
 from flightdesk.core.runtime.config import Config, load_config
 from flightdesk.core.runtime.engine import EngineCore
+from flightdesk.core.runtime.executors import VenueExecutors
 from flightdesk.core.runtime.live import LiveInput
 from flightdesk.core.runtime.priority import (
     below_engine,
@@ -60,11 +61,13 @@ class Desk:
 
     def __init__(self, config: Config | None = None,
                  plugins: Sequence[object] = (), clock: Callable[[], int] | None = None,
-                 run_id: str = "", replay_steps: int = 0, tune_process: bool = False) -> None:
+                 run_id: str = "", replay_steps: int = 0, tune_process: bool = False,
+                 live: bool = False) -> None:
         self.rt: Runtime = build_runtime(config or load_config(), plugins, clock, run_id,
-                                         replay_steps)
+                                         replay_steps, live)
+        self.executors = VenueExecutors(self.rt, self.data_dir)
         self.feed_tasks = FeedSupervisor()  # restarts a feed task that died
-        self.state = DeskState(self.rt, time.time_ns(), self.feed_tasks)
+        self.state = DeskState(self.rt, time.time_ns(), self.feed_tasks, self.executors)
         #: set process-wide tuning (GIL switch interval, nice, SCHED_FIFO) while running:
         #: ``flightdesk serve`` does; an embedded desk leaves its process alone
         self.tune_process = tune_process
@@ -151,6 +154,8 @@ class Desk:
             venues = self.rt.build_venues()
             for venue in venues:
                 self.core.add_venue(venue)
+            # before any strategy: reconciled with the venues, nothing sent blind
+            await self.executors.start(venues)
             self.start_strategies()
             self.rt.pm.hook.flightdesk_startup(desk=self)
             run_niced(nice, self._start_services)
@@ -249,6 +254,7 @@ class Desk:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.core.flush()
         plugins_stopped = self._stop_plugins(_left(deadline) / 2)
+        await self.executors.stop(_left(deadline) / 4)
         for venue in venues:
             venue.close()
         if self.live is not None:
@@ -371,7 +377,12 @@ class Desk:
         self.core.book_rows.request_snapshots()
 
     def kill(self, on: bool = True) -> dict[str, Any]:
-        return self.call(lambda: self.state.kill(on))
+        """The kill switch; on a desk with venue executors, ``on`` also waits (up to
+        ``[trading] kill_wait_s``) for the venues to confirm the cancels."""
+        out = self.call(lambda: self.state.kill(on))
+        if on and self.rt.executor_tables:
+            out.update(self.executors.await_cancels(self.call, self.loop))
+        return out
 
     def cancel_all(self) -> dict[str, Any]:
         return self.call(self.state.cancel_all)

@@ -31,11 +31,12 @@ class Engine:
     ``tune_process=True`` applies ``[desk] switch_interval_us``, ``service_nice`` and
     ``engine_priority`` (process-wide; the priority goes to the engine's background thread)
     as ``flightdesk serve`` does, until :meth:`stop`; by default the process is left alone.
+    ``live=True`` is ``serve --live``: venue executors may send real orders.
     """
 
     def __init__(self, config: Config | str | os.PathLike[str] | Mapping[str, Any] | None = None,
                  start_timeout: float = 30.0, plugins: Sequence[object] = (),
-                 tune_process: bool = False) -> None:
+                 tune_process: bool = False, live: bool = False) -> None:
         if isinstance(config, Config):
             self.config = config
         elif isinstance(config, str | os.PathLike):
@@ -43,7 +44,7 @@ class Engine:
         else:
             self.config = load_config(overrides=config)
         self.start_timeout = start_timeout
-        self.desk = Desk(self.config, plugins=plugins, tune_process=tune_process)
+        self.desk = Desk(self.config, plugins=plugins, tune_process=tune_process, live=live)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 

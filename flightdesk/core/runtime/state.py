@@ -18,6 +18,7 @@ import pyarrow as pa
 from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.market.book import L2Book
+from flightdesk.core.runtime.executors import VenueExecutors
 from flightdesk.core.runtime.redact import redact_config
 from flightdesk.core.trading.orders import order_row
 
@@ -31,8 +32,10 @@ class DeskState:
     """Status, control and snapshots over a :class:`Runtime` (engine thread only; the desk
     calls these through its ``call``)."""
 
-    def __init__(self, rt: Runtime, started_ns: int, feed_tasks: FeedSupervisor) -> None:
+    def __init__(self, rt: Runtime, started_ns: int, feed_tasks: FeedSupervisor,
+                 executors: VenueExecutors | None = None) -> None:
         self.rt = rt
+        self.executors = executors or VenueExecutors(rt, rt.config.data_dir)
         self.feed_tasks = feed_tasks
         self.started_ns = started_ns
         self.recovered_fills = 0
@@ -64,7 +67,8 @@ class DeskState:
                        "task": self.feed_tasks.state(name),
                        "parser": {"frames": v.protocol.stats.frames,
                                   "errors": v.protocol.stats.errors,
-                                  "last_error": v.protocol.stats.last_error}}
+                                  "last_error": v.protocol.stats.last_error},
+                       **self.executors.describe(v)}
                 for name, v in core.venues.items()},
             "books": {f"{v}:{s}": _book_summary(b) for (v, s), b in core.books.books.items()},
             "strategies": [slot.stats() for slot in core.slots],

@@ -29,6 +29,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.trading import matching
+from flightdesk.core.trading.executor import Executor, ExecutorRouter, exposure_of
 from flightdesk.core.trading.latency import LatencyModel
 from flightdesk.core.trading.orders import (
     EPS,
@@ -48,9 +49,10 @@ Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]
 Report = Callable[[OrderState, OrderStatus, str, list[Fill], int], None]
 PositionLookup = Callable[[str, str], float]
-#: ``factory(books, position, report)``: how the trader builds its broker, handing it the
-#: book and position lookups and where to report order states and fills
-BrokerFactory = Callable[[BookLookup, PositionLookup, Report], "PaperBroker"]
+#: ``factory(books, position, report)``: how the trader builds its executor (the paper
+#: broker, or a router over venue executors), handing it the book and position lookups
+#: and where to report order states and fills
+BrokerFactory = Callable[[BookLookup, PositionLookup, Report], Executor]
 _ARRIVE, _CANCEL = 0, 1
 
 
@@ -101,6 +103,13 @@ class PaperBroker:
         construction, never assigned to afterwards."""
         return lambda books, position, report: cls(config, ids, books, position, report)
 
+    @classmethod
+    def routed(cls, config: Mapping[str, Any], ids: IdMaker) -> BrokerFactory:
+        """Like :meth:`factory`, but the trader gets an :class:`ExecutorRouter` with this
+        broker as its default (venue executors are attached when their venues start)."""
+        return lambda books, position, report: ExecutorRouter(
+            cls(config, ids, books, position, report))
+
     # -- entry and cancel ------------------------------------------------------------
     def execute(self, order: Order, book: L2Book, ts: int) -> list[Fill]:
         """Take liquidity for ``order`` from ``book`` now (no state, no latency)."""
@@ -150,19 +159,7 @@ class PaperBroker:
 
     def exposure(self, key: Key) -> tuple[float, float, float, float]:
         """(open buy qty, open sell qty, own best bid, own best ask) for an instrument."""
-        buy = sell = 0.0
-        bid, ask = -math.inf, math.inf
-        for state in self.by_key.get(key, {}).values():
-            order = state.order
-            if order.side is Side.BUY:
-                buy += state.remaining
-                if state.resting and order.has_limit and order.limit_px > bid:
-                    bid = order.limit_px
-            else:
-                sell += state.remaining
-                if state.resting and order.has_limit and order.limit_px < ask:
-                    ask = order.limit_px
-        return buy, sell, bid, ask
+        return exposure_of(self.by_key.get(key, {}).values())
 
     @property
     def has_pending(self) -> bool:

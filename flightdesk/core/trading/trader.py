@@ -28,7 +28,8 @@ from flightdesk.core.market.batcher import RowBuffer
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.runtime import telemetry
-from flightdesk.core.trading.broker import BrokerFactory, PaperBroker
+from flightdesk.core.trading.broker import BrokerFactory
+from flightdesk.core.trading.executor import Executor
 from flightdesk.core.trading.markouts import Markout, Markouts
 from flightdesk.core.trading.orders import (
     Fill,
@@ -69,7 +70,8 @@ class Trader:
         self.ids = ids
         self.books = books
         self.clock = clock
-        self.broker: PaperBroker = broker(books, portfolio.qty, self._report)
+        #: the paper broker, or an ExecutorRouter over venue executors (core.executor)
+        self.broker: Executor = broker(books, portfolio.qty, self.report)
         self.orders = RowBuffer("orders")
         self.fills = RowBuffer("fills")
         self.positions = RowBuffer("positions")
@@ -322,7 +324,7 @@ class Trader:
         self.event("risk_rejection", order.venue, order.symbol,
                    f"{order.order_id} {order.side.value} {order.qty:g}: {decision.describe()}")
 
-    def _report(self, state: OrderState, status: OrderStatus, reason: str,
+    def report(self, state: OrderState, status: OrderStatus, reason: str,
                 fills: list[Fill], now: int) -> None:
         if fills:
             for fill in fills:

@@ -24,3 +24,12 @@ def flightdesk_register_venues(register: Any) -> None:
     register("coinbase", make_coinbase)
     register("mexc", make_mexc)
     register("alpaca", make_alpaca)
+
+
+@hookimpl
+def flightdesk_register_executors(register: Any) -> None:
+    from flightdesk.plugins.venues.alpaca.executor import make_executor as alpaca_executor
+    from flightdesk.plugins.venues.binance.executor import make_executor as binance_executor
+
+    register("binance", binance_executor)
+    register("alpaca", alpaca_executor)

@@ -1,0 +1,496 @@
+"""The base of live venue executors: order state driven by the venue's own updates.
+
+A subclass speaks one venue's order API (:meth:`place`, :meth:`cancel_at_venue`,
+:meth:`query`, :meth:`trades_of`, :meth:`open_at_venue`) and its user stream, and turns
+what the venue says into :class:`VenueUpdate` values with :meth:`deliver` (from any
+thread). This class does the rest, the same for every venue:
+
+* **Persisted before sending.** ``submit`` appends the order to the executor's journal
+  (``<data_dir>/executors/<venue>.jsonl``, flushed — and fsync'd unless
+  ``journal_fsync = false`` — before the request leaves), so a desk killed at any point
+  knows every order it may have sent. Client order ids are the desk's order ids, unique per
+  run (``IdMaker``) and so across restarts.
+* **Driven by the venue.** ``submit`` only queues the request for the I/O task; acks,
+  fills, cancels, rejections and expiries are applied by :meth:`poll` on the engine thread
+  in the order the venue reported them. A fill is applied once per venue trade id however
+  often it is reported (user stream, REST answer, reconciliation); its ``fill_id`` is
+  ``<order id>-t<trade id>``, so a restart can tell which fills the store already has.
+* **No answer is not an answer.** A request that failed after it may have reached the
+  venue (timeout, reset) is resolved by asking the venue for the client order id; an order
+  the venue never got is rejected (``venue never received the order``).
+* **Reconciliation** (:meth:`reconcile`) after a start and after every user-stream
+  reconnect: for each order the journal holds open, ask the venue for its state and trades,
+  apply what was missed, and record each correction as an ``events`` row
+  (``kind = "reconcile"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import queue
+from collections import deque
+from collections.abc import Coroutine, Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import TradeMsg
+from flightdesk.core.trading.executor import ExecutorContext, Key, exposure_of
+from flightdesk.core.trading.orders import (
+    EPS,
+    Fill,
+    Liquidity,
+    Order,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+
+logger = logging.getLogger(__name__)
+
+#: how many closed orders' trade ids are remembered to drop late duplicates
+_CLOSED_MEMORY = 10_000
+_RANK = {OrderStatus.NEW: 0, OrderStatus.ACCEPTED: 1, OrderStatus.TRIGGERED: 1,
+         OrderStatus.PARTIALLY_FILLED: 2}
+
+
+class VenueUpdate(NamedTuple):
+    """One thing the venue said about an order (from its stream or a REST answer)."""
+
+    order_id: str  # the client order id (the desk's order id)
+    status: OrderStatus  # the order's status after this update, as the venue says
+    ts: int = 0  # venue time, ns (0: unknown)
+    venue_order_id: str = ""
+    fill_qty: float = 0.0  # this execution's quantity (0: no execution)
+    fill_px: float = math.nan
+    fee: float = 0.0  # in quote currency (converted by the subclass when it can)
+    trade_id: str = ""  # the venue's trade id of this execution
+    liquidity: Liquidity = Liquidity.TAKER
+    reason: str = ""
+    source: str = "stream"  # stream | rest | reconcile
+
+
+class VenueError(Exception):
+    """The venue refused a request and said why (``code`` is the venue's own)."""
+
+    def __init__(self, message: str, code: Any = None, retry_after: float | None = None,
+                 status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+        self.status = status
+
+
+class OrderUnknown(Exception):
+    """The venue has no order with this client order id."""
+
+
+class Journal:
+    """Append-only JSON lines of orders sent and orders finished (see the module doc)."""
+
+    def __init__(self, path: Path, fsync: bool = True) -> None:
+        self.path = path
+        self.fsync = fsync
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.open_orders = self._load()
+        self._rewrite()
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if not self.path.exists():
+            return out
+        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                rec = json.loads(line)
+                if rec["op"] == "new":
+                    out[rec["order"]["order_id"]] = rec["order"]
+                elif rec["op"] == "final":
+                    out.pop(rec["order_id"], None)
+            except (ValueError, KeyError, TypeError):
+                # a torn last line from a kill mid-write: nothing was sent for it
+                logger.warning("executor journal %s line %d unreadable, skipped", self.path, n)
+        return out
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for order in self.open_orders.values():
+                fh.write(json.dumps({"op": "new", "order": order}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def new(self, order: Order) -> None:
+        rec = order_record(order)
+        self.open_orders[order.order_id] = rec
+        self._write({"op": "new", "order": rec}, sync=True)
+
+    def final(self, order_id: str, status: str) -> None:
+        if self.open_orders.pop(order_id, None) is not None:
+            self._write({"op": "final", "order_id": order_id, "status": status}, sync=False)
+
+    def _write(self, rec: dict[str, Any], sync: bool) -> None:
+        self._fh.write(json.dumps(rec) + "\n")
+        self._fh.flush()
+        if sync and self.fsync:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def order_record(order: Order) -> dict[str, Any]:
+    rec = order._asdict()
+    for k, v in rec.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            rec[k] = None
+        elif hasattr(v, "value"):
+            rec[k] = v.value
+    return rec
+
+
+def order_from_record(rec: dict[str, Any]) -> Order:
+    def num(v: Any) -> float:
+        return math.nan if v is None else float(v)
+
+    return Order(rec["order_id"], int(rec["ts"]), rec["strategy"], rec["venue"],
+                 rec["symbol"], Side(rec["side"]), OrderType(rec["order_type"]),
+                 float(rec["qty"]), num(rec["limit_px"]), int(rec.get("ts_origin") or 0),
+                 num(rec.get("stop_px")), TimeInForce(rec.get("tif", "gtc")),
+                 bool(rec.get("post_only")), bool(rec.get("reduce_only")))
+
+
+class VenueExecutor:
+    """Base of the executors that send orders to a venue (see the module docstring).
+
+    ``DEFAULTS`` are the ``[executors.VENUE]`` keys every venue executor takes;
+    subclasses extend them.
+    """
+
+    DEFAULTS: dict[str, Any] = {
+        "type": "", "rest_url": "", "ws_url": "", "key_env": "", "secret_env": "",
+        "key_file": "", "timeout_s": 10.0, "journal_fsync": True, "query_attempts": 5,
+    }
+    name = "venue"
+
+    def __init__(self, ctx: ExecutorContext) -> None:
+        self.ctx = ctx
+        self.venue = ctx.venue
+        self.config = ctx.config
+        self.orders: dict[str, OrderState] = {}
+        self.by_key: dict[Key, dict[str, OrderState]] = {}
+        self.counters: dict[str, int] = {}
+        self.journal = Journal(ctx.data_dir / "executors" / f"{ctx.venue}.jsonl",
+                               bool(ctx.config.get("journal_fsync", True)))
+        self._inbox: queue.SimpleQueue[VenueUpdate] = queue.SimpleQueue()
+        self._trades: dict[str, set[str]] = {}  # order id -> venue trade ids applied
+        self._closed: deque[str] = deque()
+        self._venue_ids: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- what a venue provides -----------------------------------------------------------
+    async def place(self, order: Order) -> list[VenueUpdate]:
+        """Send ``order`` (client order id ``order.order_id``); the venue's answer as
+        updates. Raise :class:`VenueError` when the venue refuses it, ``HttpFailure`` when
+        there was no answer."""
+        raise NotImplementedError
+
+    async def cancel_at_venue(self, order: Order) -> list[VenueUpdate]:
+        raise NotImplementedError
+
+    async def query(self, order: Order) -> VenueUpdate:
+        """The order's state at the venue (fill fields unset); raise :class:`OrderUnknown`
+        when the venue has no such client order id."""
+        raise NotImplementedError
+
+    async def trades_of(self, order: Order) -> list[VenueUpdate]:
+        """Every execution of ``order`` at the venue (for reconciliation)."""
+        raise NotImplementedError
+
+    async def open_at_venue(self) -> list[str]:
+        """Client order ids of the orders open at the venue (to find strays)."""
+        return []
+
+    async def connect(self) -> None:
+        """Start the user stream (call :meth:`stream_restarted` after each reconnect)."""
+
+    async def disconnect(self) -> None:
+        """Stop the user stream and close connections."""
+
+    def describe(self) -> dict[str, Any]:
+        """For ``status``: executor name, URLs (never keys)."""
+        return {"executor": self.name}
+
+    # -- lifecycle (on the desk's event loop) --------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.connect()
+        await self.reconcile(adopt=True)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
+        await self.disconnect()
+        self.journal.close()
+
+    def stream_restarted(self) -> None:
+        """The user stream reconnected: what it missed meanwhile is asked for."""
+        self._count("stream_reconnects")
+        self._spawn(self.reconcile(adopt=False))
+
+    # -- the Executor interface (engine thread) ------------------------------------------
+    def submit(self, state: OrderState, now: int) -> None:
+        order = state.order
+        self.orders[order.order_id] = state
+        self.by_key.setdefault(order.key, {})[order.order_id] = state
+        self._trades[order.order_id] = set()
+        self.journal.new(order)  # persisted before it is sent
+        self._count("submitted")
+        self._spawn(self._send(order))
+
+    def cancel(self, order_id: str, now: int, reason: str = "cancelled by request") -> bool:
+        state = self.orders.get(order_id)
+        if state is None or state.cancel_requested:
+            return False
+        state.cancel_requested = True
+        self._spawn(self._cancel(state.order))
+        return True
+
+    def cancel_all(self, reason: str, key: Key | None = None, now: int | None = None) -> int:
+        states = list(self.orders.values()) if key is None else list(
+            self.by_key.get(key, {}).values())
+        return sum(self.cancel(s.order.order_id, now or 0, reason) for s in states)
+
+    def open_orders(self) -> list[OrderState]:
+        return list(self.orders.values())
+
+    def exposure(self, key: Key) -> tuple[float, float, float, float]:
+        return exposure_of(self.by_key.get(key, {}).values())
+
+    @property
+    def has_pending(self) -> bool:
+        return not self._inbox.empty()
+
+    def poll(self, now: int) -> None:
+        while True:
+            try:
+                update = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(update, now)
+
+    def on_book(self, key: Key, book: L2Book, now: int) -> None:
+        return None
+
+    def on_trade(self, trade: TradeMsg, now: int) -> None:
+        return None
+
+    # -- updates ---------------------------------------------------------------------------
+    def deliver(self, updates: Iterable[VenueUpdate]) -> None:
+        """Hand venue updates to the engine (thread-safe; applied at the next poll)."""
+        for u in updates:
+            self._inbox.put(u)
+        self.ctx.wake()
+
+    def _apply(self, u: VenueUpdate, now: int) -> None:
+        state = self.orders.get(u.order_id)
+        if state is None:
+            if u.order_id not in self._trades:
+                self._count("updates_unknown_order")
+            return  # a late duplicate of a closed order, or not ours
+        if u.venue_order_id:
+            self._venue_ids[u.order_id] = u.venue_order_id
+        order = state.order
+        fills: list[Fill] = []
+        seen = self._trades[u.order_id]
+        if u.fill_qty > EPS and u.trade_id not in seen:
+            seen.add(u.trade_id)
+            qty = min(u.fill_qty, order.qty - state.filled) if order.qty > state.filled \
+                else u.fill_qty
+            state.filled += qty
+            fills.append(Fill(f"{order.order_id}-t{u.trade_id}", order.order_id,
+                              u.ts or now, order.venue, order.symbol, order.side,
+                              u.fill_px, qty, u.fee, u.liquidity, order.strategy))
+            self._count("fills")
+            if u.source == "reconcile":
+                self.ctx.event("reconcile", order.venue, order.symbol,
+                               f"{order.order_id}: missed fill {qty:g} @ {u.fill_px:g} "
+                               f"(trade {u.trade_id}) applied")
+        elif u.fill_qty > EPS:
+            self._count("duplicate_fills")
+        status = u.status
+        if status.is_final:
+            if (status is OrderStatus.FILLED and state.filled < order.qty - 1e-9
+                    and u.source != "final"):
+                # the venue says filled but not every execution reached us yet: ask for
+                # them, then finish (``final``: whatever they were)
+                if fills:
+                    self.ctx.report(state, OrderStatus.PARTIALLY_FILLED, "", fills, now)
+                self._spawn(self._fetch_trades(order, then=u._replace(fill_qty=0.0,
+                                                                      source="final")))
+                return
+            self._finish(state, status, u.reason or f"{status.value} by {self.venue}", fills,
+                         now)
+            return
+        if status is OrderStatus.PARTIALLY_FILLED and not fills:
+            status = state.status if state.status is not OrderStatus.NEW \
+                else OrderStatus.ACCEPTED
+            if status is state.status:
+                return
+        if fills or _RANK.get(status, 0) > _RANK.get(state.status, 0):
+            state.status = status
+            self.ctx.report(state, status, u.reason, fills, now)
+
+    def _finish(self, state: OrderState, status: OrderStatus, reason: str,
+                fills: list[Fill], now: int) -> None:
+        order = state.order
+        state.status = status
+        self.orders.pop(order.order_id, None)
+        per_key = self.by_key.get(order.key)
+        if per_key is not None:
+            per_key.pop(order.order_id, None)
+            if not per_key:
+                del self.by_key[order.key]
+        self.journal.final(order.order_id, status.value)
+        self._closed.append(order.order_id)
+        while len(self._closed) > _CLOSED_MEMORY:
+            self._trades.pop(self._closed.popleft(), None)
+        self._count(f"final_{status.value}")
+        self.ctx.report(state, status, reason, fills, now)
+
+    # -- I/O (event loop) -----------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError(f"executor for {self.venue} used before it started")
+
+        def start() -> None:
+            task = loop.create_task(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            start()
+        else:
+            loop.call_soon_threadsafe(start)
+
+    async def _send(self, order: Order) -> None:
+        from flightdesk.plugins.venues._http import HttpFailure
+
+        try:
+            self.deliver(await self.place(order))
+        except VenueError as exc:
+            self._count("venue_rejections")
+            self.deliver([VenueUpdate(order.order_id, OrderStatus.REJECTED,
+                                      reason=f"{self.venue}: {exc}", source="rest")])
+        except HttpFailure as exc:
+            self._count("no_answer")
+            logger.warning("%s: no answer to order %s (%s); asking the venue", self.venue,
+                           order.order_id, exc)
+            await self._resolve(order)
+        except Exception as exc:  # the order is not lost: ask the venue
+            logger.exception("%s: order %s failed", self.venue, order.order_id)
+            self._count("send_errors")
+            del exc
+            await self._resolve(order)
+
+    async def _resolve(self, order: Order) -> None:
+        """After a request with no answer: the venue's word on the client order id."""
+        attempts = int(self.config.get("query_attempts", 5))
+        for attempt in range(attempts):
+            try:
+                update = await self.query(order)
+            except OrderUnknown:
+                self.deliver([VenueUpdate(order.order_id, OrderStatus.REJECTED,
+                                          reason="venue never received the order",
+                                          source="reconcile")])
+                self.ctx.event("reconcile", order.venue, order.symbol,
+                               f"{order.order_id}: the venue never received it; rejected")
+                return
+            except Exception as exc:
+                logger.warning("%s: query of %s failed (%s), attempt %d", self.venue,
+                               order.order_id, exc, attempt + 1)
+                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
+                continue
+            # executions first, so a final status finds them applied
+            await self._fetch_trades(order, then=update._replace(fill_qty=0.0,
+                                                                 source="final"))
+            return
+        self._count("unresolved")
+        logger.error("%s: order %s unresolved after %d queries; reconciliation will retry",
+                     self.venue, order.order_id, attempts)
+
+    async def _fetch_trades(self, order: Order, then: VenueUpdate | None = None) -> None:
+        """Deliver every execution of ``order`` the venue has, then ``then``."""
+        try:
+            self.deliver(u._replace(source="reconcile") for u in await self.trades_of(order))
+        except Exception as exc:
+            logger.warning("%s: trades of %s unavailable (%s)", self.venue, order.order_id,
+                           exc)
+        if then is not None:
+            self.deliver([then])
+
+    async def _cancel(self, order: Order) -> None:
+        try:
+            self.deliver(await self.cancel_at_venue(order))
+        except VenueError as exc:
+            self._count("cancel_rejections")
+            logger.warning("%s: cancel of %s refused: %s", self.venue, order.order_id, exc)
+            state = self.orders.get(order.order_id)
+            if state is not None:
+                state.cancel_requested = False
+            await self._resolve(order)
+        except Exception as exc:
+            logger.warning("%s: cancel of %s got no answer (%s)", self.venue, order.order_id,
+                           exc)
+            await self._resolve(order)
+
+    async def reconcile(self, adopt: bool) -> None:
+        """Ask the venue about every order the journal holds open (``adopt``: also those
+        of an earlier run, taken back into ``orders``); apply what was missed."""
+        if adopt:
+            self._adopt()
+        for order_id in list(self.journal.open_orders):
+            state = self.orders.get(order_id)
+            if state is not None:
+                await self._resolve(state.order)
+
+    def _adopt(self) -> None:
+        """Orders of an earlier run still open in the journal become open orders again,
+        with the fills the store already has (so reconciliation adds only the rest)."""
+        for order_id, rec in self.journal.open_orders.items():
+            if order_id in self.orders:
+                continue
+            order = order_from_record(rec)
+            state = OrderState(order, OrderStatus.ACCEPTED)
+            known = self.ctx.stored_fills(order_id)
+            self._trades[order_id] = {fid.rsplit("-t", 1)[-1] for fid, _ in known}
+            state.filled = sum(q for _, q in known)
+            self.orders[order_id] = state
+            self.by_key.setdefault(order.key, {})[order_id] = state
+            self._count("adopted")
+            self.ctx.event("reconcile", order.venue, order.symbol,
+                           f"{order_id}: open at the last stop, {state.filled:g} filled; "
+                           "asking the venue")
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.describe(), "open_orders": len(self.orders), **self.counters}

@@ -1,0 +1,375 @@
+"""The Binance spot executor: signed REST orders and the user data stream.
+
+As Binance documents its spot API:
+
+* SIGNED requests carry ``timestamp`` (ms, corrected by the offset to the server's clock,
+  measured at start and again after a ``-1021``) and ``recvWindow``, and ``signature`` =
+  HMAC-SHA256 of the query string with the API secret; the key goes in ``X-MBX-APIKEY``.
+* Orders: ``POST /api/v3/order`` with ``newClientOrderId`` = the desk's order id and
+  ``newOrderRespType=FULL`` (the answer carries the fills); ``DELETE /api/v3/order`` and
+  ``GET /api/v3/order`` by ``origClientOrderId``; executions from ``GET /api/v3/myTrades``.
+* Rate limits: ``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-10S`` are kept for
+  ``status``; a 429 (or 418, banned) waits ``Retry-After`` seconds and tries again, up to
+  ``max_retries`` — the request was refused, so repeating it is safe.
+* The user data stream: ``POST /api/v3/userDataStream`` gives a listenKey, kept alive with
+  ``PUT`` every ``keepalive_s``; ``<user_ws_url>/ws/<listenKey>`` pushes ``executionReport``
+  events (each one an order update; ``x = TRADE`` carries an execution). After a reconnect
+  the base class reconciles what the stream missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from flightdesk.core.errors import ConfigError
+from flightdesk.core.trading.credentials import load_credentials
+from flightdesk.core.trading.executor import ExecutorContext
+from flightdesk.core.trading.orders import Liquidity, Order, OrderStatus, OrderType, TimeInForce
+from flightdesk.core.trading.venue_executor import (
+    OrderUnknown,
+    VenueError,
+    VenueExecutor,
+    VenueUpdate,
+)
+from flightdesk.plugins.venues._http import HttpClient, HttpFailure
+
+logger = logging.getLogger(__name__)
+
+STATUS = {"NEW": OrderStatus.ACCEPTED, "PENDING_NEW": OrderStatus.ACCEPTED,
+          "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED, "FILLED": OrderStatus.FILLED,
+          "CANCELED": OrderStatus.CANCELLED, "PENDING_CANCEL": OrderStatus.ACCEPTED,
+          "REJECTED": OrderStatus.REJECTED, "EXPIRED": OrderStatus.EXPIRED,
+          "EXPIRED_IN_MATCH": OrderStatus.EXPIRED}
+_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+_UNKNOWN_ORDER = -2013
+_TIME_AHEAD = -1021
+
+
+def decimal_str(x: float) -> str:
+    """A float as Binance takes a number: plain decimal, no exponent (``1e-05`` ->
+    ``0.00001``), from its shortest repr so no float dust is added."""
+    return format(Decimal(repr(float(x))).normalize(), "f")
+
+
+class BinanceExecutor(VenueExecutor):
+    """Orders of one configured venue to Binance spot (or the sim exchange)."""
+
+    DEFAULTS: dict[str, Any] = {
+        **VenueExecutor.DEFAULTS, "type": "binance", "user_ws_url": "",
+        "recv_window_ms": 5000, "keepalive_s": 1800.0, "max_retries": 3,
+    }
+    name = "binance"
+
+    def __init__(self, ctx: ExecutorContext) -> None:
+        super().__init__(ctx)
+        cfg, info = ctx.config, ctx.venue_info
+        self.rest_url = str(cfg.get("rest_url") or info.get("rest_url") or "")
+        self.user_ws_url = str(cfg.get("user_ws_url") or info.get("user_ws_url") or "")
+        if not self.rest_url:
+            raise ConfigError(f"[executors.{ctx.venue}] needs rest_url (the venue has none)",
+                              key=f"executors.{ctx.venue}.rest_url")
+        exchange = info.get("exchange")
+        fallback = ({"api_key": getattr(exchange, "api_key", ""),
+                     "api_secret": getattr(exchange, "api_secret", "")}
+                    if exchange is not None else None)
+        self.creds = load_credentials(ctx.venue, cfg, "BINANCE_API_KEY",
+                                      "BINANCE_API_SECRET", fallback)
+        self.recv_window = int(cfg.get("recv_window_ms", 5000))
+        self.http = HttpClient(self.rest_url, float(cfg.get("timeout_s", 10.0)),
+                               name=f"{ctx.venue}-rest")
+        self.offset_ms = 0
+        self.weight = {"used_weight_1m": 0, "order_count_10s": 0}
+        self.assets: dict[str, tuple[str, str]] = {}
+        self.account: dict[str, Any] = {}
+        self._listen_key = ""
+        self._stream_task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+
+    # -- REST ----------------------------------------------------------------------------
+    async def _call(self, method: str, path: str, params: dict[str, Any] | None = None,
+                    signed: bool = False, retries: int | None = None) -> Any:
+        """One REST call; 429/418 wait and retry; other errors raise :class:`VenueError`."""
+        left = int(self.config.get("max_retries", 3)) if retries is None else retries
+        resynced = False
+        while True:
+            query = dict(params or {})
+            if signed:
+                query["timestamp"] = int(time.time() * 1000) + self.offset_ms
+                query["recvWindow"] = self.recv_window
+                text = urlencode(query)
+                sig = hmac.new(self.creds.secret.encode(), text.encode(), hashlib.sha256)
+                text += "&signature=" + sig.hexdigest()
+            else:
+                text = urlencode(query)
+            headers = {"X-MBX-APIKEY": self.creds.key}
+            if method in ("POST", "PUT", "DELETE"):
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+                answer = await self.http.request(method, path, text.encode(), headers)
+            else:
+                answer = await self.http.request(method, f"{path}?{text}" if text else path,
+                                                 None, headers)
+            self._note_limits(answer.headers)
+            body = answer.json()
+            if answer.status < 400:
+                return body
+            code = body.get("code") if isinstance(body, dict) else None
+            msg = str(body.get("msg", "")) if isinstance(body, dict) else \
+                answer.body[:200].decode("utf-8", "replace")
+            if answer.status in (429, 418) and left > 0:
+                wait = float(answer.header("retry-after", "1") or 1)
+                self._count(f"http_{answer.status}")
+                logger.warning("%s: %s %s answered %d; retrying in %.1f s", self.venue,
+                               method, path, answer.status, wait)
+                await asyncio.sleep(min(wait, 60.0))
+                left -= 1
+                continue
+            if code == _TIME_AHEAD and signed and not resynced:
+                resynced = True
+                self._count("clock_resyncs")
+                await self.sync_time()
+                continue
+            if answer.status >= 500:  # the venue may or may not have acted: unknown
+                raise HttpFailure(f"{method} {path}: HTTP {answer.status} {msg}", sent=True)
+            raise VenueError(f"{msg} (code {code})", code, status=answer.status)
+
+    def _note_limits(self, headers: Any) -> None:
+        for name, key in (("x-mbx-used-weight-1m", "used_weight_1m"),
+                          ("x-mbx-order-count-10s", "order_count_10s")):
+            value = headers.get(name)
+            if value is not None and str(value).isdigit():
+                self.weight[key] = int(value)
+
+    async def sync_time(self) -> None:
+        """The offset of the venue's clock to ours (half the round trip counted)."""
+        t0 = time.time()
+        body = await self._call("GET", "/api/v3/time", retries=1)
+        t1 = time.time()
+        self.offset_ms = int(body["serverTime"] - (t0 + t1) * 500)
+
+    # -- the venue's side of VenueExecutor -----------------------------------------------
+    async def place(self, order: Order) -> list[VenueUpdate]:
+        params: dict[str, Any] = {"symbol": order.symbol, "side": order.side.value.upper(),
+                                  "quantity": decimal_str(order.qty),
+                                  "newClientOrderId": order.order_id,
+                                  "newOrderRespType": "FULL"}
+        if order.order_type is OrderType.MARKET:
+            params["type"] = "MARKET"
+        elif order.order_type is OrderType.LIMIT:
+            params["price"] = decimal_str(order.limit_px)
+            if order.post_only:
+                params["type"] = "LIMIT_MAKER"
+            else:
+                params["type"] = "LIMIT"
+                params["timeInForce"] = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC",
+                                         TimeInForce.FOK: "FOK"}[order.tif]
+        else:
+            raise VenueError(f"order type {order.order_type.value} is not sent to Binance "
+                             "(stops are kept by the paper broker only)")
+        body = await self._call("POST", "/api/v3/order", params, signed=True)
+        return self._from_order(order, body, "rest", with_fills=True)
+
+    async def cancel_at_venue(self, order: Order) -> list[VenueUpdate]:
+        try:
+            body = await self._call("DELETE", "/api/v3/order",
+                                    {"symbol": order.symbol,
+                                     "origClientOrderId": order.order_id}, signed=True)
+        except VenueError as exc:
+            if exc.code in (-2011, _UNKNOWN_ORDER):  # unknown or already done: ask
+                return [await self.query(order)]
+            raise
+        return self._from_order(order, body, "rest")
+
+    async def query(self, order: Order) -> VenueUpdate:
+        try:
+            body = await self._call("GET", "/api/v3/order",
+                                    {"symbol": order.symbol,
+                                     "origClientOrderId": order.order_id}, signed=True)
+        except VenueError as exc:
+            if exc.code == _UNKNOWN_ORDER:
+                raise OrderUnknown(order.order_id) from None
+            raise
+        return self._from_order(order, body, "reconcile")[0]
+
+    async def trades_of(self, order: Order) -> list[VenueUpdate]:
+        venue_id = self._venue_ids.get(order.order_id)
+        if not venue_id:
+            venue_id = (await self.query(order)).venue_order_id
+        rows = await self._call("GET", "/api/v3/myTrades",
+                                {"symbol": order.symbol, "orderId": venue_id}, signed=True)
+        return [VenueUpdate(order.order_id, OrderStatus.PARTIALLY_FILLED,
+                            int(t["time"]) * 1_000_000, str(t["orderId"]), float(t["qty"]),
+                            float(t["price"]),
+                            self._fee(order.symbol, float(t["commission"]),
+                                      str(t.get("commissionAsset", "")), float(t["price"])),
+                            str(t["id"]),
+                            Liquidity.MAKER if t.get("isMaker") else Liquidity.TAKER,
+                            source="reconcile") for t in rows]
+
+    async def open_at_venue(self) -> list[str]:
+        rows = await self._call("GET", "/api/v3/openOrders", {}, signed=True)
+        return [str(r["clientOrderId"]) for r in rows]
+
+    def _from_order(self, order: Order, body: dict[str, Any], source: str,
+                    with_fills: bool = False) -> list[VenueUpdate]:
+        """An order answer (``POST``/``GET``/``DELETE``) as updates: its executions (FULL
+        answers only), then its status."""
+        status = STATUS.get(str(body.get("status")), OrderStatus.ACCEPTED)
+        venue_id = str(body.get("orderId", ""))
+        ts = int(body.get("transactTime") or body.get("updateTime") or 0) * 1_000_000
+        out = []
+        if with_fills:
+            for f in body.get("fills", []):
+                px = float(f["price"])
+                out.append(VenueUpdate(order.order_id, OrderStatus.PARTIALLY_FILLED, ts,
+                                       venue_id, float(f["qty"]), px,
+                                       self._fee(order.symbol, float(f["commission"]),
+                                                 str(f.get("commissionAsset", "")), px),
+                                       str(f["tradeId"]), Liquidity.TAKER, source=source))
+        reason = f"{body.get('status', '')} at {self.venue}".strip()
+        out.append(VenueUpdate(order.order_id, status, ts, venue_id, reason=reason,
+                               source=source))
+        return out
+
+    def _fee(self, symbol: str, commission: float, asset: str, price: float) -> float:
+        """The commission in quote currency (a base-asset fee at the fill price; another
+        asset, e.g. BNB, cannot be converted here: counted, reported as 0)."""
+        base, quote = self.assets.get(symbol) or _split(symbol)
+        if not commission or asset == quote:
+            return commission
+        if asset == base:
+            return commission * price
+        self._count("fees_in_other_assets")
+        return 0.0
+
+    # -- user data stream ------------------------------------------------------------------
+    async def connect(self) -> None:
+        await self.sync_time()
+        try:
+            info = await self._call("GET", "/api/v3/exchangeInfo", retries=1)
+            self.assets = {s["symbol"]: (s["baseAsset"], s["quoteAsset"])
+                           for s in info.get("symbols", []) if "baseAsset" in s}
+        except (VenueError, HttpFailure) as exc:
+            logger.warning("%s: exchangeInfo unavailable (%s)", self.venue, exc)
+        acct = await self._call("GET", "/api/v3/account", {}, signed=True)
+        self.account = {"can_trade": acct.get("canTrade"),
+                        "balances": {b["asset"]: float(b["free"]) + float(b["locked"])
+                                     for b in acct.get("balances", [])
+                                     if float(b["free"]) + float(b["locked"])}}
+        if self.user_ws_url:
+            first = asyncio.get_running_loop().create_future()
+            self._stream_task = asyncio.create_task(self._user_stream(first),
+                                                    name=f"{self.venue}-user-stream")
+            await asyncio.wait_for(asyncio.shield(first), 10.0)
+        else:
+            logger.warning("%s: no user_ws_url: order states come from REST answers only",
+                           self.venue)
+
+    async def _new_listen_key(self) -> str:
+        body = await self._call("POST", "/api/v3/userDataStream")
+        return str(body["listenKey"])
+
+    async def _user_stream(self, first: asyncio.Future[None]) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        delay = 0.2
+        connected_once = False
+        while True:
+            try:
+                self._listen_key = await self._new_listen_key()
+                async with connect(f"{self.user_ws_url}/ws/{self._listen_key}",
+                                   open_timeout=10, proxy=None) as ws:
+                    if connected_once:
+                        self.stream_restarted()
+                    connected_once, delay = True, 0.2
+                    if not first.done():
+                        first.set_result(None)
+                    self._keepalive_task = asyncio.create_task(self._keepalive())
+                    try:
+                        async for message in ws:
+                            self._on_event(message)
+                    finally:
+                        self._keepalive_task.cancel()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, ConnectionClosed, VenueError, HttpFailure, TimeoutError) as exc:
+                self._count("stream_drops")
+                logger.warning("%s: user stream down (%r); reconnecting in %.1f s",
+                               self.venue, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _keepalive(self) -> None:
+        every = float(self.config.get("keepalive_s", 1800.0))
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(VenueError, HttpFailure):
+                await self._call("PUT", "/api/v3/userDataStream",
+                                 {"listenKey": self._listen_key})
+
+    def _on_event(self, message: str | bytes) -> None:
+        try:
+            event = json.loads(message)
+        except ValueError:
+            self._count("stream_bad_frames")
+            return
+        if isinstance(event, dict) and "event" in event and isinstance(event["event"], dict):
+            event = event["event"]  # the WebSocket API's wrapping
+        if not isinstance(event, dict) or event.get("e") != "executionReport":
+            return
+        try:
+            # a cancel's own client id is ``c``; the order's is ``C`` then
+            client = str(event.get("C") or event["c"]) if event.get("X") == "CANCELED" \
+                else str(event["c"])
+            status = STATUS.get(str(event["X"]), OrderStatus.ACCEPTED)
+            ts = int(event.get("T") or event.get("E") or 0) * 1_000_000
+            qty = float(event.get("l", 0) or 0) if event.get("x") == "TRADE" else 0.0
+            px = float(event.get("L", 0) or 0)
+            symbol = str(event["s"])
+            fee = self._fee(symbol, float(event.get("n", 0) or 0), str(event.get("N") or ""),
+                            px) if qty else 0.0
+            self.deliver([VenueUpdate(
+                client, status, ts, str(event.get("i", "")), qty, px, fee,
+                str(event.get("t", "")) if qty else "",
+                Liquidity.MAKER if event.get("m") else Liquidity.TAKER,
+                str(event.get("r", "")) if event.get("r") not in (None, "NONE") else "",
+                "stream")])
+        except (KeyError, TypeError, ValueError) as exc:
+            self._count("stream_bad_frames")
+            logger.warning("%s: executionReport unreadable (%r)", self.venue, exc)
+
+    async def disconnect(self) -> None:
+        if self._stream_task is not None:
+            self._stream_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._stream_task
+        self.http.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": self.name, "rest_url": self.rest_url,
+                "user_ws_url": self.user_ws_url, "keys": self.creds.source,
+                "clock_offset_ms": self.offset_ms, **self.weight,
+                "account": self.account}
+
+
+def _split(symbol: str) -> tuple[str, str]:
+    for quote in _QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    return symbol, ""
+
+
+def make_executor(ctx: ExecutorContext) -> BinanceExecutor:
+    return BinanceExecutor(ctx)
+
+
+make_executor.DEFAULTS = BinanceExecutor.DEFAULTS  # type: ignore[attr-defined]
