@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import warnings
@@ -37,6 +38,9 @@ def client(sim: SimExchangeThread) -> Iterator[Client]:
         yield c
     finally:
         c.session.close()
+        if not c.loop.is_running() and not c.loop.is_closed():
+            c.loop.close()  # the event loop python-binance made (and set) for this thread
+            asyncio.set_event_loop(None)
 
 
 @pytest.fixture

@@ -174,6 +174,16 @@ class SimExchange:
     def faults(self) -> Faults:
         return self.api.faults
 
+    @property
+    def api_key(self) -> str:
+        """The sim account's API key (a local test key, not a secret)."""
+        return self.api.api_key
+
+    @property
+    def api_secret(self) -> str:
+        """The sim account's HMAC secret (a local test key)."""
+        return self.api.api_secret
+
     def ws_url(
         self,
         symbols: Iterable[str] | None = None,
@@ -385,6 +395,14 @@ class SimExchangeThread:
     @property
     def faults(self) -> Faults:
         return self.exchange.faults
+
+    @property
+    def api_key(self) -> str:
+        return self.exchange.api_key
+
+    @property
+    def api_secret(self) -> str:
+        return self.exchange.api_secret
 
     def stats(self) -> dict[str, int]:
         return self.exchange.stats()

@@ -70,7 +70,8 @@ class SimRest:
         order_limit: int = 100,
         ban_after: int = 5,
     ) -> None:
-        self.market, self.api_key, self._secret = market, api_key, api_secret.encode()
+        self.market, self.api_key, self.api_secret = market, api_key, api_secret
+        self._secret = api_secret.encode()
         self.faults = Faults()
         self.limits = Limits(weight_limit, order_limit, ban_after)
         self.user = UserStream(seed)
