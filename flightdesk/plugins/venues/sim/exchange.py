@@ -1,12 +1,15 @@
 """The sim exchange: a :class:`SimMarket` served over loopback in Binance spot's wire format.
 
-One port serves both halves of the Binance market-data protocol:
+Two loopback ports serve the Binance spot protocol:
 
-* WebSocket ``/stream?streams=a/b`` (combined streams: ``{"stream": ..., "data": ...}``) and
-  ``/ws/<stream>`` or ``/ws`` (raw payloads), with the live ``SUBSCRIBE``/``UNSUBSCRIBE``/
-  ``LIST_SUBSCRIPTIONS`` control messages;
-* plain HTTP ``GET /api/v3/depth?symbol=BTCUSDT&limit=1000``, answered from the same market,
-  so a snapshot is always consistent with the diffs already sent.
+* the WebSocket port: ``/stream?streams=a/b`` (combined streams: ``{"stream": ...,
+  "data": ...}``) and ``/ws/<stream>`` or ``/ws`` (raw payloads), with the live
+  ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS`` control messages, and the user data
+  stream ``/ws/<listenKey>`` (:mod:`.userstream`);
+* the REST port (:attr:`SimExchange.rest_url`, :mod:`.http` and :mod:`.rest`): market data
+  (``GET /api/v3/depth`` answered from the same market, so a snapshot is always consistent
+  with the diffs already sent) and the SIGNED order and account API, matched against the
+  same book (:mod:`.orders`).
 
 One background task steps the market on a steady schedule (due frames are computed from the
 monotonic clock, so the rate does not drift; at high rates it wakes about once a millisecond
@@ -33,7 +36,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from flightdesk.plugins.venues.sim.fanout import Client, Fanout
+from flightdesk.plugins.venues.sim.http import HttpServer
+from flightdesk.plugins.venues.sim.limits import Faults
 from flightdesk.plugins.venues.sim.market import SimMarket
+from flightdesk.plugins.venues.sim.rest import DEFAULT_KEY, DEFAULT_SECRET, SimRest
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +47,12 @@ DEFAULT_SYMBOLS = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}
 _GRACE = 1.5  # seconds stop() waits for clients to finish closing before aborting them
 _CHUNK = 256  # most frames produced between two yields to the event loop
 _TICK = 0.001  # at a fixed rate, the pump wakes up at most about this often (seconds)
-_ERR_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
-_ERR_LIMIT = {"code": -1100, "msg": "Illegal characters found in parameter 'limit'."}
 
 
 class SimExchange:
-    """A seeded Binance-spot-speaking exchange on one loopback port (WebSocket + REST depth).
+    """A seeded Binance-spot-speaking exchange on loopback: WebSocket streams (market data
+    and the user data stream ``/ws/<listenKey>``) on :attr:`port`, the REST API (market data,
+    SIGNED orders and account, see :mod:`.rest`) on :attr:`rest_url`.
 
     ``rate`` is the number of market payloads produced per second (all streams and symbols,
     whether or not anyone subscribed); ``rate <= 0`` produces as fast as possible while a
@@ -55,6 +61,10 @@ class SimExchange:
     turns off the bursts of book activity. A client is closed (1008) once more than
     ``max_buffer`` bytes wait in its user-space write buffer; ``sndbuf`` optionally caps the
     kernel send buffer of each client socket as well.
+
+    ``api_key``/``api_secret`` are the one account's credentials; ``trading`` holds the
+    other options of :class:`SimRest` (``balances``, ``rules``, ``fee_bps``,
+    ``weight_limit``, ``order_limit``, ``ban_after``); :attr:`faults` switches test faults.
     """
 
     def __init__(
@@ -69,6 +79,9 @@ class SimExchange:
         book_ticker: bool = False,
         max_buffer: int = 4 * 2**20,
         sndbuf: int | None = None,
+        api_key: str = DEFAULT_KEY,
+        api_secret: str = DEFAULT_SECRET,
+        trading: dict[str, Any] | None = None,
         **market_options: Any,
     ) -> None:
         if not burst:
@@ -91,6 +104,10 @@ class SimExchange:
             "lagged": 0,
         }
         self._fan = Fanout(self._stats)
+        self.api = SimRest(
+            self.market, seed, api_key=api_key, api_secret=api_secret, **(trading or {})
+        )
+        self._rest = HttpServer(self.api.handle, host)
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> SimExchange:
@@ -105,6 +122,7 @@ class SimExchange:
             close_timeout=1.0,
         )
         self._port = self._server.sockets[0].getsockname()[1]
+        await self._rest.start()
         self._pump_task = asyncio.create_task(self._pump(), name="sim-exchange-pump")
         log.info("sim exchange listening on %s", self.rest_url)
         return self
@@ -115,6 +133,7 @@ class SimExchange:
             self._pump_task.cancel()
             await asyncio.gather(self._pump_task, return_exceptions=True)
             self._pump_task = None
+        await self._rest.stop()
         if self._server is not None:
             await self._close_server(self._server)
             self._server = None
@@ -148,7 +167,22 @@ class SimExchange:
 
     @property
     def rest_url(self) -> str:
-        return f"http://{self.host}:{self._port}"
+        """The REST API (HTTP/1.1, keep-alive, GET/POST/PUT/DELETE)."""
+        return f"http://{self.host}:{self._rest.port}"
+
+    @property
+    def faults(self) -> Faults:
+        return self.api.faults
+
+    @property
+    def api_key(self) -> str:
+        """The sim account's API key (a local test key, not a secret)."""
+        return self.api.api_key
+
+    @property
+    def api_secret(self) -> str:
+        """The sim account's HMAC secret (a local test key)."""
+        return self.api.api_secret
 
     def ws_url(
         self,
@@ -162,8 +196,19 @@ class SimExchange:
 
     def stats(self) -> dict[str, int]:
         """Counters: frames produced, frames sent (per client), clients now and ever,
-        snapshots served, clients closed for being slow, schedule resets after a stall."""
-        return dict(self._stats, clients=len(self._fan.clients))
+        snapshots served, clients closed for being slow, schedule resets after a stall;
+        REST requests, errors and auth failures, rate-limited and banned answers; orders,
+        fills (maker fills among them), rejections and cancels; user-stream events."""
+        api = self.api
+        out = dict(self._stats, clients=len(self._fan.clients))
+        out.update(api.orders.stats, **api.limits.stats, **api.user.stats)
+        out.update(
+            rest_requests=api.stats["requests"],
+            rest_errors=api.stats["errors"],
+            auth_failures=api.stats["auth_failures"],
+        )
+        out["snapshots"] += api.stats["snapshots"]
+        return out
 
     # -- market task --------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -210,10 +255,14 @@ class SimExchange:
             made += len(new)
         self._stats["frames"] += made
         self._fan.publish(msgs)
+        self.api.orders.on_market(msgs, ts)
         return made
 
     # -- WebSocket clients --------------------------------------------------------------
     async def _handle(self, conn: ServerConnection) -> None:
+        if conn.request is not None and self.api.user.is_key(urlsplit(conn.request.path).path):
+            await self.api.user.serve(conn)
+            return
         client = self._register(conn)
         try:
             async for message in conn:
@@ -258,29 +307,17 @@ class SimExchange:
             return json.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": rid})
         return json.dumps({"result": result, "id": rid})
 
-    # -- REST ---------------------------------------------------------------------------
+    # -- plain HTTP on the WebSocket port -------------------------------------------------
     def _http(self, conn: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        if url.path in ("/stream", "/ws") or url.path.startswith("/ws/"):
+        """Let WebSocket paths upgrade; the REST API is on :attr:`rest_url`, not here."""
+        path = urlsplit(request.path).path
+        if path in ("/stream", "/ws") or path.startswith("/ws/"):
             return None
-        if url.path != "/api/v3/depth":
-            return _json(conn, 404, {"code": -1000, "msg": "Not found."})
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        if query.get("symbol") not in self.market.symbols:
-            return _json(conn, 400, _ERR_SYMBOL)
-        limit = query.get("limit", "100")
-        if not limit.isdigit() or not 0 < int(limit) <= 5000:
-            return _json(conn, 400, _ERR_LIMIT)
-        self._stats["snapshots"] += 1
-        return _json(conn, 200, self.market.snapshot(query["symbol"], int(limit)))
-
-
-def _json(conn: ServerConnection, status: int, body: dict[str, Any]) -> Response:
-    """A plain HTTP response with a JSON body."""
-    response = conn.respond(status, json.dumps(body, separators=(",", ":")))
-    del response.headers["Content-Type"]
-    response.headers["Content-Type"] = "application/json;charset=UTF-8"
-    return response
+        body = json.dumps({"code": -1000, "msg": f"Not found; the REST API is at {self.rest_url}."})
+        response = conn.respond(404, body)
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json;charset=UTF-8"
+        return response
 
 
 class SimExchangeThread:
@@ -354,6 +391,18 @@ class SimExchangeThread:
         channels: Iterable[str] = ("depth@100ms", "trade"),
     ) -> str:
         return self.exchange.ws_url(symbols, channels)
+
+    @property
+    def faults(self) -> Faults:
+        return self.exchange.faults
+
+    @property
+    def api_key(self) -> str:
+        return self.exchange.api_key
+
+    @property
+    def api_secret(self) -> str:
+        return self.exchange.api_secret
 
     def stats(self) -> dict[str, int]:
         return self.exchange.stats()

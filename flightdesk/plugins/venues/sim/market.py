@@ -100,6 +100,23 @@ class SimMarket:
         b = self._books[symbol]
         return b.px[b.bb], b.px[b.ba]
 
+    def grid(self, symbol: str) -> tuple[int, int]:
+        """The tick and the lot of ``symbol``'s book, in 1e-8 units."""
+        b = self._books[symbol]
+        return b.tick_units, b.lot
+
+    def side_levels(self, symbol: str, bids: bool) -> list[tuple[int, int, int]]:
+        """One side of ``symbol``'s book, best first: ``(tick_index, price, qty)``, the price
+        and quantity in 1e-8 units (what an order taking liquidity walks)."""
+        b = self._books[symbol]
+        side, unit = b.bids if bids else b.asks, b.tick_units
+        return [(t, t * unit, side[t]) for t in sorted(side, reverse=bids)]
+
+    def level_qty(self, symbol: str, bids: bool, tick: int) -> int:
+        """The quantity (1e-8 units) at ``tick`` on one side of ``symbol``'s book (0: none)."""
+        b = self._books[symbol]
+        return (b.bids if bids else b.asks).get(tick, 0)
+
     def snapshot(self, symbol: str, limit: int = 1000) -> Payload:
         """The ``GET /api/v3/depth`` body of ``symbol``: consistent with every step so far."""
         b = self._books[symbol]

@@ -51,11 +51,19 @@ def make_sim_venue(name: str, cfg: dict[str, Any]) -> Venue:
         depth_limit=int(cfg["depth_limit"]),
         name=name,
     )
-    return Venue(name, BinanceProtocol(name), feed, symbols, on_close=exchange.stop,
-                 info={"rest_url": exchange.rest_url,
-                       # Binance's user data stream lives at <this>/ws/<listenKey>
-                       "user_ws_url": exchange.ws_url(symbols).split("/stream")[0],
-                       "exchange": exchange})
+    return Venue(
+        name,
+        BinanceProtocol(name),
+        feed,
+        symbols,
+        on_close=exchange.stop,
+        info={
+            "rest_url": exchange.rest_url,
+            # Binance's user data stream lives at <this>/ws/<listenKey>
+            "user_ws_url": exchange.ws_url(symbols).split("/stream")[0],
+            "exchange": exchange,
+        },
+    )
 
 
 make_sim_venue.DEFAULTS = DEFAULTS  # type: ignore[attr-defined]
