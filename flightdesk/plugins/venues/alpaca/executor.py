@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -56,19 +57,21 @@ EVENTS = {"new": OrderStatus.ACCEPTED, "pending_new": OrderStatus.ACCEPTED,
 TIF = {TimeInForce.GTC: "gtc", TimeInForce.IOC: "ioc", TimeInForce.FOK: "fok"}
 
 
+_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
+
+
 def parse_time(text: Any) -> int:
-    """An RFC 3339 time (``2024-01-02T14:30:00.123456789Z``) as ns since the epoch."""
+    """An RFC 3339 time (``2024-01-02T14:30:00.123456789Z``) as ns since the epoch (0
+    when absent); ValueError naming the text when it is not one."""
     if not text:
         return 0
-    s = str(text).replace("Z", "+00:00")
-    frac = ""
-    if "." in s:
-        head, rest = s.split(".", 1)
-        digits = "".join(c for c in rest if c.isdigit())
-        frac, tz = digits, rest[len(digits):]
-        s = head + tz
-    base = int(dt.datetime.fromisoformat(s).timestamp()) * 1_000_000_000
-    return base + int((frac + "000000000")[:9]) if frac else base
+    match = _TIME.fullmatch(str(text))
+    if match is None:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    head, frac, tz = match.groups()
+    zone = dt.timezone.utc if tz == "Z" else dt.datetime.strptime(tz, "%z").tzinfo
+    base = dt.datetime.fromisoformat(head).replace(tzinfo=zone)
+    return int(base.timestamp()) * 1_000_000_000 + int(((frac or "") + "000000000")[:9])
 
 
 def _key(cum_qty: Any) -> str:
