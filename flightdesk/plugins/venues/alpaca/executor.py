@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
 import math
-import re
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -45,7 +43,6 @@ from flightdesk.core.trading.orders import (
     OrderState,
     OrderStatus,
     OrderType,
-    TimeInForce,
 )
 from flightdesk.core.trading.venue_executor import (
     OrderUnknown,
@@ -54,54 +51,20 @@ from flightdesk.core.trading.venue_executor import (
     VenueUpdate,
 )
 from flightdesk.plugins.venues._http import HttpAnswer, HttpClient, HttpFailure
+from flightdesk.plugins.venues.alpaca.trading import (
+    EVENTS,
+    NS,
+    PAGE,
+    STATUS,
+    TIF,
+    WithholdKeys,
+    execution_key,
+    format_time,
+    parse_time,
+)
 from flightdesk.plugins.venues.binance.executor import decimal_str
 
 logger = logging.getLogger(__name__)
-
-STATUS = {"new": OrderStatus.ACCEPTED, "accepted": OrderStatus.ACCEPTED,
-          "pending_new": OrderStatus.ACCEPTED, "accepted_for_bidding": OrderStatus.ACCEPTED,
-          "pending_cancel": OrderStatus.ACCEPTED, "pending_replace": OrderStatus.ACCEPTED,
-          "partially_filled": OrderStatus.PARTIALLY_FILLED, "filled": OrderStatus.FILLED,
-          "canceled": OrderStatus.CANCELLED, "replaced": OrderStatus.CANCELLED,
-          "expired": OrderStatus.EXPIRED, "done_for_day": OrderStatus.EXPIRED,
-          "rejected": OrderStatus.REJECTED, "stopped": OrderStatus.ACCEPTED,
-          "suspended": OrderStatus.ACCEPTED, "calculated": OrderStatus.ACCEPTED}
-EVENTS = {"new": OrderStatus.ACCEPTED, "pending_new": OrderStatus.ACCEPTED,
-          "partial_fill": OrderStatus.PARTIALLY_FILLED, "fill": OrderStatus.FILLED,
-          "canceled": OrderStatus.CANCELLED, "expired": OrderStatus.EXPIRED,
-          "done_for_day": OrderStatus.EXPIRED, "rejected": OrderStatus.REJECTED,
-          "replaced": OrderStatus.CANCELLED}
-TIF = {TimeInForce.GTC: "gtc", TimeInForce.IOC: "ioc", TimeInForce.FOK: "fok"}
-#: Alpaca's largest page of account activities
-PAGE = 100
-NS = 1_000_000_000
-
-
-_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
-
-
-def parse_time(text: Any) -> int:
-    """An RFC 3339 time (``2024-01-02T14:30:00.123456789Z``) as ns since the epoch (0
-    when absent); ValueError naming the text when it is not one."""
-    if not text:
-        return 0
-    match = _TIME.fullmatch(str(text))
-    if match is None:
-        raise ValueError(f"not an RFC 3339 time: {text!r}")
-    head, frac, tz = match.groups()
-    zone = dt.timezone.utc if tz == "Z" else dt.datetime.strptime(tz, "%z").tzinfo
-    base = dt.datetime.fromisoformat(head).replace(tzinfo=zone)
-    return int(base.timestamp()) * 1_000_000_000 + int(((frac or "") + "000000000")[:9])
-
-
-def format_time(ns: int) -> str:
-    """ns since the epoch as RFC 3339 (whole seconds, ``Z``), for query parameters."""
-    return dt.datetime.fromtimestamp(ns // NS, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _key(cum_qty: Any) -> str:
-    return f"cum{decimal_str(float(cum_qty))}"
-
 
 class AlpacaExecutor(VenueExecutor):
     """Orders of one configured venue to Alpaca (paper or live account)."""
@@ -111,15 +74,21 @@ class AlpacaExecutor(VenueExecutor):
     name = "alpaca"
 
     def __init__(self, ctx: ExecutorContext) -> None:
-        super().__init__(ctx)
         cfg = ctx.config
         self.rest_url = str(cfg.get("rest_url") or ctx.venue_info.get("trading_url") or "")
         self.stream_url = str(cfg.get("stream_url") or ctx.venue_info.get("stream_url") or "")
-        if not self.rest_url:
-            raise ConfigError(f"[executors.{ctx.venue}] needs rest_url (e.g. Alpaca's paper "
-                              "trading URL)", key=f"executors.{ctx.venue}.rest_url")
+        where = f"executors.{ctx.venue}"
+        if not self.rest_url.startswith(("http://", "https://")):
+            raise ConfigError(f"[{where}] needs rest_url, an http(s) URL such as Alpaca's "
+                              f"paper trading URL (got {self.rest_url!r})",
+                              key=f"{where}.rest_url")
+        if self.stream_url and not self.stream_url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"[{where}] stream_url must be a ws(s) URL (got "
+                              f"{self.stream_url!r})", key=f"{where}.stream_url")
+        # checked before the base opens the journal, so a refused config leaks nothing
         self.creds = load_credentials(ctx.venue, cfg, "APCA_API_KEY_ID",
                                       "APCA_API_SECRET_KEY")
+        super().__init__(ctx)
         self.http = HttpClient(self.rest_url, float(cfg.get("timeout_s", 10.0)),
                                name=f"{ctx.venue}-rest")
         self.account: dict[str, Any] = {}
@@ -131,6 +100,8 @@ class AlpacaExecutor(VenueExecutor):
         #: client order id -> (Alpaca's order id, its created_at on the venue's clock)
         self._at_venue: dict[str, tuple[str, int]] = {}
         self._cancel_reasons: dict[str, str] = {}
+        self._stream_log = logging.getLogger(f"{__name__}.stream.{ctx.venue}")
+        self._stream_log.addFilter(WithholdKeys(self.creds.key, self.creds.secret))
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         left = int(self.config.get("max_retries", 3))
@@ -274,8 +245,8 @@ class AlpacaExecutor(VenueExecutor):
                        ) -> VenueUpdate:
         return VenueUpdate(order.order_id, OrderStatus.PARTIALLY_FILLED,
                            self.local(parse_time(row.get("transaction_time"))), venue_id,
-                           float(row["qty"]), float(row["price"]), 0.0, _key(row["cum_qty"]),
-                           Liquidity.TAKER, source="reconcile")
+                           float(row["qty"]), float(row["price"]), 0.0,
+                           execution_key(row["cum_qty"]), Liquidity.TAKER, source="reconcile")
 
     async def open_at_venue(self) -> list[str]:
         rows = await self._call("GET", "/v2/orders?status=open&limit=500")
@@ -288,7 +259,8 @@ class AlpacaExecutor(VenueExecutor):
             self._at_venue[order.order_id] = (venue_id, parse_time(body.get("created_at")))
         return [VenueUpdate(order.order_id, status,
                             self.local(parse_time(body.get("updated_at"))), venue_id,
-                            reason=f"{body.get('status', '')} at {self.venue}",
+                            reason=f"{body.get('status', '')} at {self.venue} (order "
+                                   f"{venue_id})",
                             source="rest")]
 
     def cancel(self, order_id: str, now: int, reason: str = "cancelled by request") -> bool:
@@ -331,7 +303,8 @@ class AlpacaExecutor(VenueExecutor):
         delay, connected_once = 0.2, False
         while True:
             try:
-                async with connect(self.stream_url, open_timeout=10, proxy=None) as ws:
+                async with connect(self.stream_url, open_timeout=10, proxy=None,
+                                   logger=self._stream_log) as ws:
                     await ws.send(json.dumps({"action": "auth", "key": self.creds.key,
                                               "secret": self.creds.secret}))
                     auth = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -385,8 +358,9 @@ class AlpacaExecutor(VenueExecutor):
                 str(order["client_order_id"]), status,
                 self.local(parse_time(data.get("timestamp"))),
                 str(order.get("id", "")), qty, float(data.get("price") or 0), 0.0,
-                _key(order["filled_qty"]) if qty else "", Liquidity.TAKER,
-                str(event) if status is OrderStatus.REJECTED else "", "stream")])
+                execution_key(order["filled_qty"]) if qty else "", Liquidity.TAKER,
+                "" if qty else f"{event} at {self.venue} (order {order.get('id', '')})",
+                "stream")])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._count("stream_bad_frames")
             logger.warning("%s: trade update unreadable (%r)", self.venue, exc)
