@@ -321,3 +321,24 @@ def test_bad_urls_are_config_errors_naming_the_key(server: AlpacaServer, tmp_pat
         run(desk.start())
     assert info.value.key == f"executors.stocks.{key}"
     assert desk.executor is None
+
+
+def test_reconciliation_pages_through_more_than_one_page_of_fills(server: AlpacaServer,
+                                                                  tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with started(server, tmp_path, "r1") as first:
+            other = first.buy(30)  # fills of another order before it, on the same pages
+            assert await first.final(other) == "filled"
+            order = first.buy(150, 189.00)
+            await first.until(lambda: "accepted" in first.statuses(order), "the ack")
+        for _ in range(150):  # while the desk is down: 150 executions of one share
+            server.set_quote("AAPL", "188.80", "188.90", 1)
+        venue_id = venue_order(server, order).id
+        assert len(server_fills(server, venue_id)) == 150
+        async with started(server, tmp_path, "r2", first.rows) as second:
+            assert await second.final(order) == "filled"
+            assert second.fills(order) == server_fills(server, venue_id)
+            assert second.filled(order) == 150.0
+            assert second.last(order)["filled_qty"] == 150.0
+
+    run(scenario())
