@@ -10,93 +10,98 @@ it); ``GET /v2/account/activities/FILL`` lists executions for reconciliation. Th
 
 An execution is keyed by the order's cumulative filled quantity after it (the stream's
 ``order.filled_qty``, the activity's ``cum_qty``): both sources name each execution the
-same way, so one reported twice is applied once. A 429 waits until
-``X-RateLimit-Reset`` (or a second) and tries again. Alpaca charges no commission on
-stocks: fees are 0.
+same way, so one reported twice is applied once. Reconciliation pages through the FILL
+activities after the order's creation (``after``, ``page_token``). A 429 waits until
+``X-RateLimit-Reset`` (at most ``max_backoff_s``) and tries again, up to ``max_retries``
+times. Alpaca charges no commission on stocks: fees are 0.
+
+Venue times are on Alpaca's clock; the executor measures its offset to the desk's (from
+each order's ``created_at`` against the request's round trip, the ``Date`` header until
+then) and reports times on the desk's clock, so a skewed venue clock neither shifts fills
+in time nor hides fills from an ``after`` query.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
+import math
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.trading.credentials import load_credentials
 from flightdesk.core.trading.executor import ExecutorContext
-from flightdesk.core.trading.orders import Liquidity, Order, OrderStatus, OrderType, TimeInForce
+from flightdesk.core.trading.orders import (
+    Fill,
+    Liquidity,
+    Order,
+    OrderState,
+    OrderStatus,
+    OrderType,
+)
 from flightdesk.core.trading.venue_executor import (
     OrderUnknown,
     VenueError,
     VenueExecutor,
     VenueUpdate,
 )
-from flightdesk.plugins.venues._http import HttpClient, HttpFailure
+from flightdesk.plugins.venues._http import HttpAnswer, HttpClient, HttpFailure
+from flightdesk.plugins.venues.alpaca.trading import (
+    EVENTS,
+    NS,
+    PAGE,
+    STATUS,
+    TIF,
+    WithholdKeys,
+    execution_key,
+    format_time,
+    parse_time,
+)
 from flightdesk.plugins.venues.binance.executor import decimal_str
 
 logger = logging.getLogger(__name__)
-
-STATUS = {"new": OrderStatus.ACCEPTED, "accepted": OrderStatus.ACCEPTED,
-          "pending_new": OrderStatus.ACCEPTED, "accepted_for_bidding": OrderStatus.ACCEPTED,
-          "pending_cancel": OrderStatus.ACCEPTED, "pending_replace": OrderStatus.ACCEPTED,
-          "partially_filled": OrderStatus.PARTIALLY_FILLED, "filled": OrderStatus.FILLED,
-          "canceled": OrderStatus.CANCELLED, "replaced": OrderStatus.CANCELLED,
-          "expired": OrderStatus.EXPIRED, "done_for_day": OrderStatus.EXPIRED,
-          "rejected": OrderStatus.REJECTED, "stopped": OrderStatus.ACCEPTED,
-          "suspended": OrderStatus.ACCEPTED, "calculated": OrderStatus.ACCEPTED}
-EVENTS = {"new": OrderStatus.ACCEPTED, "pending_new": OrderStatus.ACCEPTED,
-          "partial_fill": OrderStatus.PARTIALLY_FILLED, "fill": OrderStatus.FILLED,
-          "canceled": OrderStatus.CANCELLED, "expired": OrderStatus.EXPIRED,
-          "done_for_day": OrderStatus.EXPIRED, "rejected": OrderStatus.REJECTED,
-          "replaced": OrderStatus.CANCELLED}
-TIF = {TimeInForce.GTC: "gtc", TimeInForce.IOC: "ioc", TimeInForce.FOK: "fok"}
-
-
-def parse_time(text: Any) -> int:
-    """An RFC 3339 time (``2024-01-02T14:30:00.123456789Z``) as ns since the epoch."""
-    if not text:
-        return 0
-    s = str(text).replace("Z", "+00:00")
-    frac = ""
-    if "." in s:
-        head, rest = s.split(".", 1)
-        digits = "".join(c for c in rest if c.isdigit())
-        frac, tz = digits, rest[len(digits):]
-        s = head + tz
-    base = int(dt.datetime.fromisoformat(s).timestamp()) * 1_000_000_000
-    return base + int((frac + "000000000")[:9]) if frac else base
-
-
-def _key(cum_qty: Any) -> str:
-    return f"cum{decimal_str(float(cum_qty))}"
-
 
 class AlpacaExecutor(VenueExecutor):
     """Orders of one configured venue to Alpaca (paper or live account)."""
 
     DEFAULTS: dict[str, Any] = {**VenueExecutor.DEFAULTS, "type": "alpaca",
-                                "stream_url": "", "max_retries": 3}
+                                "stream_url": "", "max_retries": 3, "max_backoff_s": 10.0}
     name = "alpaca"
 
     def __init__(self, ctx: ExecutorContext) -> None:
-        super().__init__(ctx)
         cfg = ctx.config
         self.rest_url = str(cfg.get("rest_url") or ctx.venue_info.get("trading_url") or "")
         self.stream_url = str(cfg.get("stream_url") or ctx.venue_info.get("stream_url") or "")
-        if not self.rest_url:
-            raise ConfigError(f"[executors.{ctx.venue}] needs rest_url (e.g. Alpaca's paper "
-                              "trading URL)", key=f"executors.{ctx.venue}.rest_url")
+        where = f"executors.{ctx.venue}"
+        if not self.rest_url.startswith(("http://", "https://")):
+            raise ConfigError(f"[{where}] needs rest_url, an http(s) URL such as Alpaca's "
+                              f"paper trading URL (got {self.rest_url!r})",
+                              key=f"{where}.rest_url")
+        if self.stream_url and not self.stream_url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"[{where}] stream_url must be a ws(s) URL (got "
+                              f"{self.stream_url!r})", key=f"{where}.stream_url")
+        # checked before the base opens the journal, so a refused config leaks nothing
         self.creds = load_credentials(ctx.venue, cfg, "APCA_API_KEY_ID",
                                       "APCA_API_SECRET_KEY")
+        super().__init__(ctx)
         self.http = HttpClient(self.rest_url, float(cfg.get("timeout_s", 10.0)),
                                name=f"{ctx.venue}-rest")
         self.account: dict[str, Any] = {}
         self.rate: dict[str, str] = {}
         self._stream_task: asyncio.Task[None] | None = None
+        #: venue clock - desk clock, ns, and how far that estimate may be off
+        self.clock_offset_ns = 0
+        self._offset_error_ns = math.inf
+        #: client order id -> (Alpaca's order id, its created_at on the venue's clock)
+        self._at_venue: dict[str, tuple[str, int]] = {}
+        self._cancel_reasons: dict[str, str] = {}
+        self._stream_log = logging.getLogger(f"{__name__}.stream.{ctx.venue}")
+        self._stream_log.addFilter(WithholdKeys(self.creds.key, self.creds.secret))
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         left = int(self.config.get("max_retries", 3))
@@ -107,10 +112,10 @@ class AlpacaExecutor(VenueExecutor):
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         while True:
+            t0 = time.time_ns()
             answer = await self.http.request(method, path, data, headers)
-            for name in ("x-ratelimit-limit", "x-ratelimit-remaining"):
-                if name in answer.headers:
-                    self.rate[name[12:]] = answer.headers[name]
+            t1 = time.time_ns()
+            self._observe(answer, t0, t1)
             if answer.status < 400:
                 return answer.json()
             payload = answer.json()
@@ -119,19 +124,51 @@ class AlpacaExecutor(VenueExecutor):
             if answer.status == 429 and left > 0:
                 self._count("http_429")
                 left -= 1
-                await asyncio.sleep(self._reset_wait(answer.header("x-ratelimit-reset")))
+                await asyncio.sleep(self._retry_wait(answer))
                 continue
             if answer.status >= 500:
                 raise HttpFailure(f"{method} {path}: HTTP {answer.status} {msg}", sent=True)
             raise VenueError(f"{msg or answer.status} (code {code})", code,
                              status=answer.status)
 
-    @staticmethod
-    def _reset_wait(reset: str) -> float:
+    def _observe(self, answer: HttpAnswer, t0: int, t1: int) -> None:
+        """Rate-limit headers, and the venue's clock from ``Date`` (to the second)."""
+        for name in ("x-ratelimit-limit", "x-ratelimit-remaining"):
+            if name in answer.headers:
+                self.rate[name[12:]] = answer.headers[name]
+        date = answer.header("date")
+        if date:
+            with contextlib.suppress(TypeError, ValueError):
+                venue = int(parsedate_to_datetime(date).timestamp()) * NS + NS // 2
+                self._clock_sample(venue, t0, t1, NS // 2)
+
+    def _clock_sample(self, venue_ns: int, t0: int, t1: int, error_ns: int = 0) -> None:
+        """``venue_ns`` was read by the venue between ``t0`` and ``t1`` (desk clock): the
+        estimate with the smallest possible error is kept."""
+        error = (t1 - t0) // 2 + error_ns
+        if error <= self._offset_error_ns:
+            self._offset_error_ns = error
+            offset = venue_ns - (t0 + t1) // 2
+            # within its own error the offset cannot be told from none: leave times be
+            self.clock_offset_ns = offset if abs(offset) > error else 0
+
+    def local(self, venue_ns: int) -> int:
+        """A venue time on the desk's clock (0 stays 0: unknown)."""
+        return venue_ns - self.clock_offset_ns if venue_ns else 0
+
+    def _retry_wait(self, answer: HttpAnswer) -> float:
+        """Seconds to wait after a 429: ``Retry-After``, else until ``X-RateLimit-Reset``
+        (the venue's clock), at most ``max_backoff_s``."""
+        top = float(self.config.get("max_backoff_s", 10.0))
         try:
-            return min(10.0, max(0.05, float(reset) - dt.datetime.now().timestamp()))
+            wait = float(answer.header("retry-after"))
         except ValueError:
-            return 1.0
+            try:
+                reset = float(answer.header("x-ratelimit-reset"))
+            except ValueError:
+                return min(1.0, top)
+            wait = reset - (time.time_ns() + self.clock_offset_ns) / NS
+        return min(top, max(0.05, wait))
 
     # -- the venue's side of VenueExecutor -----------------------------------------------
     async def place(self, order: Order) -> list[VenueUpdate]:
@@ -144,18 +181,32 @@ class AlpacaExecutor(VenueExecutor):
                         time_in_force=TIF[order.tif])
         else:
             raise VenueError(f"order type {order.order_type.value} is not sent to Alpaca")
-        return self._from_order(order, await self._call("POST", "/v2/orders", body))
+        t0 = time.time_ns()
+        answer = await self._call("POST", "/v2/orders", body)
+        t1 = time.time_ns()
+        updates = self._from_order(order, answer)
+        created = self._at_venue.get(order.order_id, ("", 0))[1]
+        if created:  # stamped by the venue while the request was out: the best clock
+            self._clock_sample(created, t0, t1)
+        return updates
 
     async def cancel_at_venue(self, order: Order) -> list[VenueUpdate]:
-        venue_id = self._venue_ids.get(order.order_id) or (
-            await self.query(order)).venue_order_id
+        venue_id = (await self._venue_order(order))[0]
         try:
-            await self._call("DELETE", f"/v2/orders/{venue_id}")
+            await self._call("DELETE", f"/v2/orders/{quote(venue_id)}")
         except VenueError as exc:
             if exc.status in (404, 422):  # gone or done already: what is it now?
                 return [await self.query(order)]
             raise
         return []  # 204: the stream (or the next query) says when it is cancelled
+
+    async def _venue_order(self, order: Order) -> tuple[str, int]:
+        """(Alpaca's order id, its created_at in venue ns): remembered, else asked."""
+        known = self._at_venue.get(order.order_id)
+        if known is None:
+            await self.query(order)
+            known = self._at_venue[order.order_id]
+        return known
 
     async def query(self, order: Order) -> VenueUpdate:
         try:
@@ -169,15 +220,33 @@ class AlpacaExecutor(VenueExecutor):
         return self._from_order(order, body)[-1]
 
     async def trades_of(self, order: Order) -> list[VenueUpdate]:
-        venue_id = self._venue_ids.get(order.order_id) or (
-            await self.query(order)).venue_order_id
-        rows = await self._call("GET", "/v2/account/activities/FILL?direction=asc"
-                                       "&page_size=100")
-        return [VenueUpdate(order.order_id, OrderStatus.PARTIALLY_FILLED,
-                            parse_time(r.get("transaction_time")), venue_id, float(r["qty"]),
-                            float(r["price"]), 0.0, _key(r["cum_qty"]), Liquidity.TAKER,
-                            source="reconcile")
-                for r in rows or [] if r.get("order_id") == venue_id]
+        """Every FILL activity of ``order``: pages of ``PAGE`` from a second before its
+        creation (venue clock), each page continuing after the last one's id."""
+        venue_id, created = await self._venue_order(order)
+        base = f"/v2/account/activities/FILL?direction=asc&page_size={PAGE}"
+        if created:
+            base += f"&after={quote(format_time(created - NS))}"
+        out: list[VenueUpdate] = []
+        token = ""
+        while True:
+            rows = await self._call("GET", base + (f"&page_token={quote(token)}"
+                                                   if token else "")) or []
+            out.extend(self._from_activity(order, venue_id, r) for r in rows
+                       if r.get("order_id") == venue_id)
+            if len(rows) < PAGE:
+                return out
+            last = str(rows[-1].get("id", ""))
+            if not last or last == token:
+                raise VenueError(f"FILL activities page ends with id {last!r} again: "
+                                 "cannot page on")
+            token = last
+
+    def _from_activity(self, order: Order, venue_id: str, row: dict[str, Any]
+                       ) -> VenueUpdate:
+        return VenueUpdate(order.order_id, OrderStatus.PARTIALLY_FILLED,
+                           self.local(parse_time(row.get("transaction_time"))), venue_id,
+                           float(row["qty"]), float(row["price"]), 0.0,
+                           execution_key(row["cum_qty"]), Liquidity.TAKER, source="reconcile")
 
     async def open_at_venue(self) -> list[str]:
         rows = await self._call("GET", "/v2/orders?status=open&limit=500")
@@ -185,10 +254,31 @@ class AlpacaExecutor(VenueExecutor):
 
     def _from_order(self, order: Order, body: dict[str, Any]) -> list[VenueUpdate]:
         status = STATUS.get(str(body.get("status")), OrderStatus.ACCEPTED)
-        return [VenueUpdate(order.order_id, status, parse_time(body.get("updated_at")),
-                            str(body.get("id", "")),
-                            reason=f"{body.get('status', '')} at {self.venue}",
+        venue_id = str(body.get("id", ""))
+        if venue_id:
+            self._at_venue[order.order_id] = (venue_id, parse_time(body.get("created_at")))
+        return [VenueUpdate(order.order_id, status,
+                            self.local(parse_time(body.get("updated_at"))), venue_id,
+                            reason=f"{body.get('status', '')} at {self.venue} (order "
+                                   f"{venue_id})",
                             source="rest")]
+
+    def cancel(self, order_id: str, now: int, reason: str = "cancelled by request") -> bool:
+        asked = super().cancel(order_id, now, reason)
+        if asked:
+            self._cancel_reasons[order_id] = reason
+        return asked
+
+    def _finish(self, state: OrderState, status: OrderStatus, reason: str,
+                fills: list[Fill], now: int) -> None:
+        """As the base, with the reason a cancel was asked for (``replaced``, ``kill
+        switch``) kept in the ``cancelled`` row."""
+        order_id = state.order.order_id
+        asked = self._cancel_reasons.pop(order_id, "")
+        self._at_venue.pop(order_id, None)
+        if asked and status is OrderStatus.CANCELLED:
+            reason = f"{asked} (confirmed by {self.venue})"
+        super()._finish(state, status, reason, fills, now)
 
     # -- trade_updates ---------------------------------------------------------------------
     async def connect(self) -> None:
@@ -199,7 +289,12 @@ class AlpacaExecutor(VenueExecutor):
             first = asyncio.get_running_loop().create_future()
             self._stream_task = asyncio.create_task(self._stream(first),
                                                     name=f"{self.venue}-trade-updates")
-            await asyncio.wait_for(asyncio.shield(first), 10.0)
+            try:
+                await asyncio.wait_for(asyncio.shield(first), 10.0)
+            except TimeoutError:
+                await self.disconnect()
+                raise ConnectionError(f"{self.venue}: trade_updates at {self.stream_url} "
+                                      "did not start listening within 10 s") from None
 
     async def _stream(self, first: asyncio.Future[None]) -> None:
         from websockets.asyncio.client import connect
@@ -208,7 +303,8 @@ class AlpacaExecutor(VenueExecutor):
         delay, connected_once = 0.2, False
         while True:
             try:
-                async with connect(self.stream_url, open_timeout=10, proxy=None) as ws:
+                async with connect(self.stream_url, open_timeout=10, proxy=None,
+                                   logger=self._stream_log) as ws:
                     await ws.send(json.dumps({"action": "auth", "key": self.creds.key,
                                               "secret": self.creds.secret}))
                     auth = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -216,6 +312,7 @@ class AlpacaExecutor(VenueExecutor):
                         raise VenueError(f"trade_updates refused the keys: {auth}")
                     await ws.send(json.dumps({"action": "listen",
                                               "data": {"streams": ["trade_updates"]}}))
+                    await self._listening(ws)
                     if connected_once:
                         self.stream_restarted()
                     connected_once, delay = True, 0.2
@@ -232,6 +329,19 @@ class AlpacaExecutor(VenueExecutor):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
+    async def _listening(self, ws: Any) -> None:
+        """Wait for the ``listening`` answer: only then is every order's update sent to us
+        (an order placed before it could fill unseen)."""
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if msg.get("stream") == "listening":
+                streams = (msg.get("data") or {}).get("streams") or []
+                if "trade_updates" not in streams:
+                    raise VenueError(f"trade_updates not granted: {msg}")
+                return
+            if msg.get("stream") == "error":
+                raise VenueError(f"trade_updates refused listen: {msg}")
+
     def _on_message(self, message: str | bytes) -> None:
         try:
             msg = json.loads(message)
@@ -245,10 +355,12 @@ class AlpacaExecutor(VenueExecutor):
                 return
             qty = float(data.get("qty") or 0) if event in ("fill", "partial_fill") else 0.0
             self.deliver([VenueUpdate(
-                str(order["client_order_id"]), status, parse_time(data.get("timestamp")),
+                str(order["client_order_id"]), status,
+                self.local(parse_time(data.get("timestamp"))),
                 str(order.get("id", "")), qty, float(data.get("price") or 0), 0.0,
-                _key(order["filled_qty"]) if qty else "", Liquidity.TAKER,
-                str(event) if status is OrderStatus.REJECTED else "", "stream")])
+                execution_key(order["filled_qty"]) if qty else "", Liquidity.TAKER,
+                "" if qty else f"{event} at {self.venue} (order {order.get('id', '')})",
+                "stream")])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._count("stream_bad_frames")
             logger.warning("%s: trade update unreadable (%r)", self.venue, exc)
@@ -263,7 +375,8 @@ class AlpacaExecutor(VenueExecutor):
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "rest_url": self.rest_url,
                 "stream_url": self.stream_url, "keys": self.creds.source,
-                "rate_limit": dict(self.rate), "account": self.account}
+                "rate_limit": dict(self.rate), "account": self.account,
+                "clock_offset_ms": round(self.clock_offset_ns / 1e6, 3)}
 
 
 def make_executor(ctx: ExecutorContext) -> AlpacaExecutor:
