@@ -66,6 +66,7 @@ class BinanceExecutor(VenueExecutor):
     DEFAULTS: dict[str, Any] = {
         **VenueExecutor.DEFAULTS, "type": "binance", "user_ws_url": "",
         "recv_window_ms": 5000, "keepalive_s": 1800.0, "max_retries": 3,
+        "reconnect_s": 0.2,
     }
     name = "binance"
 
@@ -281,30 +282,36 @@ class BinanceExecutor(VenueExecutor):
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
-        delay = 0.2
+        first_delay = float(self.config.get("reconnect_s", 0.2))
+        delay = first_delay
         connected_once = False
         while True:
+            why = "closed by the venue"
             try:
                 self._listen_key = await self._new_listen_key()
                 async with connect(f"{self.user_ws_url}/ws/{self._listen_key}",
                                    open_timeout=10, proxy=None) as ws:
                     if connected_once:
                         self.stream_restarted()
-                    connected_once, delay = True, 0.2
+                    connected_once, delay = True, first_delay
                     if not first.done():
                         first.set_result(None)
                     self._keepalive_task = asyncio.create_task(self._keepalive())
                     try:
                         async for message in ws:
-                            self._on_event(message)
+                            if self._on_event(message) == "listenKeyExpired":
+                                why = "listenKey expired"
+                                break  # nothing more comes on this key: a new one
                     finally:
                         self._keepalive_task.cancel()
             except asyncio.CancelledError:
                 raise
             except (OSError, ConnectionClosed, VenueError, HttpFailure, TimeoutError) as exc:
-                self._count("stream_drops")
-                logger.warning("%s: user stream down (%r); reconnecting in %.1f s",
-                               self.venue, exc, delay)
+                why = repr(exc)
+            # a clean close is a drop too: what happens until the reconnect is missed
+            self._count("stream_drops")
+            logger.warning("%s: user stream down (%s); reconnecting in %.1f s", self.venue,
+                           why, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -316,16 +323,24 @@ class BinanceExecutor(VenueExecutor):
                 await self._call("PUT", "/api/v3/userDataStream",
                                  {"listenKey": self._listen_key})
 
-    def _on_event(self, message: str | bytes) -> None:
+    def _on_event(self, message: str | bytes) -> str:
+        """Deliver one user-stream event; returns its type (``e``), "" if unreadable."""
         try:
             event = json.loads(message)
         except ValueError:
             self._count("stream_bad_frames")
-            return
+            return ""
         if isinstance(event, dict) and "event" in event and isinstance(event["event"], dict):
             event = event["event"]  # the WebSocket API's wrapping
-        if not isinstance(event, dict) or event.get("e") != "executionReport":
-            return
+        if not isinstance(event, dict):
+            self._count("stream_bad_frames")
+            return ""
+        kind = str(event.get("e", ""))
+        if kind == "executionReport":
+            self._execution_report(event)
+        return kind
+
+    def _execution_report(self, event: dict[str, Any]) -> None:
         try:
             # a cancel's own client id is ``c``; the order's is ``C`` then
             client = str(event.get("C") or event["c"]) if event.get("X") == "CANCELED" \
@@ -353,6 +368,10 @@ class BinanceExecutor(VenueExecutor):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._stream_task
         self.http.close()
+
+    def venue_order_id(self, order_id: str) -> str:
+        """The venue's ``orderId`` of one of our orders, once it acknowledged it ("" before)."""
+        return self._venue_ids.get(order_id, "")
 
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "rest_url": self.rest_url,
