@@ -32,6 +32,10 @@ def _venue_trades(desk: LiveDesk, since_ms: int = 0) -> list[dict[str, Any]]:
             if t["time"] >= since_ms]
 
 
+def _wait_counter(desk: LiveDesk, name: str, above: int, timeout: float) -> None:
+    wait_for(lambda: desk.ex.counters.get(name, 0) > above, timeout, f"executor {name}")
+
+
 def test_user_stream_closed_mid_trading_is_reconciled_to_the_venues_trades(
         tmp_path: Path) -> None:
     with live_desk(tmp_path, executor={"reconnect_s": 3.0}) as desk:
@@ -43,15 +47,13 @@ def test_user_stream_closed_mid_trading_is_reconciled_to_the_venues_trades(
             drops = desk.ex.counters.get("stream_drops", 0)
             reconnects = desk.ex.counters.get("stream_reconnects", 0)
             desk.client.stream_close(desk.client.stream_get_listen_key())
-            wait_for(lambda: desk.ex.counters.get("stream_drops", 0) > drops, 5,
-                     "the executor to see its stream closed")
+            _wait_counter(desk, "stream_drops", drops, 5)
             down_ms = int(time.time() * 1000)  # from here on, only reconciliation tells
             deadline = time.monotonic() + 2.0  # within the 3 s before the reconnect
             while not missed and time.monotonic() < deadline:
                 missed = _venue_trades(desk, down_ms)
                 time.sleep(0.25)  # the poll interval (myTrades weighs 20)
-            wait_for(lambda: desk.ex.counters.get("stream_reconnects", 0) > reconnects, 10,
-                     "the user stream to reconnect")
+            _wait_counter(desk, "stream_reconnects", reconnects, 10)
             if missed:
                 break
             orders += _quote_both_sides(desk)  # the market went away: quote again
