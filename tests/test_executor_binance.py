@@ -120,6 +120,21 @@ def test_429_backs_off_for_retry_after_and_sends_once(desk: LiveDesk) -> None:
     assert desk.sim.stats()["rate_limited"] == 1
 
 
+def test_ban_longer_than_max_retry_wait_rejects_without_asking_again(desk: LiveDesk) -> None:
+    desk.sim.exchange.api.limits.ban_after = 0  # the next weight violation is a ban
+    desk.sim.faults.force_429 = 1
+    t0 = time.monotonic()
+    order = desk.place("buy", 0.01)
+    assert desk.wait_status(order.order_id, FINAL) == ["new", "rejected"]
+    assert time.monotonic() - t0 < 5, "did not wait out a two-minute ban"
+    reason = desk.rows(order.order_id)[-1]["reason"]
+    assert reason.startswith("sim: Way too much request weight used; IP banned until")
+    assert "(code -1003; HTTP 418, retry after 120 s)" in reason
+    assert desk.sim.stats()["banned"] == 1, "asked once, not again within the ban"
+    assert desk.sim.stats()["orders"] == 0
+    assert desk.ex.counters["http_418"] == 1 and desk.ex.counters["venue_rejections"] == 1
+
+
 def test_lost_acknowledgement_is_resolved_by_client_order_id(desk: LiveDesk) -> None:
     desk.sim.faults.drop_next_ack = True  # executed at the venue, the answer never sent
     order = desk.place("buy", 0.02)

@@ -10,7 +10,9 @@ As Binance documents its spot API:
   ``GET /api/v3/order`` by ``origClientOrderId``; executions from ``GET /api/v3/myTrades``.
 * Rate limits: ``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-10S`` are kept for
   ``status``; a 429 (or 418, banned) waits ``Retry-After`` seconds and tries again, up to
-  ``max_retries`` — the request was refused, so repeating it is safe.
+  ``max_retries`` — the request was refused, so repeating it is safe. A ``Retry-After``
+  over ``max_retry_wait_s`` (a ban) is not waited for: the request fails at once (an order
+  is rejected), since asking again sooner only makes the ban longer.
 * The user data stream: ``POST /api/v3/userDataStream`` gives a listenKey, kept alive with
   ``PUT`` every ``keepalive_s``; ``<user_ws_url>/ws/<listenKey>`` pushes ``executionReport``
   events (each one an order update; ``x = TRADE`` carries an execution). After a reconnect
@@ -66,7 +68,7 @@ class BinanceExecutor(VenueExecutor):
     DEFAULTS: dict[str, Any] = {
         **VenueExecutor.DEFAULTS, "type": "binance", "user_ws_url": "",
         "recv_window_ms": 5000, "keepalive_s": 1800.0, "max_retries": 3,
-        "reconnect_s": 0.2,
+        "reconnect_s": 0.2, "max_retry_wait_s": 60.0,
     }
     name = "binance"
 
@@ -125,14 +127,18 @@ class BinanceExecutor(VenueExecutor):
             code = body.get("code") if isinstance(body, dict) else None
             msg = str(body.get("msg", "")) if isinstance(body, dict) else \
                 answer.body[:200].decode("utf-8", "replace")
-            if answer.status in (429, 418) and left > 0:
-                wait = float(answer.header("retry-after", "1") or 1)
+            if answer.status in (429, 418):
+                wait = _retry_after(answer.header("retry-after"))
                 self._count(f"http_{answer.status}")
-                logger.warning("%s: %s %s answered %d; retrying in %.1f s", self.venue,
-                               method, path, answer.status, wait)
-                await asyncio.sleep(min(wait, 60.0))
-                left -= 1
-                continue
+                if left > 0 and wait <= float(self.config.get("max_retry_wait_s", 60.0)):
+                    logger.warning("%s: %s %s answered %d; retrying in %.1f s", self.venue,
+                                   method, path, answer.status, wait)
+                    await asyncio.sleep(wait)
+                    left -= 1
+                    continue
+                # asking again before Retry-After only lengthens a ban: refused, not sent
+                raise VenueError(f"{msg} (code {code}; HTTP {answer.status}, retry after "
+                                 f"{wait:g} s)", code, retry_after=wait, status=answer.status)
             if code == _TIME_AHEAD and signed and not resynced:
                 resynced = True
                 self._count("clock_resyncs")
@@ -378,6 +384,16 @@ class BinanceExecutor(VenueExecutor):
                 "user_ws_url": self.user_ws_url, "keys": self.creds.source,
                 "clock_offset_ms": self.offset_ms, **self.weight,
                 "account": self.account}
+
+
+def _retry_after(value: str) -> float:
+    """A ``Retry-After`` in seconds (Binance sends whole seconds); 1 when absent or not a
+    number of seconds (an HTTP date is not something Binance sends)."""
+    try:
+        wait = float(value)
+    except ValueError:
+        return 1.0
+    return wait if 0 <= wait < float("inf") else 1.0
 
 
 def _split(symbol: str) -> tuple[str, str]:
