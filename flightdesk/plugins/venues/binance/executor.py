@@ -10,7 +10,9 @@ As Binance documents its spot API:
   ``GET /api/v3/order`` by ``origClientOrderId``; executions from ``GET /api/v3/myTrades``.
 * Rate limits: ``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-10S`` are kept for
   ``status``; a 429 (or 418, banned) waits ``Retry-After`` seconds and tries again, up to
-  ``max_retries`` — the request was refused, so repeating it is safe.
+  ``max_retries`` — the request was refused, so repeating it is safe. A ``Retry-After``
+  over ``max_retry_wait_s`` (a ban) is not waited for: the request fails at once (an order
+  is rejected), since asking again sooner only makes the ban longer.
 * The user data stream: ``POST /api/v3/userDataStream`` gives a listenKey, kept alive with
   ``PUT`` every ``keepalive_s``; ``<user_ws_url>/ws/<listenKey>`` pushes ``executionReport``
   events (each one an order update; ``x = TRADE`` carries an execution). After a reconnect
@@ -66,6 +68,7 @@ class BinanceExecutor(VenueExecutor):
     DEFAULTS: dict[str, Any] = {
         **VenueExecutor.DEFAULTS, "type": "binance", "user_ws_url": "",
         "recv_window_ms": 5000, "keepalive_s": 1800.0, "max_retries": 3,
+        "reconnect_s": 0.2, "max_retry_wait_s": 60.0,
     }
     name = "binance"
 
@@ -124,14 +127,18 @@ class BinanceExecutor(VenueExecutor):
             code = body.get("code") if isinstance(body, dict) else None
             msg = str(body.get("msg", "")) if isinstance(body, dict) else \
                 answer.body[:200].decode("utf-8", "replace")
-            if answer.status in (429, 418) and left > 0:
-                wait = float(answer.header("retry-after", "1") or 1)
+            if answer.status in (429, 418):
+                wait = _retry_after(answer.header("retry-after"))
                 self._count(f"http_{answer.status}")
-                logger.warning("%s: %s %s answered %d; retrying in %.1f s", self.venue,
-                               method, path, answer.status, wait)
-                await asyncio.sleep(min(wait, 60.0))
-                left -= 1
-                continue
+                if left > 0 and wait <= float(self.config.get("max_retry_wait_s", 60.0)):
+                    logger.warning("%s: %s %s answered %d; retrying in %.1f s", self.venue,
+                                   method, path, answer.status, wait)
+                    await asyncio.sleep(wait)
+                    left -= 1
+                    continue
+                # asking again before Retry-After only lengthens a ban: refused, not sent
+                raise VenueError(f"{msg} (code {code}; HTTP {answer.status}, retry after "
+                                 f"{wait:g} s)", code, retry_after=wait, status=answer.status)
             if code == _TIME_AHEAD and signed and not resynced:
                 resynced = True
                 self._count("clock_resyncs")
@@ -281,30 +288,36 @@ class BinanceExecutor(VenueExecutor):
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
-        delay = 0.2
+        first_delay = float(self.config.get("reconnect_s", 0.2))
+        delay = first_delay
         connected_once = False
         while True:
+            why = "closed by the venue"
             try:
                 self._listen_key = await self._new_listen_key()
                 async with connect(f"{self.user_ws_url}/ws/{self._listen_key}",
                                    open_timeout=10, proxy=None) as ws:
                     if connected_once:
                         self.stream_restarted()
-                    connected_once, delay = True, 0.2
+                    connected_once, delay = True, first_delay
                     if not first.done():
                         first.set_result(None)
                     self._keepalive_task = asyncio.create_task(self._keepalive())
                     try:
                         async for message in ws:
-                            self._on_event(message)
+                            if self._on_event(message) == "listenKeyExpired":
+                                why = "listenKey expired"
+                                break  # nothing more comes on this key: a new one
                     finally:
                         self._keepalive_task.cancel()
             except asyncio.CancelledError:
                 raise
             except (OSError, ConnectionClosed, VenueError, HttpFailure, TimeoutError) as exc:
-                self._count("stream_drops")
-                logger.warning("%s: user stream down (%r); reconnecting in %.1f s",
-                               self.venue, exc, delay)
+                why = repr(exc)
+            # a clean close is a drop too: what happens until the reconnect is missed
+            self._count("stream_drops")
+            logger.warning("%s: user stream down (%s); reconnecting in %.1f s", self.venue,
+                           why, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -316,16 +329,24 @@ class BinanceExecutor(VenueExecutor):
                 await self._call("PUT", "/api/v3/userDataStream",
                                  {"listenKey": self._listen_key})
 
-    def _on_event(self, message: str | bytes) -> None:
+    def _on_event(self, message: str | bytes) -> str:
+        """Deliver one user-stream event; returns its type (``e``), "" if unreadable."""
         try:
             event = json.loads(message)
         except ValueError:
             self._count("stream_bad_frames")
-            return
+            return ""
         if isinstance(event, dict) and "event" in event and isinstance(event["event"], dict):
             event = event["event"]  # the WebSocket API's wrapping
-        if not isinstance(event, dict) or event.get("e") != "executionReport":
-            return
+        if not isinstance(event, dict):
+            self._count("stream_bad_frames")
+            return ""
+        kind = str(event.get("e", ""))
+        if kind == "executionReport":
+            self._execution_report(event)
+        return kind
+
+    def _execution_report(self, event: dict[str, Any]) -> None:
         try:
             # a cancel's own client id is ``c``; the order's is ``C`` then
             client = str(event.get("C") or event["c"]) if event.get("X") == "CANCELED" \
@@ -354,11 +375,25 @@ class BinanceExecutor(VenueExecutor):
                 await self._stream_task
         self.http.close()
 
+    def venue_order_id(self, order_id: str) -> str:
+        """The venue's ``orderId`` of one of our orders, once it acknowledged it ("" before)."""
+        return self._venue_ids.get(order_id, "")
+
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "rest_url": self.rest_url,
                 "user_ws_url": self.user_ws_url, "keys": self.creds.source,
                 "clock_offset_ms": self.offset_ms, **self.weight,
                 "account": self.account}
+
+
+def _retry_after(value: str) -> float:
+    """A ``Retry-After`` in seconds (Binance sends whole seconds); 1 when absent or not a
+    number of seconds (an HTTP date is not something Binance sends)."""
+    try:
+        wait = float(value)
+    except ValueError:
+        return 1.0
+    return wait if 0 <= wait < float("inf") else 1.0
 
 
 def _split(symbol: str) -> tuple[str, str]:

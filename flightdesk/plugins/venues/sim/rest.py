@@ -134,7 +134,11 @@ class SimRest:
             self.stats["errors"] += 1
             headers = self.limits.headers(route is not None and route.orders)
             if exc.status in (418, 429):
-                headers["Retry-After"] = self.limits.retry_after(now, exc.status)
+                headers["Retry-After"] = (
+                    str(self.faults.retry_after_s)
+                    if self.faults.retry_after_s > 0
+                    else self.limits.retry_after(now, exc.status)
+                )
             return HttpResponse(exc.status, exc.body(), headers)
         if route.orders and req.method == "POST" and self.faults.drop_next_ack:
             self.faults.drop_next_ack = False
