@@ -20,8 +20,11 @@ from typing import Any
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.compose import Runtime
 from flightdesk.core.trading.executor import PAPER, ExecutorContext, ExecutorRouter
+from flightdesk.core.trading.orders import OrderStatus, Side
 
 logger = logging.getLogger(__name__)
+
+_CHUNK = 500  # order ids per store query (SQLite allows 999 parameters by default)
 
 
 class VenueExecutors:
@@ -41,6 +44,7 @@ class VenueExecutors:
         router = rt.trader.broker
         assert isinstance(router, ExecutorRouter)
         self._loop = asyncio.get_running_loop()
+        self._restore_positions(list(rt.executor_tables))
         by_name = {v.name: v for v in venues}
         for name, table in rt.executor_tables.items():
             factory = rt.registry.executors[table["type"]]
@@ -50,7 +54,7 @@ class VenueExecutors:
                 books=rt.engine.books.synced, position=rt.portfolio.held,
                 report=rt.trader.report, event=rt.trader.event, data_dir=self.data_dir,
                 clock=rt.clock, venue_info=venue.info, stored_fills=self._stored_fills,
-                wake=self._wake)
+                stored_final=self._stored_final, wake=self._wake)
             executor = factory(ctx)
             await executor.start()
             router.attach(name, executor)
@@ -84,6 +88,48 @@ class VenueExecutors:
                                     (order_id,))
         return list(zip(table.column("fill_id").to_pylist(),
                         [float(q) for q in table.column("qty").to_pylist()], strict=True))
+
+    def _stored_final(self, order_ids: list[str]) -> set[str]:
+        """The orders whose final row the store has, with fills adding up to its
+        ``filled_qty`` (a kill between the two commits leaves one without the other)."""
+        out: set[str] = set()
+        for i in range(0, len(order_ids), _CHUNK):
+            part = order_ids[i:i + _CHUNK]
+            marks = ", ".join("?" * len(part))
+            finals = ", ".join(f"'{s.value}'" for s in OrderStatus if s.is_final)
+            ended = self.rt.store.query(
+                f"SELECT order_id, MAX(filled_qty) AS q FROM orders WHERE order_id IN "
+                f"({marks}) AND status IN ({finals}) GROUP BY order_id", tuple(part))
+            fills = self.rt.store.query(
+                f"SELECT order_id, SUM(qty) AS q FROM fills WHERE order_id IN ({marks}) "
+                "GROUP BY order_id", tuple(part))
+            filled = dict(zip(fills.column("order_id").to_pylist(),
+                              fills.column("q").to_pylist(), strict=True))
+            for oid, qty in zip(ended.column("order_id").to_pylist(),
+                                ended.column("q").to_pylist(), strict=True):
+                if abs(float(qty or 0.0) - float(filled.get(oid) or 0.0)) <= 1e-9:
+                    out.add(oid)
+        return out
+
+    def _restore_positions(self, venues: list[str]) -> None:
+        """A live venue's positions are what the store's fills add up to: a restarted
+        desk starts from them, not flat (its risk limits count what it holds)."""
+        marks = ", ".join("?" * len(venues))
+        table = self.rt.store.query(
+            "SELECT strategy, venue, symbol, side, price, qty, fee FROM fills WHERE venue IN "
+            f"({marks}) ORDER BY ts, seq", tuple(venues))
+        if not table.num_rows:
+            return
+        portfolio = self.rt.portfolio
+        for row in table.to_pylist():
+            portfolio.record(str(row["strategy"] or ""), row["venue"], row["symbol"],
+                             Side(row["side"]).sign, float(row["price"]), float(row["qty"]),
+                             float(row["fee"] or 0.0))
+        held = ", ".join(f"{v}:{s}={p.qty:g}" for (v, s), p in portfolio.positions.items()
+                         if v in venues)
+        logger.info("live positions restored from %d stored fills: %s", table.num_rows, held)
+        print(f"LIVE: positions restored from {table.num_rows} stored fills: {held}",
+              file=sys.stderr, flush=True)
 
     async def stop(self, timeout: float) -> None:
         for name, executor in self.executors.items():

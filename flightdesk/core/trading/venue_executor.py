@@ -92,14 +92,20 @@ class OrderUnknown(Exception):
 
 
 class Journal:
-    """Append-only JSON lines of orders sent and orders finished (see the module doc)."""
+    """Append-only JSON lines of orders sent and orders finished (see the module doc).
+
+    ``open_orders`` are the orders sent and not known to be finished; ``finished`` the
+    orders that finished since the file was last compacted (their ``final`` line is
+    written before the store commits their last rows, so a kill in between leaves a
+    finished order whose end the store lacks: :meth:`settle` takes those back).
+    """
 
     def __init__(self, path: Path, fsync: bool = True) -> None:
         self.path = path
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.finished: dict[str, dict[str, Any]] = {}
         self.open_orders = self._load()
-        self._rewrite()
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
 
     def _load(self) -> dict[str, dict[str, Any]]:
@@ -112,13 +118,22 @@ class Journal:
                 if rec["op"] == "new":
                     out[rec["order"]["order_id"]] = rec["order"]
                 elif rec["op"] == "final":
-                    out.pop(rec["order_id"], None)
+                    done = out.pop(rec["order_id"], None)
+                    if done is not None:
+                        self.finished[rec["order_id"]] = done
             except (ValueError, KeyError, TypeError):
                 # a torn last line from a kill mid-write: nothing was sent for it
                 logger.warning("executor journal %s line %d unreadable, skipped", self.path, n)
         return out
 
-    def _rewrite(self) -> None:
+    def settle(self, stored: set[str]) -> list[str]:
+        """Compact the file: finished orders whose end is in the store (``stored``) are
+        dropped, the others are open again (to be asked about); returns those."""
+        back = [oid for oid in self.finished if oid not in stored]
+        for oid in back:
+            self.open_orders[oid] = self.finished[oid]
+        self.finished = {}
+        self._fh.close()
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -127,6 +142,8 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+        return back
 
     def new(self, order: Order) -> None:
         rec = order_record(order)
@@ -474,7 +491,15 @@ class VenueExecutor:
 
     def _adopt(self) -> None:
         """Orders of an earlier run still open in the journal become open orders again,
-        with the fills the store already has (so reconciliation adds only the rest)."""
+        with the fills the store already has (so reconciliation adds only the rest); so do
+        finished orders whose end the store does not have (a kill before its commit)."""
+        finished = list(self.journal.finished)
+        for order_id in self.journal.settle(self.ctx.stored_final(finished)):
+            self._count("reopened")
+            rec = self.journal.open_orders[order_id]
+            self.ctx.event("reconcile", rec["venue"], rec["symbol"],
+                           f"{order_id}: finished at the last stop but not in the store; "
+                           "asking the venue")
         for order_id, rec in self.journal.open_orders.items():
             if order_id in self.orders:
                 continue
