@@ -20,7 +20,7 @@ from typing import Any
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.compose import Runtime
 from flightdesk.core.trading.executor import PAPER, ExecutorContext, ExecutorRouter
-from flightdesk.core.trading.orders import OrderStatus, Side
+from flightdesk.core.trading.orders import OrderStatus
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ class VenueExecutors:
         router = rt.trader.broker
         assert isinstance(router, ExecutorRouter)
         self._loop = asyncio.get_running_loop()
-        self._restore_positions(list(rt.executor_tables))
         by_name = {v.name: v for v in venues}
         for name, table in rt.executor_tables.items():
             factory = rt.registry.executors[table["type"]]
@@ -110,26 +109,6 @@ class VenueExecutors:
                 if abs(float(qty or 0.0) - float(filled.get(oid) or 0.0)) <= 1e-9:
                     out.add(oid)
         return out
-
-    def _restore_positions(self, venues: list[str]) -> None:
-        """A live venue's positions are what the store's fills add up to: a restarted
-        desk starts from them, not flat (its risk limits count what it holds)."""
-        marks = ", ".join("?" * len(venues))
-        table = self.rt.store.query(
-            "SELECT strategy, venue, symbol, side, price, qty, fee FROM fills WHERE venue IN "
-            f"({marks}) ORDER BY ts, seq", tuple(venues))
-        if not table.num_rows:
-            return
-        portfolio = self.rt.portfolio
-        for row in table.to_pylist():
-            portfolio.record(str(row["strategy"] or ""), row["venue"], row["symbol"],
-                             Side(row["side"]).sign, float(row["price"]), float(row["qty"]),
-                             float(row["fee"] or 0.0))
-        held = ", ".join(f"{v}:{s}={p.qty:g}" for (v, s), p in portfolio.positions.items()
-                         if v in venues)
-        logger.info("live positions restored from %d stored fills: %s", table.num_rows, held)
-        print(f"LIVE: positions restored from {table.num_rows} stored fills: {held}",
-              file=sys.stderr, flush=True)
 
     async def stop(self, timeout: float) -> None:
         for name, executor in self.executors.items():
