@@ -111,7 +111,8 @@ def test_sigkill_with_orders_open_then_restart_loses_and_doubles_nothing(tmp_pat
             # wait for trading, then kill the moment the journal has a new order in it
             wait_for(lambda: journal_lines(data) > 0, 30, "a journaled order")
             seen = journal_lines(data)
-            wait_for(lambda: journal_lines(data) > seen, 30, "the next order", interval=0.001)
+            wait_for(lambda n=seen: journal_lines(data) > n, 30, "the next order",
+                     interval=0.001)
         else:
             time.sleep(delay)
         stop_serve(proc, kill=True)
@@ -135,7 +136,8 @@ def test_sigkill_with_orders_open_then_restart_loses_and_doubles_nothing(tmp_pat
                      == len(account.open_orders()), 30, "open orders agreeing")
         killed, position = kill_and_stop(proc, uri)
     finally:
-        stop_serve(proc, kill=True) if proc.poll() is None else None
+        if proc.poll() is None:
+            stop_serve(proc, kill=True)
     assert killed["venue_confirmed"] is True and account.open_orders() == []
     assert_agrees(data, account, position)
     events = store_rows(data, "SELECT detail FROM events WHERE kind = 'reconcile'")
@@ -166,7 +168,8 @@ def test_user_stream_cut_mid_trading_fills_equal_my_trades(tmp_path, sim):
             killed, position = kill_and_stop(proc, uri)
     finally:
         stop.set()
-        stop_serve(proc, kill=True) if proc.poll() is None else None
+        if proc.poll() is None:
+            stop_serve(proc, kill=True)
     assert killed["venue_confirmed"] is True
     assert_agrees(data, account, position)
 

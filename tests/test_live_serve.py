@@ -15,7 +15,6 @@ import pytest
 import flightdesk
 from tests.fixtures.livesim import SYMBOL, Account, store_rows, stored_position
 from tests.fixtures.serve import start_serve, stop_serve
-from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
