@@ -20,6 +20,7 @@ COMMANDS = (
     "flightdesk.commands.backtest",
     "flightdesk.commands.normalize",
     "flightdesk.commands.record",
+    "flightdesk.commands.sim",
 )
 
 

@@ -20,8 +20,11 @@ from typing import Any
 from flightdesk.core.market.venue import Venue
 from flightdesk.core.runtime.compose import Runtime
 from flightdesk.core.trading.executor import PAPER, ExecutorContext, ExecutorRouter
+from flightdesk.core.trading.orders import OrderStatus
 
 logger = logging.getLogger(__name__)
+
+_CHUNK = 500  # order ids per store query (SQLite allows 999 parameters by default)
 
 
 class VenueExecutors:
@@ -50,7 +53,7 @@ class VenueExecutors:
                 books=rt.engine.books.synced, position=rt.portfolio.held,
                 report=rt.trader.report, event=rt.trader.event, data_dir=self.data_dir,
                 clock=rt.clock, venue_info=venue.info, stored_fills=self._stored_fills,
-                wake=self._wake)
+                stored_final=self._stored_final, wake=self._wake)
             executor = factory(ctx)
             await executor.start()
             router.attach(name, executor)
@@ -84,6 +87,28 @@ class VenueExecutors:
                                     (order_id,))
         return list(zip(table.column("fill_id").to_pylist(),
                         [float(q) for q in table.column("qty").to_pylist()], strict=True))
+
+    def _stored_final(self, order_ids: list[str]) -> set[str]:
+        """The orders whose final row the store has, with fills adding up to its
+        ``filled_qty`` (a kill between the two commits leaves one without the other)."""
+        out: set[str] = set()
+        for i in range(0, len(order_ids), _CHUNK):
+            part = order_ids[i:i + _CHUNK]
+            marks = ", ".join("?" * len(part))
+            finals = ", ".join(f"'{s.value}'" for s in OrderStatus if s.is_final)
+            ended = self.rt.store.query(
+                f"SELECT order_id, MAX(filled_qty) AS q FROM orders WHERE order_id IN "
+                f"({marks}) AND status IN ({finals}) GROUP BY order_id", tuple(part))
+            fills = self.rt.store.query(
+                f"SELECT order_id, SUM(qty) AS q FROM fills WHERE order_id IN ({marks}) "
+                "GROUP BY order_id", tuple(part))
+            filled = dict(zip(fills.column("order_id").to_pylist(),
+                              fills.column("q").to_pylist(), strict=True))
+            for oid, qty in zip(ended.column("order_id").to_pylist(),
+                                ended.column("q").to_pylist(), strict=True):
+                if abs(float(qty or 0.0) - float(filled.get(oid) or 0.0)) <= 1e-9:
+                    out.add(oid)
+        return out
 
     async def stop(self, timeout: float) -> None:
         for name, executor in self.executors.items():

@@ -109,6 +109,9 @@ class ExecutorContext:
     venue_info: Mapping[str, Any] = field(default_factory=dict)
     #: ``stored_fills(order_id) -> [(fill_id, qty)]``: the fills the store has of an order
     stored_fills: Callable[[str], list[tuple[str, float]]] = lambda order_id: []
+    #: ``stored_final(order_ids) -> ids``: those whose final row (and all its fills) the
+    #: store has; the others were finished by a run killed before its store commit
+    stored_final: Callable[[list[str]], set[str]] = lambda order_ids: set(order_ids)
     #: ask the engine to poll the executors and flush soon (thread-safe; cheap to repeat):
     #: venue updates are applied even when no market data arrives
     wake: Callable[[], None] = lambda: None

@@ -27,19 +27,17 @@ thread). This class does the rest, the same for every venue:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
-import os
 import queue
 from collections import deque
 from collections.abc import Coroutine, Iterable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.trading.executor import ExecutorContext, Key, exposure_of
+from flightdesk.core.trading.journal import Journal, order_from_record
 from flightdesk.core.trading.orders import (
     EPS,
     Fill,
@@ -47,9 +45,6 @@ from flightdesk.core.trading.orders import (
     Order,
     OrderState,
     OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,83 +84,6 @@ class VenueError(Exception):
 
 class OrderUnknown(Exception):
     """The venue has no order with this client order id."""
-
-
-class Journal:
-    """Append-only JSON lines of orders sent and orders finished (see the module doc)."""
-
-    def __init__(self, path: Path, fsync: bool = True) -> None:
-        self.path = path
-        self.fsync = fsync
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.open_orders = self._load()
-        self._rewrite()
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
-
-    def _load(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        if not self.path.exists():
-            return out
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-            try:
-                rec = json.loads(line)
-                if rec["op"] == "new":
-                    out[rec["order"]["order_id"]] = rec["order"]
-                elif rec["op"] == "final":
-                    out.pop(rec["order_id"], None)
-            except (ValueError, KeyError, TypeError):
-                # a torn last line from a kill mid-write: nothing was sent for it
-                logger.warning("executor journal %s line %d unreadable, skipped", self.path, n)
-        return out
-
-    def _rewrite(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for order in self.open_orders.values():
-                fh.write(json.dumps({"op": "new", "order": order}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-
-    def new(self, order: Order) -> None:
-        rec = order_record(order)
-        self.open_orders[order.order_id] = rec
-        self._write({"op": "new", "order": rec}, sync=True)
-
-    def final(self, order_id: str, status: str) -> None:
-        if self.open_orders.pop(order_id, None) is not None:
-            self._write({"op": "final", "order_id": order_id, "status": status}, sync=False)
-
-    def _write(self, rec: dict[str, Any], sync: bool) -> None:
-        self._fh.write(json.dumps(rec) + "\n")
-        self._fh.flush()
-        if sync and self.fsync:
-            os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def order_record(order: Order) -> dict[str, Any]:
-    rec = order._asdict()
-    for k, v in rec.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            rec[k] = None
-        elif hasattr(v, "value"):
-            rec[k] = v.value
-    return rec
-
-
-def order_from_record(rec: dict[str, Any]) -> Order:
-    def num(v: Any) -> float:
-        return math.nan if v is None else float(v)
-
-    return Order(rec["order_id"], int(rec["ts"]), rec["strategy"], rec["venue"],
-                 rec["symbol"], Side(rec["side"]), OrderType(rec["order_type"]),
-                 float(rec["qty"]), num(rec["limit_px"]), int(rec.get("ts_origin") or 0),
-                 num(rec.get("stop_px")), TimeInForce(rec.get("tif", "gtc")),
-                 bool(rec.get("post_only")), bool(rec.get("reduce_only")))
 
 
 class VenueExecutor:
@@ -474,7 +392,15 @@ class VenueExecutor:
 
     def _adopt(self) -> None:
         """Orders of an earlier run still open in the journal become open orders again,
-        with the fills the store already has (so reconciliation adds only the rest)."""
+        with the fills the store already has (so reconciliation adds only the rest); so do
+        finished orders whose end the store does not have (a kill before its commit)."""
+        finished = list(self.journal.finished)
+        for order_id in self.journal.settle(self.ctx.stored_final(finished)):
+            self._count("reopened")
+            rec = self.journal.open_orders[order_id]
+            self.ctx.event("reconcile", rec["venue"], rec["symbol"],
+                           f"{order_id}: finished at the last stop but not in the store; "
+                           "asking the venue")
         for order_id, rec in self.journal.open_orders.items():
             if order_id in self.orders:
                 continue

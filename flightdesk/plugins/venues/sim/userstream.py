@@ -29,7 +29,7 @@ class UserStream:
         self._rnd = random.Random(seed ^ 0x5EED)
         self.key: str | None = None
         self._clients: dict[ServerConnection, asyncio.Queue[str | None]] = {}
-        self.stats = {"user_events": 0, "user_clients": 0}
+        self.stats = {"user_events": 0, "user_clients": 0, "user_drops": 0}
 
     # -- REST side ----------------------------------------------------------------------------
     def create(self) -> str:
@@ -48,6 +48,15 @@ class UserStream:
         for queue in self._clients.values():
             queue.put_nowait(None)
         self.key = None
+
+    def drop_clients(self) -> int:
+        """Cut every user-stream connection without a close frame, as a network fault
+        would (the key stays live: a client reconnects with it); how many were cut."""
+        conns = list(self._clients)
+        for conn in conns:
+            conn.transport.abort()
+        self.stats["user_drops"] += len(conns)
+        return len(conns)
 
     # -- WebSocket side --------------------------------------------------------------------
     def publish(self, event: dict[str, Any]) -> None:
