@@ -53,7 +53,7 @@ import asyncio, sys
 from flightdesk.plugins.venues.sim.exchange import SimExchange
 async def main():
     ex = await SimExchange(rate=float(sys.argv[1])).start()
-    print(ex.port, flush=True)
+    print(ex.port, ex.rest_url, flush=True)  # market-data WebSocket port, REST URL
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
     await ex.stop()
 asyncio.run(main())
@@ -228,7 +228,8 @@ def test_load_subscribers_history_sql_and_a_stalled_client():
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     clients = None
     try:
-        url = f"127.0.0.1:{int(sim.stdout.readline())}"
+        ws_port, rest_url = sim.stdout.readline().split()
+        url = f"127.0.0.1:{int(ws_port)}"
         with tempfile.TemporaryDirectory() as tmp:
             write_history(Path(tmp) / "history")
             cfg = {"desk": {"data_dir": tmp, "engine_priority": ENGINE_PRIORITY},
@@ -236,7 +237,7 @@ def test_load_subscribers_history_sql_and_a_stalled_client():
                    "flight": {"port": 0, "subscriber_buffer": 256,
                               "data_process": DATA_PROCESS},
                    "venues": {"bn": {"type": "binance", "symbols": SYMBOLS,
-                                     "ws_url": f"ws://{url}", "rest_url": f"http://{url}",
+                                     "ws_url": f"ws://{url}", "rest_url": rest_url,
                                      "channels": ["depth@100ms", "trade"]}},
                    "strategies": {"flip": {"type": "flip"}}}
             with flightdesk.Engine(cfg, plugins=[FlipPlugin()], tune_process=True) as eng:

@@ -4,7 +4,6 @@ import logging
 import re
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 import flightdesk
@@ -112,9 +111,12 @@ def test_hook_flightdesk_register_risk_rules(tmp_path):
     with flightdesk.Engine(cfg, plugins=[plugin]) as eng:
         assert wait_for(lambda: eng.status()["trading"].get("rejected_custom_rule", 0) > 0)
         orders = eng.orders()
-    rejected = orders.filter(pa.compute.equal(orders["status"], "rejected"))
-    assert set(rejected["symbol"].to_pylist()) == {"ETHUSDT"}
-    assert all("no_eth" in r for r in rejected["reason"].to_pylist())
+    rows = orders.to_pylist()
+    by_rule = [r for r in rows if r["status"] == "rejected" and "no_eth" in r["reason"]]
+    assert by_rule and {r["symbol"] for r in by_rule} == {"ETHUSDT"}
+    # no ETH order got past the rule (other rejections, e.g. position limits, may happen)
+    assert not [r for r in rows if r["symbol"] == "ETHUSDT" and r["status"] != "new"
+                and "no_eth" not in r["reason"]]
 
 
 class CountingPaper(PaperBroker):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import flightdesk
+from flightdesk.core.storage.migrations import SCHEMA_VERSION
 from flightdesk.core.storage.store import Store
 from tests.fixtures.postgres import pg_tools, start
 from tests.fixtures.waiting import wait_for
@@ -39,7 +40,8 @@ def test_store_migrates_writes_and_reads_in_commit_order(pg_uri):
     assert seen == [3]
     got = store.read("events")
     assert got.column("detail").to_pylist()[-3:] == ["0", "1", "2"]
-    assert store.query("SELECT value FROM flightdesk_meta").column(0)[0].as_py() == "2"
+    assert store.query("SELECT value FROM flightdesk_meta").column(0)[0].as_py() == str(
+        SCHEMA_VERSION)
     store.close()
     again = Store(pg_uri).start()  # migrations are idempotent on an existing database
     assert again.read("events").num_rows == got.num_rows
