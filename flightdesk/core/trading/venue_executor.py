@@ -186,6 +186,14 @@ class VenueExecutor:
         self._spawn(self._cancel(state.order))
         return True
 
+    def cancel_refused(self, order_id: str) -> None:
+        """The venue refused a cancel (on its stream): a later cancel (the kill switch's)
+        is sent again instead of being taken for one still pending."""
+        state = self.orders.get(order_id)
+        if state is not None:
+            state.cancel_requested = False
+            self._count("cancel_rejections")
+
     def cancel_all(self, reason: str, key: Key | None = None, now: int | None = None) -> int:
         states = list(self.orders.values()) if key is None else list(
             self.by_key.get(key, {}).values())
@@ -356,13 +364,28 @@ class VenueExecutor:
                      self.venue, order.order_id, attempts)
 
     async def _fetch_trades(self, order: Order, then: VenueUpdate | None = None) -> None:
-        """Deliver every execution of ``order`` the venue has, then ``then``."""
-        try:
-            self.deliver(u._replace(source="reconcile") for u in await self.trades_of(order))
-        except Exception as exc:
-            logger.warning("%s: trades of %s unavailable (%s)", self.venue, order.order_id,
-                           exc)
-        if then is not None:
+        """Deliver every execution of ``order`` the venue has, then ``then``. When the
+        venue cannot list them (after ``query_attempts`` tries) a final ``then`` is not
+        delivered: the order stays open, counted and in an ``events`` row, for the next
+        reconciliation to finish, rather than closing with fills missing."""
+        attempts = int(self.config.get("query_attempts", 5))
+        for attempt in range(attempts):
+            try:
+                trades = await self.trades_of(order)
+            except Exception as exc:
+                logger.warning("%s: trades of %s unavailable (%s), attempt %d", self.venue,
+                               order.order_id, exc, attempt + 1)
+                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
+                continue
+            self.deliver(u._replace(source="reconcile") for u in trades)
+            if then is not None:
+                self.deliver([then])
+            return
+        self._count("trades_unavailable")
+        self.ctx.event("reconcile", order.venue, order.symbol,
+                       f"{order.order_id}: the venue did not list its executions; left open "
+                       "for the next reconciliation")
+        if then is not None and not then.status.is_final:
             self.deliver([then])
 
     async def _cancel(self, order: Order) -> None:

@@ -350,6 +350,9 @@ class AlpacaExecutor(VenueExecutor):
             data = msg["data"]
             event = str(data["event"])
             order = data["order"]
+            if event == "order_cancel_rejected":  # the cancel was refused: it may be asked again
+                self.cancel_refused(str(data["order"]["client_order_id"]))
+                return
             status = EVENTS.get(event)
             if status is None:
                 return
