@@ -22,7 +22,6 @@ No timing is asserted.
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import threading
 import time
@@ -32,11 +31,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
+from results import write_section  # bench/results.py (scripts run from bench/)
 
 import flightdesk
 from flightdesk.core.trading.orders import Side
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Executor latency"
 PAPER_ROW = "paper broker: submit -> fill applied (baseline)"
 QTY = 0.001
@@ -165,15 +164,6 @@ def markdown(rows: dict[str, tuple[float, float]], n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Add or replace our own section of RESULTS.md, leaving the others alone."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main() -> int:
@@ -196,7 +186,7 @@ def main() -> int:
     text = markdown(rows, n)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(HEADING, text)
     return 0
 
 

@@ -31,6 +31,8 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from results import write_section  # bench/results.py (scripts run from bench/)
+
 from flightdesk.core.market.book import L2Book, Level
 from flightdesk.core.market.events import (
     BookMsg,
@@ -46,7 +48,6 @@ from flightdesk.plugins.venues.binance.parse import BinanceProtocol
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "binance" / "btcusdt_20240808.gz"
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Ingest detail: Binance parse -> BookKeeper -> top of book"
 SYMBOL = "BTCUSDT"
 NAN = float("nan")
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one run")
     ap.add_argument("--write", action="store_true",
-                    help=f"replace the '{SECTION}' section of {RESULTS.name}")
+                    help=f"replace the '{SECTION}' section of RESULTS.md")
     ap.add_argument("--smoke", action="store_true",
                     help="a tiny run that only checks the bench works (.ci/run runs it)")
     args = ap.parse_args(argv)
@@ -309,20 +310,9 @@ def main(argv: list[str] | None = None) -> None:
               f"\n\n{table(rows, len(frames))}\n")
     print(report)
     if args.write:
-        write_section(report)
+        write_section(SECTION, report)
 
 
-def write_section(report: str) -> None:
-    """Replace (or add) this bench's section of RESULTS.md, leaving the others alone."""
-    text = RESULTS.read_text(encoding="utf-8")
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + report
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        end = len(text) if end < 0 else end + 1
-        text = text[:start] + report + ("\n" + text[end:] if end < len(text) else "")
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

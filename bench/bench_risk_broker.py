@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from results import write_section  # bench/results.py (scripts run from bench/)
 
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
@@ -39,7 +38,6 @@ from flightdesk.core.trading.risk import RiskValidator, RiskView
 from flightdesk.core.trading.trader import Trader
 from flightdesk.plugins.venues.sim.market import SimMarket
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Risk and broker"
 BLOCK = 50
 RISK_ROW = "risk check (all built-in checks, limit order)"
@@ -195,15 +193,6 @@ def markdown(rows: dict[str, tuple[float, float]], samples: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Add or replace our own section of RESULTS.md, leaving the others alone."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main() -> int:
@@ -234,7 +223,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows))
     if not args.no_write:
-        write_section(text)
+        write_section(HEADING, text)
     return 0
 
 

@@ -40,6 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the synthetic MEXC session lives with the tests (tests.fixtures)
 
+from results import write_section  # noqa: E402  (bench/results.py; scripts run from bench/)
+
 from flightdesk.core.market.batcher import QuoteBuffer  # noqa: E402
 from flightdesk.core.market.events import (  # noqa: E402
     BarMsg,
@@ -61,7 +63,6 @@ from flightdesk.plugins.venues.mexc import MexcProtocol  # noqa: E402
 from flightdesk.plugins.venues.okx import OkxProtocol  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Venues and ingest"
 BATCH_ROWS = 4096
 
@@ -293,18 +294,9 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
-def write_section(text: str) -> None:
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 if __name__ == "__main__":
