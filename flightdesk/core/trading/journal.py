@@ -71,9 +71,17 @@ class Journal:
         return back
 
     def new(self, order: Order) -> None:
+        """Record an order about to be sent: written and flushed to the OS here (a killed
+        process loses nothing), made durable by :meth:`sync` before the request leaves."""
         rec = order_record(order)
         self.open_orders[order.order_id] = rec
-        self._write({"op": "new", "order": rec}, sync=True)
+        self._write({"op": "new", "order": rec}, sync=False)
+
+    def sync(self) -> None:
+        """fsync what was written (``fsync = false``: nothing); from any thread — the
+        executor's I/O path calls it just before sending, off the engine thread."""
+        if self.fsync and not self._fh.closed:
+            os.fsync(self._fh.fileno())
 
     def final(self, order_id: str, status: str) -> None:
         if self.open_orders.pop(order_id, None) is not None:

@@ -32,6 +32,7 @@ import math
 import queue
 from collections import deque
 from collections.abc import Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from flightdesk.core.market.book import L2Book
@@ -115,6 +116,8 @@ class VenueExecutor:
         self._venue_ids: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: one thread that fsyncs the journal just before each send (in order)
+        self._durable = ThreadPoolExecutor(1, thread_name_prefix=f"{ctx.venue}-journal")
 
     # -- what a venue provides -----------------------------------------------------------
     async def place(self, order: Order) -> list[VenueUpdate]:
@@ -161,6 +164,7 @@ class VenueExecutor:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2.0)
         await self.disconnect()
+        self._durable.shutdown(wait=True)
         self.journal.close()
 
     def stream_restarted(self) -> None:
@@ -174,7 +178,7 @@ class VenueExecutor:
         self.orders[order.order_id] = state
         self.by_key.setdefault(order.key, {})[order.order_id] = state
         self._trades[order.order_id] = set()
-        self.journal.new(order)  # persisted before it is sent
+        self.journal.new(order)  # written now; fsync'd in _send before the request leaves
         self._count("submitted")
         self._spawn(self._send(order))
 
@@ -321,6 +325,9 @@ class VenueExecutor:
         from flightdesk.plugins.venues._http import HttpFailure
 
         try:
+            if self.journal.fsync:  # durable before it is sent, without stalling the engine
+                await asyncio.get_running_loop().run_in_executor(self._durable,
+                                                                 self.journal.sync)
             self.deliver(await self.place(order))
         except VenueError as exc:
             self._count("venue_rejections")
