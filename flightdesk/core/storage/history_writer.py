@@ -26,7 +26,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from flightdesk.core import schemas
 from flightdesk.core.runtime.bus import Bus, Subscriber
@@ -34,14 +33,28 @@ from flightdesk.core.runtime.bus import Bus, Subscriber
 logger = logging.getLogger(__name__)
 
 STREAMS = ("quotes", "trades")
-PARTITIONING = ds.partitioning(pa.schema([("venue", pa.string()), ("symbol", pa.string()),
-                                          ("date", pa.string())]), flavor="hive")
+#: the partition columns (hive style: ``venue=binance/symbol=BTCUSDT/date=2024-08-08``)
+PARTITION_SCHEMA = pa.schema([("venue", pa.string()), ("symbol", pa.string()),
+                              ("date", pa.string())])
 #: rows per Parquet row group (the unit of pruning by ``ts_event`` statistics)
 ROW_GROUP_ROWS = 1 << 20
 
 
-def parquet_options(schema: pa.Schema) -> ds.FileWriteOptions:
+def _ds() -> Any:
+    """``pyarrow.dataset``, imported when history is first read or written: it imports
+    pandas when installed (~0.3 s), which a desk without history never needs."""
+    import pyarrow.dataset as ds
+
+    return ds
+
+
+def partitioning() -> Any:
+    return _ds().partitioning(PARTITION_SCHEMA, flavor="hive")
+
+
+def parquet_options(schema: pa.Schema) -> Any:
     """Parquet write options for ``schema`` (see the module doc for the why)."""
+    ds = _ds()
     delta = [f.name for f in schema
              if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)]
     return ds.ParquetFileFormat().make_write_options(
@@ -57,8 +70,8 @@ def with_date(table: pa.Table, column: str = "ts_event") -> pa.Table:
 
 def write_partitioned(table: pa.Table, root: Path, stream: str, tag: str) -> None:
     """Write ``table`` under ``root/stream`` as new files (never overwriting old ones)."""
-    ds.write_dataset(with_date(table), root / stream, format="parquet",
-                     partitioning=PARTITIONING, basename_template=f"part-{tag}-{{i}}.parquet",
+    _ds().write_dataset(with_date(table), root / stream, format="parquet",
+                     partitioning=partitioning(), basename_template=f"part-{tag}-{{i}}.parquet",
                      existing_data_behavior="overwrite_or_ignore",
                      file_options=parquet_options(table.schema),
                      min_rows_per_group=ROW_GROUP_ROWS, max_rows_per_group=ROW_GROUP_ROWS)
@@ -72,7 +85,7 @@ def read_history(root: Path, stream: str, symbols: tuple[str, ...] = (),
     schema = schemas.schema(stream)
     if not path.exists():
         return schema.empty_table()
-    dataset = ds.dataset(path, format="parquet", partitioning=PARTITIONING)
+    dataset = _ds().dataset(path, format="parquet", partitioning=partitioning())
     expr = None
     for cond in (
         pc.field("symbol").isin(list(symbols)) if symbols else None,
