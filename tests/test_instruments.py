@@ -163,3 +163,16 @@ def test_check_passes_an_order_on_the_grid():
     order = make_order(qty=0.001, order_type="limit", limit_px=60000.01)
     assert check(order, BTC, 60000.0) is None
     assert check(make_order(qty=0.00001), BTC, 60000.0).reason.value == "min_notional"
+
+
+def test_levels_that_are_not_whole_lots_still_fill_a_whole_lot_order_in_full():
+    """The running total is rounded, not each level: 0.3000004 + 0.6999996 on the book
+    fills a 1.0 order as 0.3 + 0.7 (per-level rounding lost a step at every level, so a
+    flatten never got the position to 0)."""
+    inst = Instrument("sim", "BTCUSDT", tick_size=0.01, lot_step=0.000001)
+    m = Market(instrument=inst, bids=[("99.0", "10")],
+               asks=[("101.0", "0.3000004"), ("102.0", "0.6999996"), ("103.0", "5")])
+    m.trader.target("t", "sim", "BTCUSDT", 1.0, 0)
+    fills = m.collect()["fills"]
+    assert [(f["price"], repr(f["qty"])) for f in fills] == [(101.0, "0.3"), (102.0, "0.7")]
+    assert m.portfolio.held("t", "sim", "BTCUSDT") == 1.0

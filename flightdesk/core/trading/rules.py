@@ -87,15 +87,22 @@ def mid(book: L2Book | None) -> float:
 
 def lot_takes(inst: Instrument, takes: list[tuple[float, float]],
               remaining: float) -> list[tuple[float, float]]:
-    """``(price, qty)`` fills with each qty rounded toward zero to the lot step, never
-    more in all than ``remaining`` (rounded the same way); fills that round to 0 go."""
-    left = inst.round_qty(remaining)
+    """``(price, qty)`` fills in whole lot steps, never more in all than ``remaining``
+    (rounded toward zero). The running total is what is rounded, not each level: a book
+    whose levels are not whole lots (0.3000004 + 0.6999996) still fills a 1.0 order in
+    full (0.3 + 0.7) instead of losing a step at every level; fills that round to 0 go."""
+    total = inst.round_qty(remaining)
     out = []
+    cum = done = 0.0
     for px, qty in takes:
-        got = inst.round_qty(min(qty, left))
+        cum += qty
+        upto = inst.round_qty(min(cum, total))
+        got = inst.round_qty(upto - done)
         if got > 0:
             out.append((px, got))
-            left = inst.round_qty(left - got)
+            done = upto
+        if done >= total:
+            break
     return out
 
 
