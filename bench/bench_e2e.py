@@ -134,7 +134,7 @@ import asyncio, sys
 from flightdesk.plugins.venues.sim.exchange import SimExchange
 async def main():
     ex = await SimExchange(rate=float(sys.argv[1])).start()
-    print(ex.port, flush=True)
+    print(ex.port, ex.rest_url, flush=True)  # market-data WebSocket port, REST URL
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
     await ex.stop()
 asyncio.run(main())
@@ -146,12 +146,12 @@ def run_latency(seconds: float, rate: float) -> dict:
     sim = subprocess.Popen([sys.executable, "-c", SIM_PROCESS, str(rate)], text=True,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        port = int(sim.stdout.readline())
-        url = f"127.0.0.1:{port}"
+        ws_port, rest_url = sim.stdout.readline().split()
+        url = f"127.0.0.1:{int(ws_port)}"
         with tempfile.TemporaryDirectory() as tmp:
             cfg = {"desk": {"data_dir": tmp}, "flight": {"enabled": False},
                    "venues": {"bn": {"type": "binance", "symbols": list(SYMBOLS),
-                                     "ws_url": f"ws://{url}", "rest_url": f"http://{url}",
+                                     "ws_url": f"ws://{url}", "rest_url": rest_url,
                                      "channels": ["depth@100ms", "trade"]}},
                    "strategies": {"flip": {"type": "flip"}}}
             with flightdesk.Engine(cfg, plugins=[FlipPlugin()]) as eng:
