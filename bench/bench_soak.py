@@ -216,7 +216,7 @@ def main() -> int:
                           f"traced={sample['traced'] / MB:6.1f} MB "
                           f"arrow={sample['arrow'] / MB:6.1f} MB fills={sample.get('fills')}",
                           file=sys.stderr, flush=True)
-                for g in sample.get("growth", []):
+                for g in [] if args.smoke else sample.get("growth", []):
                     print(f"    growth {g}", file=sys.stderr, flush=True)
             rc = proc.wait()
     if rc != 0 or not any("rss" in s for s in samples):
