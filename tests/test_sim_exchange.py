@@ -16,8 +16,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from flightdesk.plugins.venues.sim.exchange import SimExchange, SimExchangeThread
+from flightdesk.plugins.venues.sim.exchange import SimExchange
 from flightdesk.plugins.venues.sim.market import SimMarket, default_tick
+from flightdesk.plugins.venues.sim.thread import SimExchangeThread
 from tests.fixtures.waiting import wait_for
 
 SYMBOLS = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0}

@@ -19,7 +19,7 @@ with warnings.catch_warnings():  # python-binance imports websockets' deprecated
     from binance.client import Client
     from binance.exceptions import BinanceAPIException
 
-from flightdesk.plugins.venues.sim.exchange import SimExchangeThread
+from flightdesk.plugins.venues.sim.thread import SimExchangeThread
 from tests.fixtures.simorders import KEY, SECRET, signed
 from tests.fixtures.waiting import wait_for
 

@@ -8,7 +8,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from flightdesk.plugins.venues.sim.exchange import SimExchangeThread
+from flightdesk.plugins.venues.sim.thread import SimExchangeThread
 from tests.fixtures.simorders import KEY, SECRET
 
 

@@ -26,7 +26,7 @@ def make_sim_venue(name: str, cfg: dict[str, Any]) -> Venue:
     """Start a simulator for ``cfg`` and return a Binance venue connected to it."""
     from flightdesk.plugins.venues.binance.feed import BinanceFeed
     from flightdesk.plugins.venues.binance.parse import BinanceProtocol
-    from flightdesk.plugins.venues.sim.exchange import SimExchangeThread
+    from flightdesk.plugins.venues.sim.thread import SimExchangeThread
 
     symbols = [str(s).upper() for s in cfg["symbols"]]
     prices = [float(p) for p in cfg["prices"]]
