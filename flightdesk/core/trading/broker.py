@@ -39,7 +39,13 @@ from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.market.instruments import InstrumentRegistry
 from flightdesk.core.trading import matching, rules
-from flightdesk.core.trading.executor import Executor, ExecutorRouter, exposure_of
+from flightdesk.core.trading.executor import (
+    Executor,
+    ExecutorRouter,
+    exposure_of,
+    track,
+    untrack,
+)
 from flightdesk.core.trading.fees import FeeTable
 from flightdesk.core.trading.latency import LatencyModel
 from flightdesk.core.trading.orders import (
@@ -127,8 +133,7 @@ class PaperBroker:
         if self.latency.zero and order.order_type is OrderType.MARKET and not order.reduce_only:
             self._market_now(state)  # the common case, kept short: it never rests
             return
-        self.orders[order.order_id] = state
-        self.by_key.setdefault(order.key, {})[order.order_id] = state
+        track(self.orders, self.by_key, state)
         if self.latency.zero:
             self._arrive(state, now)
         else:
@@ -395,13 +400,7 @@ class PaperBroker:
         if not state.is_open:
             return
         self._set(state, status, reason, fills or [])
-        order = state.order
-        self.orders.pop(order.order_id, None)
-        per_key = self.by_key.get(order.key)
-        if per_key is not None:
-            per_key.pop(order.order_id, None)
-            if not per_key:
-                del self.by_key[order.key]
+        untrack(self.orders, self.by_key, state.order)
         self._unrest(state)
 
     def _unrest(self, state: OrderState) -> None:

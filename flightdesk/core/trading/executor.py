@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
-from flightdesk.core.trading.orders import Fill, IdMaker, OrderState, OrderStatus, Side
+from flightdesk.core.trading.orders import Fill, IdMaker, Order, OrderState, OrderStatus, Side
 
 Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]
@@ -118,6 +118,25 @@ class ExecutorContext:
 
 
 ExecutorFactory = Callable[[ExecutorContext], Executor]
+
+
+def track(orders: dict[str, OrderState], by_key: dict[Key, dict[str, OrderState]],
+          state: OrderState) -> None:
+    """Add an open order to an executor's ``orders`` and ``by_key``."""
+    order = state.order
+    orders[order.order_id] = state
+    by_key.setdefault(order.key, {})[order.order_id] = state
+
+
+def untrack(orders: dict[str, OrderState], by_key: dict[Key, dict[str, OrderState]],
+            order: Order) -> None:
+    """Remove a finished order from both (an instrument left with none loses its entry)."""
+    orders.pop(order.order_id, None)
+    per_key = by_key.get(order.key)
+    if per_key is not None:
+        per_key.pop(order.order_id, None)
+        if not per_key:
+            del by_key[order.key]
 
 
 def exposure_of(states: Iterable[OrderState]) -> tuple[float, float, float, float]:

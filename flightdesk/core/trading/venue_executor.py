@@ -27,28 +27,32 @@ thread). This class does the rest, the same for every venue:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
 import queue
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, TypeVar
 
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
-from flightdesk.core.trading.executor import ExecutorContext, Key, exposure_of
+from flightdesk.core.trading.executor import ExecutorContext, Key, exposure_of, track, untrack
 from flightdesk.core.trading.journal import Journal, order_from_record
 from flightdesk.core.trading.orders import (
     EPS,
     Fill,
-    Liquidity,
     Order,
     OrderState,
     OrderStatus,
 )
+from flightdesk.core.trading.venue_updates import OrderUnknown, VenueError, VenueUpdate
+
+__all__ = ["OrderUnknown", "VenueError", "VenueExecutor", "VenueUpdate"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: how many closed orders' trade ids are remembered to drop late duplicates
 _CLOSED_MEMORY = 10_000
@@ -56,38 +60,7 @@ _RANK = {OrderStatus.NEW: 0, OrderStatus.ACCEPTED: 1, OrderStatus.TRIGGERED: 1,
          OrderStatus.PARTIALLY_FILLED: 2}
 
 
-class VenueUpdate(NamedTuple):
-    """One thing the venue said about an order (from its stream or a REST answer)."""
-
-    order_id: str  # the client order id (the desk's order id)
-    status: OrderStatus  # the order's status after this update, as the venue says
-    ts: int = 0  # venue time, ns (0: unknown)
-    venue_order_id: str = ""
-    fill_qty: float = 0.0  # this execution's quantity (0: no execution)
-    fill_px: float = math.nan
-    fee: float = 0.0  # in quote currency (converted by the subclass when it can)
-    trade_id: str = ""  # the venue's trade id of this execution
-    liquidity: Liquidity = Liquidity.TAKER
-    reason: str = ""
-    source: str = "stream"  # stream | rest | reconcile
-
-
-class VenueError(Exception):
-    """The venue refused a request and said why (``code`` is the venue's own)."""
-
-    def __init__(self, message: str, code: Any = None, retry_after: float | None = None,
-                 status: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retry_after = retry_after
-        self.status = status
-
-
-class OrderUnknown(Exception):
-    """The venue has no order with this client order id."""
-
-
-class VenueExecutor:
+class VenueExecutor(ABC):
     """Base of the executors that send orders to a venue (see the module docstring).
 
     ``DEFAULTS`` are the ``[executors.VENUE]`` keys every venue executor takes;
@@ -116,27 +89,31 @@ class VenueExecutor:
         self._venue_ids: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: the subclass's REST client (``close()``d at stop) and user-stream task
+        self.http: Any = None
+        self.stream_task: asyncio.Task[None] | None = None
         #: one thread that fsyncs the journal just before each send (in order)
         self._durable = ThreadPoolExecutor(1, thread_name_prefix=f"{ctx.venue}-journal")
 
     # -- what a venue provides -----------------------------------------------------------
+    @abstractmethod
     async def place(self, order: Order) -> list[VenueUpdate]:
         """Send ``order`` (client order id ``order.order_id``); the venue's answer as
         updates. Raise :class:`VenueError` when the venue refuses it, ``HttpFailure`` when
         there was no answer."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def cancel_at_venue(self, order: Order) -> list[VenueUpdate]:
-        raise NotImplementedError
+        """Ask the venue to cancel ``order``; its answer as updates."""
 
+    @abstractmethod
     async def query(self, order: Order) -> VenueUpdate:
         """The order's state at the venue (fill fields unset); raise :class:`OrderUnknown`
         when the venue has no such client order id."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def trades_of(self, order: Order) -> list[VenueUpdate]:
         """Every execution of ``order`` at the venue (for reconciliation)."""
-        raise NotImplementedError
 
     async def open_at_venue(self) -> list[str]:
         """Client order ids of the orders open at the venue (to find strays)."""
@@ -144,9 +121,16 @@ class VenueExecutor:
 
     async def connect(self) -> None:
         """Start the user stream (call :meth:`stream_restarted` after each reconnect)."""
+        return None
 
     async def disconnect(self) -> None:
-        """Stop the user stream and close connections."""
+        """Stop the user stream (``stream_task``) and close the REST client (``http``)."""
+        if self.stream_task is not None:
+            self.stream_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.stream_task
+        if self.http is not None:
+            self.http.close()
 
     def describe(self) -> dict[str, Any]:
         """For ``status``: executor name, URLs (never keys)."""
@@ -175,8 +159,7 @@ class VenueExecutor:
     # -- the Executor interface (engine thread) ------------------------------------------
     def submit(self, state: OrderState, now: int) -> None:
         order = state.order
-        self.orders[order.order_id] = state
-        self.by_key.setdefault(order.key, {})[order.order_id] = state
+        track(self.orders, self.by_key, state)
         self._trades[order.order_id] = set()
         self.journal.new(order)  # written now; fsync'd in _send before the request leaves
         self._count("submitted")
@@ -287,12 +270,7 @@ class VenueExecutor:
                 fills: list[Fill], now: int) -> None:
         order = state.order
         state.status = status
-        self.orders.pop(order.order_id, None)
-        per_key = self.by_key.get(order.key)
-        if per_key is not None:
-            per_key.pop(order.order_id, None)
-            if not per_key:
-                del self.by_key[order.key]
+        untrack(self.orders, self.by_key, order)
         self.journal.final(order.order_id, status.value)
         self._closed.append(order.order_id)
         while len(self._closed) > _CLOSED_MEMORY:
@@ -346,44 +324,49 @@ class VenueExecutor:
 
     async def _resolve(self, order: Order) -> None:
         """After a request with no answer: the venue's word on the client order id."""
+        try:
+            update = await self._ask(f"query of {order.order_id}", lambda: self.query(order))
+        except OrderUnknown:
+            self.deliver([VenueUpdate(order.order_id, OrderStatus.REJECTED,
+                                      reason="venue never received the order",
+                                      source="reconcile")])
+            self.ctx.event("reconcile", order.venue, order.symbol,
+                           f"{order.order_id}: the venue never received it; rejected")
+            return
+        if update is None:
+            self._count("unresolved")
+            logger.error("%s: order %s unresolved; reconciliation will retry", self.venue,
+                         order.order_id)
+            return
+        # executions first, so a final status finds them applied
+        await self._fetch_trades(order, then=update._replace(fill_qty=0.0, source="final"))
+
+    async def _ask(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """``await call()`` up to ``query_attempts`` times with back-off; None when every
+        attempt failed (:class:`OrderUnknown` is an answer: it is raised at once)."""
         attempts = int(self.config.get("query_attempts", 5))
         for attempt in range(attempts):
             try:
-                update = await self.query(order)
+                return await call()
             except OrderUnknown:
-                self.deliver([VenueUpdate(order.order_id, OrderStatus.REJECTED,
-                                          reason="venue never received the order",
-                                          source="reconcile")])
-                self.ctx.event("reconcile", order.venue, order.symbol,
-                               f"{order.order_id}: the venue never received it; rejected")
-                return
+                raise
             except Exception as exc:
-                logger.warning("%s: query of %s failed (%s), attempt %d", self.venue,
-                               order.order_id, exc, attempt + 1)
+                logger.warning("%s: %s failed (%s), attempt %d of %d", self.venue, what, exc,
+                               attempt + 1, attempts)
                 await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
-                continue
-            # executions first, so a final status finds them applied
-            await self._fetch_trades(order, then=update._replace(fill_qty=0.0,
-                                                                 source="final"))
-            return
-        self._count("unresolved")
-        logger.error("%s: order %s unresolved after %d queries; reconciliation will retry",
-                     self.venue, order.order_id, attempts)
+        return None
 
     async def _fetch_trades(self, order: Order, then: VenueUpdate | None = None) -> None:
         """Deliver every execution of ``order`` the venue has, then ``then``. When the
         venue cannot list them (after ``query_attempts`` tries) a final ``then`` is not
         delivered: the order stays open, counted and in an ``events`` row, for the next
         reconciliation to finish, rather than closing with fills missing."""
-        attempts = int(self.config.get("query_attempts", 5))
-        for attempt in range(attempts):
-            try:
-                trades = await self.trades_of(order)
-            except Exception as exc:
-                logger.warning("%s: trades of %s unavailable (%s), attempt %d", self.venue,
-                               order.order_id, exc, attempt + 1)
-                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
-                continue
+        try:
+            trades = await self._ask(f"trades of {order.order_id}",
+                                     lambda: self.trades_of(order))
+        except OrderUnknown:
+            trades = None
+        if trades is not None:
             self.deliver(u._replace(source="reconcile") for u in trades)
             if then is not None:
                 self.deliver([then])
@@ -439,8 +422,7 @@ class VenueExecutor:
             known = self.ctx.stored_fills(order_id)
             self._trades[order_id] = {fid.rsplit("-t", 1)[-1] for fid, _ in known}
             state.filled = sum(q for _, q in known)
-            self.orders[order_id] = state
-            self.by_key.setdefault(order.key, {})[order_id] = state
+            track(self.orders, self.by_key, state)
             self._count("adopted")
             self.ctx.event("reconcile", order.venue, order.symbol,
                            f"{order_id}: open at the last stop, {state.filled:g} filled; "

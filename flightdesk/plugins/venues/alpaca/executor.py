@@ -93,7 +93,6 @@ class AlpacaExecutor(VenueExecutor):
                                name=f"{ctx.venue}-rest")
         self.account: dict[str, Any] = {}
         self.rate: dict[str, str] = {}
-        self._stream_task: asyncio.Task[None] | None = None
         #: venue clock - desk clock, ns, and how far that estimate may be off
         self.clock_offset_ns = 0
         self._offset_error_ns = math.inf
@@ -287,7 +286,7 @@ class AlpacaExecutor(VenueExecutor):
                                                   "cash", "trading_blocked")}
         if self.stream_url:
             first = asyncio.get_running_loop().create_future()
-            self._stream_task = asyncio.create_task(self._stream(first),
+            self.stream_task = asyncio.create_task(self._stream(first),
                                                     name=f"{self.venue}-trade-updates")
             try:
                 await asyncio.wait_for(asyncio.shield(first), 10.0)
@@ -367,13 +366,6 @@ class AlpacaExecutor(VenueExecutor):
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._count("stream_bad_frames")
             logger.warning("%s: trade update unreadable (%r)", self.venue, exc)
-
-    async def disconnect(self) -> None:
-        if self._stream_task is not None:
-            self._stream_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._stream_task
-        self.http.close()
 
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "rest_url": self.rest_url,

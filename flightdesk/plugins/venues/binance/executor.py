@@ -94,7 +94,6 @@ class BinanceExecutor(VenueExecutor):
         self.assets: dict[str, tuple[str, str]] = {}
         self.account: dict[str, Any] = {}
         self._listen_key = ""
-        self._stream_task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
 
     # -- REST ----------------------------------------------------------------------------
@@ -273,7 +272,7 @@ class BinanceExecutor(VenueExecutor):
                                      if float(b["free"]) + float(b["locked"])}}
         if self.user_ws_url:
             first = asyncio.get_running_loop().create_future()
-            self._stream_task = asyncio.create_task(self._user_stream(first),
+            self.stream_task = asyncio.create_task(self._user_stream(first),
                                                     name=f"{self.venue}-user-stream")
             await asyncio.wait_for(asyncio.shield(first), 10.0)
         else:
@@ -367,13 +366,6 @@ class BinanceExecutor(VenueExecutor):
         except (KeyError, TypeError, ValueError) as exc:
             self._count("stream_bad_frames")
             logger.warning("%s: executionReport unreadable (%r)", self.venue, exc)
-
-    async def disconnect(self) -> None:
-        if self._stream_task is not None:
-            self._stream_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._stream_task
-        self.http.close()
 
     def venue_order_id(self, order_id: str) -> str:
         """The venue's ``orderId`` of one of our orders, once it acknowledged it ("" before)."""
