@@ -18,9 +18,9 @@ thread). This class does the rest, the same for every venue:
 * **No answer is not an answer.** A request that failed after it may have reached the
   venue (timeout, reset) is resolved by asking the venue for the client order id; an order
   the venue never got is rejected (``venue never received the order``).
-* **Reconciliation** (:meth:`reconcile`) after a start and after every user-stream
-  reconnect: for each order the journal holds open, ask the venue for its state and trades,
-  apply what was missed, and record each correction as an ``events`` row
+* **Reconciliation** (:mod:`flightdesk.core.trading.reconcile`) after a start and after
+  every user-stream reconnect: for each order the journal holds open, ask the venue for its
+  state and trades, apply what was missed, and record each correction as an ``events`` row
   (``kind = "reconcile"``).
 """
 
@@ -30,16 +30,16 @@ import asyncio
 import contextlib
 import logging
 import queue
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.trading.executor import ExecutorContext, Key, exposure_of, track, untrack
-from flightdesk.core.trading.journal import Journal, order_from_record
+from flightdesk.core.trading.journal import Journal
 from flightdesk.core.trading.orders import (
     EPS,
     Fill,
@@ -47,12 +47,12 @@ from flightdesk.core.trading.orders import (
     OrderState,
     OrderStatus,
 )
+from flightdesk.core.trading.reconcile import Reconciler
 from flightdesk.core.trading.venue_updates import OrderUnknown, VenueError, VenueUpdate
 
 __all__ = ["OrderUnknown", "VenueError", "VenueExecutor", "VenueUpdate"]
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: how many closed orders' trade ids are remembered to drop late duplicates
 _CLOSED_MEMORY = 10_000
@@ -60,7 +60,7 @@ _RANK = {OrderStatus.NEW: 0, OrderStatus.ACCEPTED: 1, OrderStatus.TRIGGERED: 1,
          OrderStatus.PARTIALLY_FILLED: 2}
 
 
-class VenueExecutor(ABC):
+class VenueExecutor(Reconciler):
     """Base of the executors that send orders to a venue (see the module docstring).
 
     ``DEFAULTS`` are the ``[executors.VENUE]`` keys every venue executor takes;
@@ -105,15 +105,6 @@ class VenueExecutor(ABC):
     @abstractmethod
     async def cancel_at_venue(self, order: Order) -> list[VenueUpdate]:
         """Ask the venue to cancel ``order``; its answer as updates."""
-
-    @abstractmethod
-    async def query(self, order: Order) -> VenueUpdate:
-        """The order's state at the venue (fill fields unset); raise :class:`OrderUnknown`
-        when the venue has no such client order id."""
-
-    @abstractmethod
-    async def trades_of(self, order: Order) -> list[VenueUpdate]:
-        """Every execution of ``order`` at the venue (for reconciliation)."""
 
     async def open_at_venue(self) -> list[str]:
         """Client order ids of the orders open at the venue (to find strays)."""
@@ -322,62 +313,6 @@ class VenueExecutor(ABC):
             del exc
             await self._resolve(order)
 
-    async def _resolve(self, order: Order) -> None:
-        """After a request with no answer: the venue's word on the client order id."""
-        try:
-            update = await self._ask(f"query of {order.order_id}", lambda: self.query(order))
-        except OrderUnknown:
-            self.deliver([VenueUpdate(order.order_id, OrderStatus.REJECTED,
-                                      reason="venue never received the order",
-                                      source="reconcile")])
-            self.ctx.event("reconcile", order.venue, order.symbol,
-                           f"{order.order_id}: the venue never received it; rejected")
-            return
-        if update is None:
-            self._count("unresolved")
-            logger.error("%s: order %s unresolved; reconciliation will retry", self.venue,
-                         order.order_id)
-            return
-        # executions first, so a final status finds them applied
-        await self._fetch_trades(order, then=update._replace(fill_qty=0.0, source="final"))
-
-    async def _ask(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
-        """``await call()`` up to ``query_attempts`` times with back-off; None when every
-        attempt failed (:class:`OrderUnknown` is an answer: it is raised at once)."""
-        attempts = int(self.config.get("query_attempts", 5))
-        for attempt in range(attempts):
-            try:
-                return await call()
-            except OrderUnknown:
-                raise
-            except Exception as exc:
-                logger.warning("%s: %s failed (%s), attempt %d of %d", self.venue, what, exc,
-                               attempt + 1, attempts)
-                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
-        return None
-
-    async def _fetch_trades(self, order: Order, then: VenueUpdate | None = None) -> None:
-        """Deliver every execution of ``order`` the venue has, then ``then``. When the
-        venue cannot list them (after ``query_attempts`` tries) a final ``then`` is not
-        delivered: the order stays open, counted and in an ``events`` row, for the next
-        reconciliation to finish, rather than closing with fills missing."""
-        try:
-            trades = await self._ask(f"trades of {order.order_id}",
-                                     lambda: self.trades_of(order))
-        except OrderUnknown:
-            trades = None
-        if trades is not None:
-            self.deliver(u._replace(source="reconcile") for u in trades)
-            if then is not None:
-                self.deliver([then])
-            return
-        self._count("trades_unavailable")
-        self.ctx.event("reconcile", order.venue, order.symbol,
-                       f"{order.order_id}: the venue did not list its executions; left open "
-                       "for the next reconciliation")
-        if then is not None and not then.status.is_final:
-            self.deliver([then])
-
     async def _cancel(self, order: Order) -> None:
         try:
             self.deliver(await self.cancel_at_venue(order))
@@ -392,41 +327,6 @@ class VenueExecutor(ABC):
             logger.warning("%s: cancel of %s got no answer (%s)", self.venue, order.order_id,
                            exc)
             await self._resolve(order)
-
-    async def reconcile(self, adopt: bool) -> None:
-        """Ask the venue about every order the journal holds open (``adopt``: also those
-        of an earlier run, taken back into ``orders``); apply what was missed."""
-        if adopt:
-            self._adopt()
-        for order_id in list(self.journal.open_orders):
-            state = self.orders.get(order_id)
-            if state is not None:
-                await self._resolve(state.order)
-
-    def _adopt(self) -> None:
-        """Orders of an earlier run still open in the journal become open orders again,
-        with the fills the store already has (so reconciliation adds only the rest); so do
-        finished orders whose end the store does not have (a kill before its commit)."""
-        finished = list(self.journal.finished)
-        for order_id in self.journal.settle(self.ctx.stored_final(finished)):
-            self._count("reopened")
-            rec = self.journal.open_orders[order_id]
-            self.ctx.event("reconcile", rec["venue"], rec["symbol"],
-                           f"{order_id}: finished at the last stop but not in the store; "
-                           "asking the venue")
-        for order_id, rec in self.journal.open_orders.items():
-            if order_id in self.orders:
-                continue
-            order = order_from_record(rec)
-            state = OrderState(order, OrderStatus.ACCEPTED)
-            known = self.ctx.stored_fills(order_id)
-            self._trades[order_id] = {fid.rsplit("-t", 1)[-1] for fid, _ in known}
-            state.filled = sum(q for _, q in known)
-            track(self.orders, self.by_key, state)
-            self._count("adopted")
-            self.ctx.event("reconcile", order.venue, order.symbol,
-                           f"{order_id}: open at the last stop, {state.filled:g} filled; "
-                           "asking the venue")
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
