@@ -34,11 +34,17 @@ def test_limit_order_is_accepted_with_the_venue_order_id(desk: LiveDesk) -> None
 
 def test_partial_fill_rests_then_fills_as_maker_each_trade_once(desk: LiveDesk) -> None:
     for _ in range(20):  # more than the best ask holds, at that price: takes part, rests
+        desk.sim.faults.hold_market = True  # the book stands still between depth and order
+        time.sleep(0.2)
         _, ask, ask_qty = desk.touch()
         if ask_qty < 0.5:
             break
+        desk.sim.faults.hold_market = False
+        time.sleep(0.2)
     qty = round(ask_qty + 0.003, 6)
     order = desk.place("buy", qty, ask)
+    desk.wait_status(order.order_id, {"partially_filled"})
+    desk.sim.faults.hold_market = False  # the market moves on: the rest fills while resting
     statuses = desk.wait_status(order.order_id, FINAL, timeout=60)
     assert statuses[0] == "new" and statuses[-1] == "filled"
     assert "partially_filled" in statuses

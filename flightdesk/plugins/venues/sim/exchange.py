@@ -216,6 +216,10 @@ class SimExchange:
         # wake up at most about once per _TICK: at a high rate, ~rate * _TICK payloads a time
         batch = max(1, min(_CHUNK, int(self.rate * _TICK)))
         while True:
+            if self.api.faults.hold_market:  # the book stands still; the schedule restarts
+                await asyncio.sleep(_TICK)
+                t0, made = loop.time(), 0
+                continue
             if self.rate <= 0:
                 await self._wait_for_clients()
                 if self._fan.backlogged(self.max_buffer // 4):

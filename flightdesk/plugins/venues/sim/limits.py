@@ -22,13 +22,15 @@ class Faults:
     is closed); ``skew_ms``: the server clock runs this far ahead of the wall clock;
     ``force_429``: answer the next N requests 429 as if over the weight limit;
     ``retry_after_s``: the ``Retry-After`` of every 429/418 while set (0: Binance's own, the
-    seconds left in the minute or the ban — up to a minute, too long for most tests).
+    seconds left in the minute or the ban — up to a minute, too long for most tests);
+    ``hold_market``: the market replay stands still (the book does not move) while set.
     """
 
     drop_next_ack: bool = False
     skew_ms: int = 0
     force_429: int = 0
     retry_after_s: int = 0
+    hold_market: bool = False
 
 
 class Limits:
