@@ -113,3 +113,25 @@ def test_decay_and_hold_by_hand():
     assert (d.rows.tolist(), d.sides.tolist()) == ([0, 2, 4], [1, -1, 0])
     assert isinstance(d, Decisions) and math.isclose(d.confidence[2], 0.9 * math.exp(-0.9))
     assert p.side(("v", "s")) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 5), st.sampled_from([-1.0, 0.0, 0.5, math.nan]),
+                               st.floats(0.0, 1.0)), min_size=1, max_size=80),
+       hold=st.sampled_from([0.0, 2.0, 7.0]), decay=st.sampled_from([0.0, 1.0, 5.0]),
+       min_conf=st.sampled_from([0.0, 0.3]))
+def test_one_row_at_a_time_matches_the_batch(rows, hold, decay, min_conf):
+    """A live desk flushes every row alone (the scalar path); a backtest flushes many."""
+    ts = (np.cumsum([r[0] for r in rows]).astype(np.int64) + 1_700_000_000_000) * MS
+    score = np.array([r[1] for r in rows])
+    conf = np.array([r[2] for r in rows])
+    batch = SignalPolicy(min_conf, hold, decay)
+    d = batch.decide(("v", "s"), ts, batch.wanted(score, conf), conf)
+    alone = SignalPolicy(min_conf, hold, decay)
+    got = [(i, alone.decide_one(("v", "s"), int(ts[i]), float(score[i]), float(conf[i])))
+           for i in range(len(rows))]
+    got = [(i, one) for i, one in got if one is not None]
+    assert [i for i, _ in got] == d.rows.tolist()
+    assert [one[0] for _, one in got] == d.sides.tolist()
+    assert [one[1] for _, one in got] == d.confidence.tolist()
+    assert alone.held == batch.held

@@ -97,3 +97,23 @@ def test_signals_batch_matches_the_schema():
     sig = run(make(imbalance_threshold=0.1, min_confidence=0.0), [0], [0.9])
     assert isinstance(sig, pa.RecordBatch)
     assert sig.schema.equals(schemas.schema("signals"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=stream, window=st.sampled_from([0.0, 3.0]))
+def test_one_row_batches_give_the_same_signals_row_for_row(stream, window):
+    """Live, every flush is one row (the strategy's scalar path): every column of every
+    signal equals what the whole stream as one batch gives."""
+    cfg = {"imbalance_threshold": 0.2, "min_confidence": 0.3, "holding_period_ms": 2,
+           "signal_decay_ms": 4, "feature_window_ms": window}
+    ts = np.cumsum([r[0] for r in stream]) * MS
+    batch = quotes(ts, [("sim", r[1]) for r in stream], [100.0] * len(stream),
+                   [r[2] for r in stream])
+    whole = make(**cfg).on_batch(batch)
+    s = make(**cfg)
+    alone = [b for i in range(batch.num_rows) if (b := s.on_batch(batch.slice(i, 1)))]
+    if whole is None:
+        assert alone == []
+        return
+    assert all(b.schema.equals(schemas.schema("signals")) for b in alone)
+    assert pa.Table.from_batches(alone).to_pylist() == whole.to_pylist()

@@ -116,6 +116,36 @@ class SignalPolicy:
         return Decisions(np.asarray(out_rows, np.int64), np.asarray(sides, np.int8),
                          np.asarray(confs, np.float64))
 
+    def decide_one(self, key: Key, ts: int, score: float, confidence: float
+                   ) -> tuple[int, float] | None:
+        """The signal of a one-row batch, ``(side, confidence)`` or None: what
+        :meth:`wanted` and :meth:`decide` give for that row, with plain numbers (a live
+        desk flushes one row at a time, where numpy's per-call cost is the whole cost)."""
+        ok = math.isfinite(score) and confidence >= self.min_confidence and confidence > 0
+        want = (score > 0) - (score < 0) if ok else 0
+        held = self.held.get(key)
+        if held is None:
+            held = self.held[key] = _Held()
+        side = held.side
+        if want == side:  # support
+            if side:
+                held.support_ts, held.support_conf = float(ts), float(confidence)
+            return None
+        if held.since != -math.inf and ts < math.ceil(held.since + self.hold_ns):
+            return None  # within the holding period
+        if want:
+            conf = float(confidence)
+            held.support_ts, held.support_conf = float(ts), conf
+        else:  # flat once the held side has decayed below the minimum
+            if self.decay_ns <= 0 or self.min_confidence <= 0:
+                return None
+            flat_at = self._flat_time(held)
+            if flat_at == math.inf or ts < math.ceil(flat_at):
+                return None
+            conf = self._decayed(held, float(ts))
+        held.side, held.since = want, float(ts)
+        return want, conf
+
     def _earliest(self, held: _Held, rows: _Rows, pos: int) -> int:
         """The first row at or after ``pos`` outside the holding period."""
         if held.since == -math.inf:
@@ -179,6 +209,12 @@ class SignalPolicy:
 def apply_policy(policy: SignalPolicy, groups: list[tuple[Key, np.ndarray]], ts: np.ndarray,
                  score: np.ndarray, confidence: np.ndarray) -> Decisions:
     """Run ``policy`` over every instrument of a batch; row indices are the batch's."""
+    if ts.size == 1:
+        one = policy.decide_one(groups[0][0], int(ts[0]), float(score[0]), float(confidence[0]))
+        if one is None:
+            return Decisions(np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0))
+        return Decisions(np.zeros(1, np.int64), np.array([one[0]], np.int8),
+                         np.array([one[1]]))
     want = policy.wanted(score, confidence)
     parts = []
     for key, idx in groups:

@@ -107,7 +107,9 @@ def _array(value: Any, n: int, typ: pa.DataType) -> pa.Array:
         return pa.array(value, type=typ)
     if n > 64 and (pa.types.is_floating(typ) or pa.types.is_integer(typ)):
         return pa.array(np.full(n, value, dtype=typ.to_pandas_dtype()), type=typ)
-    if n == 1:  # one-row signals are the latency-critical case: reuse the array
+    if n == 1 and (value is None or isinstance(value, str | bool)):
+        # one-row signals are the latency-critical case: reuse the arrays of repeated
+        # values (names, sides); numbers vary, and building them is as cheap as a look-up
         key = (value, str(typ))
         arr = _ONE_ROW.get(key)
         if arr is None:

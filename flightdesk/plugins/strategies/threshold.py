@@ -23,6 +23,8 @@ from flightdesk.sdk.features import RollingWindow, instrument_groups
 from flightdesk.sdk.policy import SignalPolicy, apply_policy, side_names
 from flightdesk.sdk.strategy import Strategy, signals_batch
 
+SIDES = {1: "buy", -1: "sell", 0: "flat"}
+
 
 class ThresholdStrategy(Strategy):
     """Order-book imbalance threshold strategy (see the module docstring)."""
@@ -51,6 +53,8 @@ class ThresholdStrategy(Strategy):
                                    float(cfg["signal_decay_ms"]))
 
     def on_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
+        if batch.num_rows == 1 and self.window is None:
+            return self._one_row(batch)
         groups = instrument_groups(batch)
         ts = batch.column("ts_event").to_numpy()
         score = self.score(batch, groups, ts)
@@ -68,6 +72,22 @@ class ThresholdStrategy(Strategy):
                              strength=score[d.rows], confidence=d.confidence,
                              holding_period_ms=int(self.config["holding_period_ms"]), qty=qty,
                              strategy=self.name)
+
+    def _one_row(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
+        """The same decision for a one-row batch (live, every flush) with plain numbers."""
+        score = batch.column("imbalance")[0].as_py()
+        venue, symbol = batch.column("venue")[0].as_py(), batch.column("symbol")[0].as_py()
+        ts = batch.column("ts_event")[0].as_py()
+        conf = (abs(score) - self.threshold) / max(1.0 - self.threshold, 1e-12)
+        conf = min(max(conf, 0.0), 1.0) if conf == conf else conf
+        one = self.policy.decide_one((venue, symbol), ts, score, conf)
+        if one is None:
+            return None
+        side, confidence = one
+        return signals_batch(ts, venue, symbol, SIDES[side], strength=score,
+                             confidence=confidence,
+                             holding_period_ms=int(self.config["holding_period_ms"]),
+                             qty=self.order_qty() if side else 0.0, strategy=self.name)
 
     def score(self, batch: pa.RecordBatch, groups: list[tuple[Any, np.ndarray]],
               ts: np.ndarray) -> np.ndarray:
