@@ -9,6 +9,7 @@ host turns the difference to the current position into an order, which must pass
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,13 @@ def signals_batch(ts: Any, venue: Any, symbol: Any, side: Any, strength: Any = 1
 
     ``side`` holds ``buy``/``sell``/``flat``. The host fills in ``strategy`` when empty.
     """
+    if (type(ts) is int and type(holding_period_ms) is int
+            and all(type(v) is str for v in (strategy, venue, symbol, side))
+            and all(type(v) in _NUMBER for v in (strength, confidence))
+            and all(v is None or type(v) in _NUMBER for v in (qty, limit_px))
+            and (order_type is None or type(order_type) is str)):
+        return _one_signal(ts, strategy, venue, symbol, side, strength, confidence,
+                           holding_period_ms, qty, order_type, limit_px)
     values = {"ts": ts, "strategy": strategy, "venue": venue, "symbol": symbol, "side": side,
               "strength": strength, "confidence": confidence,
               "holding_period_ms": holding_period_ms, "qty": qty, "order_type": order_type,
@@ -83,6 +91,38 @@ def signals_batch(ts: Any, venue: Any, symbol: Any, side: Any, strength: Any = 1
     target = schemas.schema("signals")
     arrays = [_array(values[f.name], n, f.type) for f in target]
     return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+_NUMBER = (int, float)
+
+
+def _one_signal(ts: int, strategy: str, venue: str, symbol: str, side: str, strength: float,
+                confidence: float, holding_period_ms: int, qty: float | None,
+                order_type: str | None, limit_px: float | None) -> pa.RecordBatch:
+    """One row from plain scalars: the latency-critical case (a live strategy signals once
+    per one-row batch), without the generic per-column dispatch."""
+    sc = _scalars()
+    nulls = _one_null_arrays()
+    arrays = [sc.int64(ts), _one_string(strategy), _one_string(venue), _one_string(symbol),
+              _one_string(side), sc.float64(strength), sc.float64(confidence),
+              sc.int64(holding_period_ms),
+              nulls[0] if qty is None else sc.float64(qty),
+              nulls[1] if order_type is None else _one_string(order_type),
+              nulls[0] if limit_px is None else sc.float64(limit_px)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schemas.schema("signals"))
+
+
+def _one_string(value: str) -> pa.Array:
+    arr = _ONE_ROW.get((value, "string"))
+    if arr is None:
+        if len(_ONE_ROW) > 10_000:
+            _ONE_ROW.clear()
+        arr = _ONE_ROW[(value, "string")] = pa.array([value], pa.string())
+    return arr
+
+
+def _one_null_arrays() -> tuple[pa.Array, pa.Array]:
+    return _array(None, 1, pa.float64()), _array(None, 1, pa.string())
 
 
 def _length(*values: Any) -> int:
@@ -107,6 +147,11 @@ def _array(value: Any, n: int, typ: pa.DataType) -> pa.Array:
         return pa.array(value, type=typ)
     if n > 64 and (pa.types.is_floating(typ) or pa.types.is_integer(typ)):
         return pa.array(np.full(n, value, dtype=typ.to_pandas_dtype()), type=typ)
+    if n == 1 and isinstance(value, int | float) and not isinstance(value, bool):
+        if pa.types.is_int64(typ) and isinstance(value, int) and -2**63 <= value < 2**63:
+            return _scalars().int64(value)
+        if pa.types.is_float64(typ):
+            return _scalars().float64(value)
     if n == 1 and (value is None or isinstance(value, str | bool)):
         # one-row signals are the latency-critical case: reuse the arrays of repeated
         # values (names, sides); numbers vary, and building them is as cheap as a look-up
@@ -121,3 +166,54 @@ def _array(value: Any, n: int, typ: pa.DataType) -> pa.Array:
 
 
 _ONE_ROW: dict[tuple[Any, str], pa.Array] = {}
+
+
+class _Scalars:
+    """One-element int64/float64 arrays without building one each time (``pa.array`` of
+    one number costs microseconds): numbers are written into a preallocated numpy chunk
+    wrapped once as an Arrow array, and each is handed out as a zero-copy slice. A slot is
+    written once; a full chunk is replaced, and lives as long as some slice of it."""
+
+    CAP = 4096
+
+    def __init__(self) -> None:
+        self._int_np = np.zeros(self.CAP, np.int64)
+        self._float_np = np.zeros(self.CAP, np.float64)
+        self._ints: pa.Array = pa.array(self._int_np)  # zero-copy: sees later writes
+        self._floats: pa.Array = pa.array(self._float_np)
+        self._ni = self._nf = 0
+
+    def int64(self, value: int) -> pa.Array:
+        if self._ni == self.CAP:
+            self._int_np = np.zeros(self.CAP, np.int64)
+            self._ints = pa.array(self._int_np)
+            self._ni = 0
+        i = self._ni
+        self._int_np[i] = value
+        self._ni = i + 1
+        return self._ints.slice(i, 1)
+
+    def float64(self, value: float) -> pa.Array:
+        if self._nf == self.CAP:
+            self._float_np = np.zeros(self.CAP, np.float64)
+            self._floats = pa.array(self._float_np)
+            self._nf = 0
+        i = self._nf
+        self._float_np[i] = value
+        self._nf = i + 1
+        return self._floats.slice(i, 1)
+
+
+class _PerThread(threading.local):
+    scalars: _Scalars | None = None
+
+
+_THREAD = _PerThread()
+
+
+def _scalars() -> _Scalars:
+    """This thread's chunk (strategies may run on worker threads)."""
+    out = _THREAD.scalars
+    if out is None:
+        out = _THREAD.scalars = _Scalars()
+    return out
