@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from flightdesk.core import schemas
+from flightdesk.core.market.columns import arrow_owned
 
 SIDES = ("buy", "sell", "flat")
 
@@ -170,50 +171,41 @@ _ONE_ROW: dict[tuple[Any, str], pa.Array] = {}
 
 class _Scalars:
     """One-element int64/float64 arrays without building one each time (``pa.array`` of
-    one number costs microseconds): numbers are written into a preallocated numpy chunk
-    wrapped once as an Arrow array, and each is handed out as a zero-copy slice. A slot is
-    written once; a full chunk is replaced, and lives as long as some slice of it."""
+    one number costs microseconds): numbers are written into a preallocated chunk of
+    Arrow memory, and each is handed out as a zero-copy slice. A slot is written once; a
+    full chunk is replaced, and lives as long as some slice of it. Thread-safe."""
 
     CAP = 4096
 
     def __init__(self) -> None:
-        self._int_np = np.zeros(self.CAP, np.int64)
-        self._float_np = np.zeros(self.CAP, np.float64)
-        self._ints: pa.Array = pa.array(self._int_np)  # zero-copy: sees later writes
-        self._floats: pa.Array = pa.array(self._float_np)
+        self._lock = threading.Lock()
+        self._int_np, self._ints = arrow_owned(pa.int64(), 1, self.CAP)
+        self._float_np, self._floats = arrow_owned(pa.float64(), 1, self.CAP)
         self._ni = self._nf = 0
 
     def int64(self, value: int) -> pa.Array:
-        if self._ni == self.CAP:
-            self._int_np = np.zeros(self.CAP, np.int64)
-            self._ints = pa.array(self._int_np)
-            self._ni = 0
-        i = self._ni
-        self._int_np[i] = value
-        self._ni = i + 1
-        return self._ints.slice(i, 1)
+        with self._lock:
+            if self._ni == self.CAP:
+                self._int_np, self._ints = arrow_owned(pa.int64(), 1, self.CAP)
+                self._ni = 0
+            i = self._ni
+            self._int_np[0, i] = value
+            self._ni = i + 1
+            return self._ints.slice(i, 1)
 
     def float64(self, value: float) -> pa.Array:
-        if self._nf == self.CAP:
-            self._float_np = np.zeros(self.CAP, np.float64)
-            self._floats = pa.array(self._float_np)
-            self._nf = 0
-        i = self._nf
-        self._float_np[i] = value
-        self._nf = i + 1
-        return self._floats.slice(i, 1)
+        with self._lock:
+            if self._nf == self.CAP:
+                self._float_np, self._floats = arrow_owned(pa.float64(), 1, self.CAP)
+                self._nf = 0
+            i = self._nf
+            self._float_np[0, i] = value
+            self._nf = i + 1
+            return self._floats.slice(i, 1)
 
 
-class _PerThread(threading.local):
-    scalars: _Scalars | None = None
-
-
-_THREAD = _PerThread()
+_SCALARS = _Scalars()
 
 
 def _scalars() -> _Scalars:
-    """This thread's chunk (strategies may run on worker threads)."""
-    out = _THREAD.scalars
-    if out is None:
-        out = _THREAD.scalars = _Scalars()
-    return out
+    return _SCALARS

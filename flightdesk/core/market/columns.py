@@ -55,6 +55,16 @@ def div(a: float, b: float) -> float:
         return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
+def arrow_owned(typ: pa.DataType, rows: int, cap: int) -> tuple[np.ndarray, pa.Array]:
+    """A zeroed ``(rows, cap)`` numpy view and the Arrow array (row after row) over the
+    same memory, which Arrow owns: a batch sliced from it holds no Python object, so any
+    thread (a Flight writer's, say) may free it."""
+    buf = pa.allocate_buffer(rows * cap * typ.bit_width // 8)
+    view = np.frombuffer(buf, dtype=typ.to_pandas_dtype()).reshape(rows, cap)
+    view.fill(0)
+    return view, pa.Array.from_buffers(typ, rows * cap, [None, buf])
+
+
 class _Chunk:
     """``ints`` and ``floats`` rows of columns over one allocation, and the RecordBatch of
     ``schema`` over the same memory (string columns are placeholders, set per batch)."""
@@ -64,10 +74,8 @@ class _Chunk:
     def __init__(self, schema: pa.Schema, n_ints: int, n_floats: int, n_scratch: int,
                  cap: int) -> None:
         self.cap = cap
-        self.ints = np.zeros((n_ints, cap), dtype=np.int64)
-        self.floats = np.zeros((n_floats + n_scratch, cap), dtype=np.float64)
-        ia = pa.array(self.ints.ravel())  # zero-copy: the arrays see later writes
-        fa = pa.array(self.floats[:n_floats].ravel())
+        self.ints, ia = arrow_owned(pa.int64(), n_ints, cap)
+        self.floats, fa = arrow_owned(pa.float64(), n_floats + n_scratch, cap)
         placeholder = pa.array([""] * cap, pa.string())
         arrays: list[pa.Array] = []
         k_int = k_float = 0
