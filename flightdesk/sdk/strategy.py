@@ -102,28 +102,14 @@ def _one_signal(ts: int, strategy: str, venue: str, symbol: str, side: str, stre
                 order_type: str | None, limit_px: float | None) -> pa.RecordBatch:
     """One row from plain scalars: the latency-critical case (a live strategy signals once
     per one-row batch), without the generic per-column dispatch."""
-    sc = _scalars()
-    nulls = _one_null_arrays()
-    arrays = [sc.int64(ts), _one_string(strategy), _one_string(venue), _one_string(symbol),
-              _one_string(side), sc.float64(strength), sc.float64(confidence),
-              sc.int64(holding_period_ms),
-              nulls[0] if qty is None else sc.float64(qty),
-              nulls[1] if order_type is None else _one_string(order_type),
-              nulls[0] if limit_px is None else sc.float64(limit_px)]
+    num, i64, f64, text = _SCALARS.one, pa.int64(), pa.float64(), pa.string()
+    arrays = [num(i64, ts), _array(strategy, 1, text), _array(venue, 1, text),
+              _array(symbol, 1, text), _array(side, 1, text), num(f64, strength),
+              num(f64, confidence), num(i64, holding_period_ms),
+              _array(None, 1, f64) if qty is None else num(f64, qty),
+              _array(order_type, 1, text),
+              _array(None, 1, f64) if limit_px is None else num(f64, limit_px)]
     return pa.RecordBatch.from_arrays(arrays, schema=schemas.schema("signals"))
-
-
-def _one_string(value: str) -> pa.Array:
-    arr = _ONE_ROW.get((value, "string"))
-    if arr is None:
-        if len(_ONE_ROW) > 10_000:
-            _ONE_ROW.clear()
-        arr = _ONE_ROW[(value, "string")] = pa.array([value], pa.string())
-    return arr
-
-
-def _one_null_arrays() -> tuple[pa.Array, pa.Array]:
-    return _array(None, 1, pa.float64()), _array(None, 1, pa.string())
 
 
 def _length(*values: Any) -> int:
@@ -150,9 +136,9 @@ def _array(value: Any, n: int, typ: pa.DataType) -> pa.Array:
         return pa.array(np.full(n, value, dtype=typ.to_pandas_dtype()), type=typ)
     if n == 1 and isinstance(value, int | float) and not isinstance(value, bool):
         if pa.types.is_int64(typ) and isinstance(value, int) and -2**63 <= value < 2**63:
-            return _scalars().int64(value)
+            return _SCALARS.one(typ, value)
         if pa.types.is_float64(typ):
-            return _scalars().float64(value)
+            return _SCALARS.one(typ, value)
     if n == 1 and (value is None or isinstance(value, str | bool)):
         # one-row signals are the latency-critical case: reuse the arrays of repeated
         # values (names, sides); numbers vary, and building them is as cheap as a look-up
@@ -172,40 +158,25 @@ _ONE_ROW: dict[tuple[Any, str], pa.Array] = {}
 class _Scalars:
     """One-element int64/float64 arrays without building one each time (``pa.array`` of
     one number costs microseconds): numbers are written into a preallocated chunk of
-    Arrow memory, and each is handed out as a zero-copy slice. A slot is written once; a
-    full chunk is replaced, and lives as long as some slice of it. Thread-safe."""
+    Arrow memory per type, and each is handed out as a zero-copy slice. A slot is written
+    once; a full chunk is replaced, and lives as long as some slice of it. Thread-safe."""
 
     CAP = 4096
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._int_np, self._ints = arrow_owned(pa.int64(), 1, self.CAP)
-        self._float_np, self._floats = arrow_owned(pa.float64(), 1, self.CAP)
-        self._ni = self._nf = 0
+        #: type -> [numpy view, Arrow array, next free slot]
+        self._chunks: dict[pa.DataType, list[Any]] = {}
 
-    def int64(self, value: int) -> pa.Array:
+    def one(self, typ: pa.DataType, value: float) -> pa.Array:
         with self._lock:
-            if self._ni == self.CAP:
-                self._int_np, self._ints = arrow_owned(pa.int64(), 1, self.CAP)
-                self._ni = 0
-            i = self._ni
-            self._int_np[0, i] = value
-            self._ni = i + 1
-            return self._ints.slice(i, 1)
-
-    def float64(self, value: float) -> pa.Array:
-        with self._lock:
-            if self._nf == self.CAP:
-                self._float_np, self._floats = arrow_owned(pa.float64(), 1, self.CAP)
-                self._nf = 0
-            i = self._nf
-            self._float_np[0, i] = value
-            self._nf = i + 1
-            return self._floats.slice(i, 1)
+            chunk = self._chunks.get(typ)
+            if chunk is None or chunk[2] == self.CAP:
+                chunk = self._chunks[typ] = [*arrow_owned(typ, 1, self.CAP), 0]
+            i = chunk[2]
+            chunk[0][0, i] = value
+            chunk[2] = i + 1
+            return chunk[1].slice(i, 1)
 
 
 _SCALARS = _Scalars()
-
-
-def _scalars() -> _Scalars:
-    return _SCALARS
