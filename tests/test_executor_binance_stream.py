@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flightdesk.core.trading.orders import Order
 from tests.fixtures.livedesk import FINAL, LiveDesk, live_desk
 from tests.fixtures.waiting import wait_for
@@ -83,3 +85,55 @@ def test_user_stream_closed_mid_trading_is_reconciled_to_the_venues_trades(
     recovered = [e["detail"] for e in events
                  if e["kind"] == "reconcile" and "missed fill" in e["detail"]]
     assert len(recovered) >= len(missed), (recovered, missed)
+
+
+def test_fill_lost_from_the_stream_then_a_cancel_is_fetched_before_the_order_closes(
+        tmp_path: Path) -> None:
+    """The venue fills part of a resting order while its user-stream events are lost, then
+    the order is cancelled: the cancel's answer says more was executed than the desk saw, so
+    the desk asks for the executions before it closes the order (reconciliation only asks
+    about orders still open, so a fill lost here would be lost for good)."""
+    with live_desk(tmp_path) as desk:
+        symbol, venue_order = "BTCUSDT", None
+        for _ in range(10):
+            desk.sim.faults.hold_market = True  # the book stands still between depth and order
+            time.sleep(0.2)
+            _, ask, ask_qty = desk.touch()
+            if ask_qty < 0.5:
+                order = desk.place("buy", round(ask_qty + 0.05, 6), ask)
+                desk.wait_status(order.order_id, {"partially_filled"})  # took the ask
+                seen = sum(f["qty"] for f in desk.fills(order.order_id))
+                desk.sim.faults.lose_user_events = True
+                desk.sim.faults.hold_market = False  # the rest fills as maker, unseen
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    venue_order = desk.client.get_order(symbol=symbol,
+                                                        origClientOrderId=order.order_id)
+                    if float(venue_order["executedQty"]) > seen + 1e-9:
+                        break
+                    time.sleep(0.02)
+                desk.sim.faults.hold_market = True
+                assert venue_order is not None and venue_order["status"] in {
+                    "PARTIALLY_FILLED", "FILLED"}, venue_order
+                if venue_order["status"] == "PARTIALLY_FILLED":
+                    break
+            desk.sim.faults.lose_user_events = desk.sim.faults.hold_market = False
+            time.sleep(0.2)
+        else:
+            raise AssertionError("no resting order was partly filled unseen in ten tries")
+        assert desk.sim.stats()["user_events_lost"] >= 1
+        assert sum(f["qty"] for f in desk.fills(order.order_id)) == pytest.approx(seen)
+        assert desk.cancel(order.order_id)
+        desk.wait_status(order.order_id, FINAL)
+        desk.sim.faults.lose_user_events = desk.sim.faults.hold_market = False
+        fills = desk.fills(order.order_id)
+        trades = desk.client.get_my_trades(symbol=symbol,
+                                           orderId=desk.ex.venue_order_id(order.order_id))
+        events = desk.desk.store.read("events").to_pylist()
+        final = desk.rows(order.order_id)[-1]
+    assert final["status"] == "cancelled"
+    assert sorted(f["fill_id"] for f in fills) == sorted(
+        f"{order.order_id}-t{t['id']}" for t in trades)
+    assert sum(f["qty"] for f in fills) == pytest.approx(float(venue_order["executedQty"]))
+    assert final["filled_qty"] == pytest.approx(float(venue_order["executedQty"]))
+    assert any(e["kind"] == "reconcile" and "missed fill" in e["detail"] for e in events)

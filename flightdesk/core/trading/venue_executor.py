@@ -48,9 +48,14 @@ from flightdesk.core.trading.orders import (
     OrderStatus,
 )
 from flightdesk.core.trading.reconcile import Reconciler
-from flightdesk.core.trading.venue_updates import OrderUnknown, VenueError, VenueUpdate
+from flightdesk.core.trading.venue_updates import (
+    OrderUnknown,
+    VenueError,
+    VenueUpdate,
+    quantity_or_nan,
+)
 
-__all__ = ["OrderUnknown", "VenueError", "VenueExecutor", "VenueUpdate"]
+__all__ = ["OrderUnknown", "VenueError", "VenueExecutor", "VenueUpdate", "quantity_or_nan"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,10 +241,11 @@ class VenueExecutor(Reconciler):
             self._count("duplicate_fills")
         status = u.status
         if status.is_final:
-            if (status is OrderStatus.FILLED and state.filled < order.qty - 1e-9
-                    and u.source != "final"):
-                # the venue says filled but not every execution reached us yet: ask for
-                # them, then finish (``final``: whatever they were)
+            venue_filled = order.qty if status is OrderStatus.FILLED else u.cum_qty
+            if venue_filled > state.filled + 1e-9 and u.source != "final":
+                # the venue says it is done with more executed than reached us (a fill
+                # while the user stream was down, then a cancel): ask for the executions,
+                # then finish (``final``: whatever they were)
                 if fills:
                     self.ctx.report(state, OrderStatus.PARTIALLY_FILLED, "", fills, now)
                 self._spawn(self._fetch_trades(order, then=u._replace(fill_qty=0.0,

@@ -24,6 +24,10 @@ class VenueUpdate(NamedTuple):
     liquidity: Liquidity = Liquidity.TAKER
     reason: str = ""
     source: str = "stream"  # stream | rest | reconcile
+    #: the order's cumulative filled quantity at the venue after this update (NaN:
+    #: unknown); a final status whose ``cum_qty`` exceeds what the desk has applied makes
+    #: the desk ask for the missed executions before it closes the order
+    cum_qty: float = math.nan
 
 
 class VenueError(Exception):
@@ -39,3 +43,11 @@ class VenueError(Exception):
 
 class OrderUnknown(Exception):
     """The venue has no order with this client order id."""
+
+
+def quantity_or_nan(value: Any) -> float:
+    """A venue's decimal string (``"0.25"``) as a float; NaN when absent or unreadable."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -49,6 +49,7 @@ from flightdesk.core.trading.venue_executor import (
     VenueError,
     VenueExecutor,
     VenueUpdate,
+    quantity_or_nan,
 )
 from flightdesk.plugins.venues._http import HttpAnswer, HttpClient, HttpFailure
 from flightdesk.plugins.venues.alpaca.trading import (
@@ -260,7 +261,7 @@ class AlpacaExecutor(VenueExecutor):
                             self.local(parse_time(body.get("updated_at"))), venue_id,
                             reason=f"{body.get('status', '')} at {self.venue} (order "
                                    f"{venue_id})",
-                            source="rest")]
+                            source="rest", cum_qty=quantity_or_nan(body.get("filled_qty")))]
 
     def cancel(self, order_id: str, now: int, reason: str = "cancelled by request") -> bool:
         asked = super().cancel(order_id, now, reason)
@@ -362,7 +363,7 @@ class AlpacaExecutor(VenueExecutor):
                 str(order.get("id", "")), qty, float(data.get("price") or 0), 0.0,
                 execution_key(order["filled_qty"]) if qty else "", Liquidity.TAKER,
                 "" if qty else f"{event} at {self.venue} (order {order.get('id', '')})",
-                "stream")])
+                "stream", quantity_or_nan(order.get("filled_qty")))])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._count("stream_bad_frames")
             logger.warning("%s: trade update unreadable (%r)", self.venue, exc)

@@ -41,6 +41,7 @@ from flightdesk.core.trading.venue_executor import (
     VenueError,
     VenueExecutor,
     VenueUpdate,
+    quantity_or_nan,
 )
 from flightdesk.plugins.venues._http import HttpClient, HttpFailure
 
@@ -242,7 +243,7 @@ class BinanceExecutor(VenueExecutor):
                                        str(f["tradeId"]), Liquidity.TAKER, source=source))
         reason = f"{body.get('status', '')} at {self.venue}".strip()
         out.append(VenueUpdate(order.order_id, status, ts, venue_id, reason=reason,
-                               source=source))
+                               source=source, cum_qty=quantity_or_nan(body.get("executedQty"))))
         return out
 
     def _fee(self, symbol: str, commission: float, asset: str, price: float) -> float:
@@ -362,7 +363,7 @@ class BinanceExecutor(VenueExecutor):
                 str(event.get("t", "")) if qty else "",
                 Liquidity.MAKER if event.get("m") else Liquidity.TAKER,
                 str(event.get("r", "")) if event.get("r") not in (None, "NONE") else "",
-                "stream")])
+                "stream", quantity_or_nan(event.get("z")))])
         except (KeyError, TypeError, ValueError) as exc:
             self._count("stream_bad_frames")
             logger.warning("%s: executionReport unreadable (%r)", self.venue, exc)

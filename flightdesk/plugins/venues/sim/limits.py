@@ -23,7 +23,9 @@ class Faults:
     ``force_429``: answer the next N requests 429 as if over the weight limit;
     ``retry_after_s``: the ``Retry-After`` of every 429/418 while set (0: Binance's own, the
     seconds left in the minute or the ban — up to a minute, too long for most tests);
-    ``hold_market``: the market replay stands still (the book does not move) while set.
+    ``hold_market``: the market replay stands still (the book does not move) while set;
+    ``lose_user_events``: user-stream events are lost while set (as on a connection that
+    went silent without closing), counted in ``user_events_lost``.
     """
 
     drop_next_ack: bool = False
@@ -31,6 +33,7 @@ class Faults:
     force_429: int = 0
     retry_after_s: int = 0
     hold_market: bool = False
+    lose_user_events: bool = False
 
 
 class Limits:

@@ -85,7 +85,7 @@ class SimRest:
             maker_bps=fee_bps,
             taker_bps=fee_bps,
         )
-        self.orders = SimOrders(market, self.rules, account, self.user.publish)
+        self.orders = SimOrders(market, self.rules, account, self._publish_user)
         self.stats = {"requests": 0, "errors": 0, "auth_failures": 0, "snapshots": 0}
         self.routes: dict[tuple[str, str], Endpoint] = {
             ("GET", "/api/v3/ping"): Endpoint(1, "NONE", lambda p, now: {}),
@@ -103,6 +103,13 @@ class SimRest:
     def now(self) -> int:
         """The server clock in ms (``faults.skew_ms`` ahead of the wall clock)."""
         return time.time_ns() // 1_000_000 + self.faults.skew_ms
+
+    def _publish_user(self, event: dict[str, Any]) -> None:
+        """A user-stream event to its clients, unless ``faults.lose_user_events``."""
+        if self.faults.lose_user_events:
+            self.user.stats["user_events_lost"] += 1
+            return
+        self.user.publish(event)
 
     # -- one request ---------------------------------------------------------------------------
     def handle(self, req: HttpRequest) -> HttpResponse | None:

@@ -29,7 +29,7 @@ class UserStream:
         self._rnd = random.Random(seed ^ 0x5EED)
         self.key: str | None = None
         self._clients: dict[ServerConnection, asyncio.Queue[str | None]] = {}
-        self.stats = {"user_events": 0, "user_clients": 0, "user_drops": 0}
+        self.stats = {"user_events": 0, "user_clients": 0, "user_drops": 0, "user_events_lost": 0}
 
     # -- REST side ----------------------------------------------------------------------------
     def create(self) -> str:
