@@ -275,21 +275,31 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "ok": all(ok), "rows": co
 def fanout(eng: flightdesk.Engine, batches: list[pa.RecordBatch], subs: int) -> dict:
     total = sum(b.num_rows for b in batches)
     uri = located(eng.flight_uri, b'{"stream": "quotes"}')
+
+    def subscribed() -> set[int]:
+        return {s["id"] for s in eng.status()["subscribers"]
+                if s["stream"] == "quotes" and "peer" in s}
+
+    earlier = subscribed()  # an earlier round's, until the server sees them cancelled
     proc = subprocess.Popen([sys.executable, "-c", FANOUT_CLIENT, uri, str(subs),
                              str(total)], text=True, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == "ready"
     bus = eng.desk.bus
     plane = eng.desk.flight.data_plane
-    while sum(1 for s in eng.status()["subscribers"]
-              if s["stream"] == "quotes" and "peer" in s) < subs or (
+    while len(subscribed() - earlier) < subs or (
             plane is not None and not bus.has_subscribers("quotes")):  # forwarding too
         time.sleep(0.05)
     proc.stdin.write("go\n")
     proc.stdin.flush()
     for batch in batches:
         bus.publish("quotes", batch)
-    out, _ = proc.communicate(timeout=600)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"{subs} subscribers did not all get {total} rows in 120 s"
+                             ) from None
     result = json.loads(out.strip().splitlines()[-1])
     assert result["ok"] and min(result["rows"]) == total, "a subscriber lost rows"
     return {"per_sub": total / result["seconds"], "total": subs * total / result["seconds"]}

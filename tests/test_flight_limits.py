@@ -227,3 +227,19 @@ def test_the_stream_cap_refuses_the_next_stream_at_once(desk):
     for reader in readers:
         reader.cancel()
     wait_for(lambda: stats(eng)["streams"]["open"] == 0, what="every slot given back")
+
+
+def test_a_client_gone_from_an_idle_stream_gives_its_slot_back(desk):
+    """Streams of a symbol that never trades: nothing is ever written to them, so the
+    server must notice a cancelled reader without a failed write to tell it."""
+    eng, client = desk
+    idle = fl.Ticket(json.dumps({"stream": "fills", "symbols": ["NOSUCH"]}).encode())
+    readers = [client.do_get(idle) for _ in range(4)]
+    wait_for(lambda: stats(eng)["streams"]["open"] == 4, what="four idle streams open")
+    subscribed = [s for s in eng.status()["subscribers"] if s["stream"] == "fills"]
+    assert len(subscribed) == 4
+    for reader in readers:
+        reader.cancel()
+    wait_for(lambda: stats(eng)["streams"]["open"] == 0, timeout=5,
+             what="every idle stream's slot given back")
+    assert not [s for s in eng.status()["subscribers"] if s["stream"] == "fills"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -189,7 +189,8 @@ class DeskFlightServer(flight.FlightServerBase):
                 self._fail(f"stream {req.stream!r} has no live mode here; live streams are "
                            f"{', '.join(LIVE_STREAMS)}")
             peer = _peer(context)
-            live = self.calls.track(f"do_get live {req.stream}", peer, self._live(req, peer))
+            live = self.calls.track(f"do_get live {req.stream}", peer,
+                                    self._live(req, peer, context.is_cancelled))
             return self._schema(req), guard_stream(live)
         if req.mode == "snapshot":
             table = self._guard(self.desk.snapshot, req)
@@ -211,7 +212,8 @@ class DeskFlightServer(flight.FlightServerBase):
                         return
                 yield batch
 
-    def _live(self, req: StreamRequest, peer: str) -> Iterator[pa.RecordBatch]:
+    def _live(self, req: StreamRequest, peer: str,
+              cancelled: Callable[[], bool] = lambda: False) -> Iterator[pa.RecordBatch]:
         sub = self.desk.subscribe(req.stream,
                                   params={"peer": peer, "symbols": list(req.symbols)})
         if req.stream == "book":
@@ -222,6 +224,8 @@ class DeskFlightServer(flight.FlightServerBase):
                 # what queued meanwhile goes out as one write: a reader that fell behind
                 # catches up with one write instead of many (``seq`` stays contiguous)
                 batches = sub.drain(timeout=0.2, limit=_DRAIN_MAX)
+                if not batches and cancelled():  # a client gone from an idle stream
+                    return  # (writes would tell only once data flows again)
                 if len(batches) > 1 and sum(b.num_rows for b in batches) <= _CONCAT_ROWS:
                     batches = [pa.concat_batches(batches)]
                 for batch in batches:  # big ones (a data plane's coalesced) go as they are
