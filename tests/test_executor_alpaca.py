@@ -85,6 +85,29 @@ def test_market_order_larger_than_displayed_fills_twice(server: AlpacaServer,
     run(scenario())
 
 
+def test_holdings_are_the_accounts_cash_and_positions_after_fills(server: AlpacaServer,
+                                                                 tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with started(server, tmp_path) as desk:
+            assert desk.executor is not None
+            before = desk.executor.holdings()
+            assert before is not None and before.balances == {"USD": 100_000.0}
+            assert before.positions == {}
+            order = desk.buy(10)
+            assert await desk.final(order) == "filled"
+            desk.executor.refresh_holdings()
+            after = await desk.until(
+                lambda: (h := desk.executor.holdings()) is not None and h.ts > before.ts
+                and h, "holdings fetched again")  # type: ignore[union-attr]
+            assert after.positions == {"AAPL": desk.position()} == {"AAPL": 10.0}
+            spent = sum(px * qty for px, qty in desk.fills(order))
+            assert after.balances["USD"] == pytest.approx(100_000.0 - spent)
+            assert after.balances["USD"] == float(server.market.cash)
+            assert stats(desk)["holdings"]["positions"] == {"AAPL": 10.0}
+
+    run(scenario())
+
+
 def test_partial_fills_reported_by_stream_and_activities_apply_once(
         server: AlpacaServer, tmp_path: Path) -> None:
     async def scenario() -> None:
@@ -312,9 +335,11 @@ def test_wrong_keys_fail_the_start_naming_the_venue_not_the_keys(
     ("rest_url", "", r"\[executors.stocks\] needs rest_url, an http\(s\) URL"),
     ("rest_url", "paper-api.alpaca.markets", r"needs rest_url.*'paper-api.alpaca.markets'"),
     ("stream_url", "https://x/stream", r"stream_url must be a ws\(s\) URL"),
+    ("holdings_every_s", float("nan"), r"holdings_every_s must be a finite number.*nan"),
+    ("holdings_every_s", -1, r"holdings_every_s must be a finite number.*-1"),
 ])
 def test_bad_urls_are_config_errors_naming_the_key(server: AlpacaServer, tmp_path: Path,
-                                                   key: str, value: str, message: str
+                                                   key: str, value: Any, message: str
                                                    ) -> None:
     desk = AlpacaDesk(server, tmp_path, **{key: value})
     with pytest.raises(ConfigError, match=message) as info:

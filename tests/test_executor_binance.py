@@ -14,6 +14,7 @@ import pytest
 
 from tests.fixtures.livedesk import FINAL, LiveDesk, live_desk
 from tests.fixtures.simorders import KEY, SECRET
+from tests.fixtures.waiting import wait_for
 
 
 @pytest.fixture
@@ -189,3 +190,34 @@ def test_status_names_urls_and_executor_never_the_secret(
     assert "LIVE: venue sim -> executor binance" in err
     for text in (json.dumps(status, default=str), caplog.text, out, err):
         assert SECRET not in text
+
+
+def test_holdings_are_the_venues_account_and_move_with_fills(desk: LiveDesk) -> None:
+    def balances(account: dict) -> dict[str, float]:
+        return {b["asset"]: float(b["free"]) + float(b["locked"])
+                for b in account["balances"] if float(b["free"]) + float(b["locked"])}
+
+    before = desk.ex.holdings()
+    assert before is not None, "fetched at start-up"
+    assert before.balances == balances(desk.client.get_account())
+    assert before.positions == {"BTCUSDT": before.balances["BTC"],
+                                "ETHUSDT": before.balances["ETH"]}
+    order = desk.place("buy", 0.01)
+    desk.wait_status(order.order_id, {"filled"})
+    desk.ex.refresh_holdings()
+    after = wait_for(lambda: (h := desk.ex.holdings()) is not None and h.ts > before.ts and h,
+                     10, "holdings fetched again")
+    assert after.balances == balances(desk.client.get_account())
+    trades = desk.client.get_my_trades(symbol="BTCUSDT",
+                                       orderId=desk.ex.venue_order_id(order.order_id))
+    in_base = sum(float(t["commission"]) for t in trades if t["commissionAsset"] == "BTC")
+    bought = sum(f["qty"] for f in desk.fills(order.order_id))
+    assert bought == pytest.approx(0.01)
+    assert after.positions["BTCUSDT"] - before.positions["BTCUSDT"] == pytest.approx(
+        bought - in_base)
+    spent = sum(float(t["quoteQty"]) for t in trades)
+    in_quote = sum(float(t["commission"]) for t in trades if t["commissionAsset"] == "USDT")
+    assert before.balances["USDT"] - after.balances["USDT"] == pytest.approx(spent + in_quote)
+    shown = desk.execution()["holdings"]
+    assert shown["positions"]["BTCUSDT"] == after.positions["BTCUSDT"]
+    assert desk.desk.call(lambda: desk.desk.trader.broker.holdings_of("sim")) == after

@@ -52,7 +52,8 @@ class VenueExecutors:
                 venue=name, config=table, broker=rt.config["broker"], ids=rt.ids,
                 books=rt.engine.books.synced, position=rt.portfolio.held,
                 report=rt.trader.report, event=rt.trader.event, data_dir=self.data_dir,
-                clock=rt.clock, venue_info=venue.info, stored_fills=self._stored_fills,
+                clock=rt.clock, venue_info=venue.info, symbols=tuple(venue.symbols),
+                stored_fills=self._stored_fills,
                 stored_final=self._stored_final, wake=self._wake)
             executor = factory(ctx)
             await executor.start()

@@ -179,6 +179,10 @@ class PaperBroker:
         """(open buy qty, open sell qty, own best bid, own best ask) for an instrument."""
         return exposure_of(self.by_key.get(key, {}).values())
 
+    def holdings(self) -> None:
+        """None: paper positions are the desk's own (its portfolio)."""
+        return None
+
     @property
     def has_pending(self) -> bool:
         """Arrivals or cancels still travelling (latency)."""

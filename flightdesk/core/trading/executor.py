@@ -8,6 +8,8 @@ rows. Every call comes from the engine thread, and ``report`` must only be calle
 
 * :class:`~flightdesk.core.trading.broker.PaperBroker` is one: it fills against the live
   book and trades (and is what backtests use). It is the default for every venue.
+* Executors that trade an account report what it holds with ``holdings()``
+  (:class:`~flightdesk.core.trading.venue_updates.Holdings`: balances and positions).
 * A **venue executor** (:class:`~flightdesk.core.trading.venue_executor.VenueExecutor`)
   sends orders to a real venue's order API. Its ``submit`` only queues the order for its
   I/O task and returns; what the venue says (acknowledged, partially filled, filled,
@@ -32,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.trading.orders import Fill, IdMaker, Order, OrderState, OrderStatus, Side
+from flightdesk.core.trading.venue_updates import Holdings
 
 Key = tuple[str, str]
 BookLookup = Callable[[str, str], "L2Book | None"]
@@ -76,6 +79,11 @@ class Executor(Protocol):
     def exposure(self, key: Key) -> tuple[float, float, float, float]:
         """(open buy qty, open sell qty, own best bid, own best ask) of an instrument."""
 
+    def holdings(self) -> Holdings | None:
+        """The account's balances and positions at the venue, as last fetched (None: this
+        executor keeps no account of its own, as the paper broker, whose positions are
+        the desk's portfolio; or the venue has not answered yet)."""
+
     @property
     def has_pending(self) -> bool:
         """Something for :meth:`poll` to do (due latency events, venue updates)."""
@@ -107,6 +115,8 @@ class ExecutorContext:
     clock: Callable[[], int]
     #: the started venue: ``rest_url``/``ws_url`` of its feed, when it has them
     venue_info: Mapping[str, Any] = field(default_factory=dict)
+    #: the venue's configured symbols (those whose positions ``holdings`` reports)
+    symbols: tuple[str, ...] = ()
     #: ``stored_fills(order_id) -> [(fill_id, qty)]``: the fills the store has of an order
     stored_fills: Callable[[str], list[tuple[str, float]]] = lambda order_id: []
     #: ``stored_final(order_ids) -> ids``: those whose final row (and all its fills) the
@@ -224,6 +234,13 @@ class ExecutorRouter:
 
     def exposure(self, key: Key) -> tuple[float, float, float, float]:
         return self.for_venue(key[0]).exposure(key)
+
+    def holdings(self) -> Holdings | None:
+        return self.default.holdings()
+
+    def holdings_of(self, venue: str) -> Holdings | None:
+        """The holdings the executor of ``venue`` last fetched."""
+        return self.for_venue(venue).holdings()
 
     @property
     def has_pending(self) -> bool:

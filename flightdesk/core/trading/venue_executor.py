@@ -22,6 +22,10 @@ thread). This class does the rest, the same for every venue:
   every user-stream reconnect: for each order the journal holds open, ask the venue for its
   state and trades, apply what was missed, and record each correction as an ``events`` row
   (``kind = "reconcile"``).
+* **Holdings.** The account's balances and positions (:meth:`fetch_holdings`) are asked
+  for at start-up, after every reconnect, every ``holdings_every_s`` and on request
+  (:meth:`refresh_holdings`); ``status`` shows the last answer
+  (``venues.<name>.execution.holdings``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import queue
 from abc import abstractmethod
 from collections import deque
@@ -36,6 +41,7 @@ from collections.abc import Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.trading.executor import ExecutorContext, Key, exposure_of, track, untrack
@@ -49,13 +55,15 @@ from flightdesk.core.trading.orders import (
 )
 from flightdesk.core.trading.reconcile import Reconciler
 from flightdesk.core.trading.venue_updates import (
+    Holdings,
     OrderUnknown,
     VenueError,
     VenueUpdate,
     quantity_or_nan,
 )
 
-__all__ = ["OrderUnknown", "VenueError", "VenueExecutor", "VenueUpdate", "quantity_or_nan"]
+__all__ = ["Holdings", "OrderUnknown", "VenueError", "VenueExecutor", "VenueUpdate",
+           "quantity_or_nan"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +83,18 @@ class VenueExecutor(Reconciler):
     DEFAULTS: dict[str, Any] = {
         "type": "", "rest_url": "", "ws_url": "", "key_env": "", "secret_env": "",
         "key_file": "", "timeout_s": 10.0, "journal_fsync": True, "query_attempts": 5,
+        "holdings_every_s": 30.0,
     }
     name = "venue"
 
     def __init__(self, ctx: ExecutorContext) -> None:
+        every = ctx.config.get("holdings_every_s", 30.0)
+        if (isinstance(every, bool) or not isinstance(every, (int, float))
+                or not math.isfinite(every) or every < 0):  # before the journal opens
+            raise ConfigError(f"[executors.{ctx.venue}] holdings_every_s must be a finite "
+                              f"number of seconds >= 0 (0: only at start-up, after "
+                              f"reconnects and on request), not {every!r}",
+                              key=f"executors.{ctx.venue}.holdings_every_s")
         self.ctx = ctx
         self.venue = ctx.venue
         self.config = ctx.config
@@ -99,6 +115,8 @@ class VenueExecutor(Reconciler):
         self.stream_task: asyncio.Task[None] | None = None
         #: one thread that fsyncs the journal just before each send (in order)
         self._durable = ThreadPoolExecutor(1, thread_name_prefix=f"{ctx.venue}-journal")
+        self._holdings: Holdings | None = None
+        self._holdings_every = every
 
     # -- what a venue provides -----------------------------------------------------------
     @abstractmethod
@@ -114,6 +132,10 @@ class VenueExecutor(Reconciler):
     async def open_at_venue(self) -> list[str]:
         """Client order ids of the orders open at the venue (to find strays)."""
         return []
+
+    async def fetch_holdings(self) -> Holdings | None:
+        """The account's balances and positions at the venue (None: it cannot say)."""
+        return None
 
     async def connect(self) -> None:
         """Start the user stream (call :meth:`stream_restarted` after each reconnect)."""
@@ -137,6 +159,10 @@ class VenueExecutor(Reconciler):
         self._loop = asyncio.get_running_loop()
         await self.connect()
         await self.reconcile(adopt=True)
+        if self._holdings is None:  # connect() may have fetched them already
+            await self._refresh_holdings()
+        if self._holdings_every > 0:
+            self._spawn(self._holdings_loop())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -150,7 +176,38 @@ class VenueExecutor(Reconciler):
     def stream_restarted(self) -> None:
         """The user stream reconnected: what it missed meanwhile is asked for."""
         self._count("stream_reconnects")
-        self._spawn(self.reconcile(adopt=False))
+        self._spawn(self._after_reconnect())
+
+    async def _after_reconnect(self) -> None:
+        await self.reconcile(adopt=False)
+        await self._refresh_holdings()
+
+    # -- balances and positions at the venue -----------------------------------------------
+    def holdings(self) -> Holdings | None:
+        """The account's balances and positions as last fetched: at start-up, after each
+        user-stream reconnect, every ``holdings_every_s`` and after :meth:`refresh_holdings`
+        (None until the first answer, or when the venue cannot say)."""
+        return self._holdings
+
+    def refresh_holdings(self) -> None:
+        """Ask the venue for them again (from any thread; the answer lands later)."""
+        self._spawn(self._refresh_holdings())
+
+    async def _refresh_holdings(self) -> None:
+        try:
+            held = await self.fetch_holdings()
+        except Exception as exc:  # the venue did not answer: keep the last ones
+            self._count("holdings_unavailable")
+            logger.warning("%s: balances and positions unavailable (%s)", self.venue, exc)
+            return
+        if held is not None:
+            self._holdings = held
+            self._count("holdings_fetched")
+
+    async def _holdings_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._holdings_every)
+            await self._refresh_holdings()
 
     # -- the Executor interface (engine thread) ------------------------------------------
     def submit(self, state: OrderState, now: int) -> None:
@@ -338,4 +395,6 @@ class VenueExecutor(Reconciler):
         self.counters[name] = self.counters.get(name, 0) + 1
 
     def stats(self) -> dict[str, Any]:
-        return {**self.describe(), "open_orders": len(self.orders), **self.counters}
+        held = self._holdings
+        return {**self.describe(), "open_orders": len(self.orders), **self.counters,
+                "holdings": held.as_dict() if held is not None else None}

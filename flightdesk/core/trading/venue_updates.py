@@ -1,6 +1,7 @@
 """What a venue says, as venue executors hand it to the base class: :class:`VenueUpdate`
-(one order update or execution), :class:`VenueError` (a refusal with the venue's code) and
-:class:`OrderUnknown` (no such client order id at the venue)."""
+(one order update or execution), :class:`Holdings` (the account's balances and positions),
+:class:`VenueError` (a refusal with the venue's code) and :class:`OrderUnknown` (no such
+client order id at the venue)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,20 @@ class VenueUpdate(NamedTuple):
     #: unknown); a final status whose ``cum_qty`` exceeds what the desk has applied makes
     #: the desk ask for the missed executions before it closes the order
     cum_qty: float = math.nan
+
+
+class Holdings(NamedTuple):
+    """What the account holds at the venue, as last fetched from it."""
+
+    #: asset or currency -> amount (free plus locked), non-zero ones only
+    balances: dict[str, float]
+    #: venue symbol -> signed quantity held (spot: the base asset's balance)
+    positions: dict[str, float]
+    ts: int  # when it was fetched, desk clock ns
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"balances": dict(self.balances), "positions": dict(self.positions),
+                "ts": self.ts}
 
 
 class VenueError(Exception):

@@ -45,6 +45,7 @@ from flightdesk.core.trading.orders import (
     OrderType,
 )
 from flightdesk.core.trading.venue_executor import (
+    Holdings,
     OrderUnknown,
     VenueError,
     VenueExecutor,
@@ -279,6 +280,23 @@ class AlpacaExecutor(VenueExecutor):
         if asked and status is OrderStatus.CANCELLED:
             reason = f"{asked} (confirmed by {self.venue})"
         super()._finish(state, status, reason, fills, now)
+
+    async def fetch_holdings(self) -> Holdings:
+        """``GET /v2/account`` (cash, in the account's currency) and ``GET /v2/positions``
+        (signed: a short position is negative), by the desk's symbol when one is
+        configured (``BTC/USD`` for Alpaca's ``BTCUSD``)."""
+        acct = await self._call("GET", "/v2/account")
+        listed = await self._call("GET", "/v2/positions")
+        ours = {s.replace("/", "").upper(): s for s in self.ctx.symbols}
+        positions = {}
+        for pos in listed if isinstance(listed, list) else []:
+            qty = abs(float(pos["qty"]))
+            symbol = str(pos["symbol"])
+            positions[ours.get(symbol.replace("/", "").upper(), symbol)] = (
+                -qty if pos.get("side") == "short" else qty)
+        cash = quantity_or_nan(acct.get("cash"))
+        balances = {str(acct.get("currency") or "USD"): cash} if cash == cash else {}
+        return Holdings(balances, positions, self.ctx.clock())
 
     # -- trade_updates ---------------------------------------------------------------------
     async def connect(self) -> None:

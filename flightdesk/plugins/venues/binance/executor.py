@@ -37,6 +37,7 @@ from flightdesk.core.trading.credentials import load_credentials
 from flightdesk.core.trading.executor import ExecutorContext
 from flightdesk.core.trading.orders import Liquidity, Order, OrderStatus, OrderType, TimeInForce
 from flightdesk.core.trading.venue_executor import (
+    Holdings,
     OrderUnknown,
     VenueError,
     VenueExecutor,
@@ -94,6 +95,7 @@ class BinanceExecutor(VenueExecutor):
         self.weight = {"used_weight_1m": 0, "order_count_10s": 0}
         self.assets: dict[str, tuple[str, str]] = {}
         self.account: dict[str, Any] = {}
+        self._can_trade: Any = None
         self._listen_key = ""
         self._keepalive_task: asyncio.Task[None] | None = None
 
@@ -257,6 +259,17 @@ class BinanceExecutor(VenueExecutor):
         self._count("fees_in_other_assets")
         return 0.0
 
+    async def fetch_holdings(self) -> Holdings:
+        """``GET /api/v3/account``: balances (free plus locked); a spot position is the
+        balance of the symbol's base asset."""
+        acct = await self._call("GET", "/api/v3/account", {}, signed=True)
+        self._can_trade = acct.get("canTrade")
+        balances = {b["asset"]: float(b["free"]) + float(b["locked"])
+                    for b in acct.get("balances", [])}
+        positions = {symbol: balances.get(self.assets[symbol][0], 0.0)
+                     for symbol in self.ctx.symbols if symbol in self.assets}
+        return Holdings({a: q for a, q in balances.items() if q}, positions, self.ctx.clock())
+
     # -- user data stream ------------------------------------------------------------------
     async def connect(self) -> None:
         await self.sync_time()
@@ -266,11 +279,8 @@ class BinanceExecutor(VenueExecutor):
                            for s in info.get("symbols", []) if "baseAsset" in s}
         except (VenueError, HttpFailure) as exc:
             logger.warning("%s: exchangeInfo unavailable (%s)", self.venue, exc)
-        acct = await self._call("GET", "/api/v3/account", {}, signed=True)
-        self.account = {"can_trade": acct.get("canTrade"),
-                        "balances": {b["asset"]: float(b["free"]) + float(b["locked"])
-                                     for b in acct.get("balances", [])
-                                     if float(b["free"]) + float(b["locked"])}}
+        self._holdings = held = await self.fetch_holdings()  # refused keys stop the start
+        self.account = {"can_trade": self._can_trade, "balances": held.balances}
         if self.user_ws_url:
             first = asyncio.get_running_loop().create_future()
             self.stream_task = asyncio.create_task(self._user_stream(first),
