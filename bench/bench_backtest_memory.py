@@ -1,0 +1,100 @@
+"""Backtest peak memory against input size: ``flightdesk backtest`` of one recording and of
+four, each run a process of its own, peak RSS from ``wait4``.
+
+The four inputs are time-shifted copies of ``btcusdt_20240808.gz`` (copy k starts one
+second after copy k-1 ends): receive and event times, and the book's update ids
+(``U``/``u``/``lastUpdateId``), move on by the recording's span, so each copy is new data
+to the desk — the same file twice would be dropped as stale. Runs alternate 1x/4x;
+medians are reported, with the ratio the issue asks for (4x peak / 1x peak).
+
+    python bench/bench_backtest_memory.py [--runs 3] [--copies 4] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RECORDING = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance" / (
+    "btcusdt_20240808.gz")
+_IDS = re.compile(r'"(u|U|lastUpdateId)":(\d+)')
+_MS = re.compile(r'"([ETe])":(\d{13})')
+
+
+def shifted_copies(src: Path, copies: int, where: Path, lines_max: int = 0) -> list[Path]:
+    """``copies`` files: the recording, then copies shifted in time and update id."""
+    lines = gzip.open(src, "rt").read().splitlines()
+    if lines_max:
+        lines = lines[:lines_max]
+    t0, t1 = (int(line.split(" ", 1)[0]) for line in (lines[0], lines[-1]))
+    span_ns = t1 - t0 + 1_000_000_000
+    ids = [int(m[2]) for line in lines for m in _IDS.finditer(line)]
+    id_span = max(ids) - min(ids) + 1
+    out = []
+    for k in range(copies):
+        path = where / f"copy{k}.gz"
+        with gzip.open(path, "wt") as f:
+            for line in lines:
+                ts, rest = line.split(" ", 1)
+                if k:
+                    rest = _IDS.sub(lambda m, k=k: f'"{m[1]}":{int(m[2]) + k * id_span}', rest)
+                    rest = _MS.sub(
+                        lambda m, k=k: f'"{m[1]}":{int(m[2]) + k * span_ns // 1_000_000}', rest)
+                f.write(f"{int(ts) + k * span_ns} {rest}\n")
+        out.append(path)
+    return out
+
+
+def backtest(files: list[Path], out: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one ``flightdesk backtest`` process."""
+    cmd = [sys.executable, "-m", "flightdesk", "backtest", *map(str, files),
+           "--strategy", "threshold", "--out", str(out), "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--copies", type=int, default=4)
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run that only checks the bench works (.ci/run runs it)")
+    args = ap.parse_args()
+    lines_max = 3000 if args.smoke else 0
+    runs = 1 if args.smoke else args.runs
+    with tempfile.TemporaryDirectory() as tmp:
+        files = shifted_copies(RECORDING, args.copies, Path(tmp), lines_max)
+        one: list[tuple[float, float]] = []
+        many: list[tuple[float, float]] = []
+        for i in range(runs):
+            one.append(backtest(files[:1], Path(tmp) / f"one{i}"))
+            many.append(backtest(files, Path(tmp) / f"many{i}"))
+    n = args.copies
+    w1, m1 = (statistics.median(x[j] for x in one) for j in (0, 1))
+    wn, mn = (statistics.median(x[j] for x in many) for j in (0, 1))
+    print(f"### Backtest peak memory, 1x vs {n}x input ({runs} runs each, alternating, "
+          f"medians{'; smoke size' if args.smoke else ''})\n")
+    print("| input | wall s | peak RSS MiB |")
+    print("|---|---|---|")
+    print(f"| 1 recording (baseline) | {w1:.2f} | {m1:.1f} |")
+    print(f"| {n} time-shifted copies | {wn:.2f} | {mn:.1f} |")
+    print(f"\n{n}x input: **{mn / m1:.2f}x** the peak memory, {wn / w1:.2f}x the wall time.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
