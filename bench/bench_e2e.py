@@ -141,7 +141,7 @@ asyncio.run(main())
 """
 
 
-def run_latency(seconds: float, rate: float) -> dict:
+def run_latency(seconds: float, rate: float, tuned: bool = False) -> dict:
     """The exchange runs in its own process (as a real one would), the desk in this one."""
     sim = subprocess.Popen([sys.executable, "-c", SIM_PROCESS, str(rate)], text=True,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -154,7 +154,7 @@ def run_latency(seconds: float, rate: float) -> dict:
                                      "ws_url": f"ws://{url}", "rest_url": rest_url,
                                      "channels": ["depth@100ms", "trade"]}},
                    "strategies": {"flip": {"type": "flip"}}}
-            with flightdesk.Engine(cfg, plugins=[FlipPlugin()]) as eng:
+            with flightdesk.Engine(cfg, plugins=[FlipPlugin()], tune_process=tuned) as eng:
                 time.sleep(2.0)  # warm up: connect, snapshot, first batches
                 eng.desk.trader.tick_to_trade_ns.clear()
                 time.sleep(seconds)

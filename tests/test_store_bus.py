@@ -77,3 +77,25 @@ def test_read_of_an_empty_table_is_typed_by_its_schema(tmp_path):
     assert orders.schema.field("strategy").type == pa.string()  # not SQLite's guess
     assert orders.filter(pa.compute.equal(orders["strategy"], "x")).num_rows == 0
     store.close()
+
+
+def test_rows_queued_together_are_committed_together_and_each_caller_gets_its_own(tmp_path):
+    """Rows of one table queued within a commit window are converted in one go; each
+    callback still gets exactly its own rows, and a bad item is refused on its own."""
+    store = Store(tmp_path / "d.sqlite", {"flush_ms": 200}).start()
+    seen: dict[int, list[str]] = {}
+    for k in range(5):
+        rows = fills_batch(k + 1, start=10 * k).to_pylist()
+        if k == 2:
+            rows[0]["price"] = "not a number"
+        store.submit("fills", rows,
+                     lambda batch, k=k: seen.__setitem__(
+                         k, batch.column("fill_id").to_pylist() if batch is not None else None))
+    assert store.flush()
+    assert seen == {0: ["f0"], 1: ["f10", "f11"], 2: None, 3: ["f30", "f31", "f32", "f33"],
+                    4: ["f40", "f41", "f42", "f43", "f44"]}
+    assert store.errors == 1 and "fills rows do not match the schema" in store.last_error
+    stored = store.query("SELECT fill_id FROM fills ORDER BY ts")["fill_id"].to_pylist()
+    assert stored == [f for k in (0, 1, 3, 4) for f in seen[k]]
+    assert store.stats()["commits"] == 1
+    store.close()

@@ -110,7 +110,7 @@ class Writer:
     def _write(self, cur: Any, items: list[Any]) -> bool:
         """Commit ``items`` (retrying while the store fails), then run their callbacks;
         False when the store is closing and the commit still fails."""
-        batches = [self._as_batch(table, data) for table, data, _ in items]
+        batches = self._batches(items)
         grouped: dict[str, list[pa.RecordBatch]] = {}
         for (table, _, _), batch in zip(items, batches, strict=True):
             if table is not None and batch is not None and batch.num_rows:
@@ -187,6 +187,36 @@ class Writer:
         self.state.unwritten_rows += lost
         logger.error("store closed while failing: %d rows (%d batches held) were not "
                      "written: %s", lost, held, self.state.last_error)
+
+    def _batches(self, items: list[Any]) -> list[pa.RecordBatch | None]:
+        """Each item's data as a batch. Rows (dicts) of one table are converted together,
+        one ``from_pylist`` per table — a call costs ~45 µs however few its rows, and a
+        live desk queues a few rows per flush — and each item gets its zero-copy slice."""
+        out: list[pa.RecordBatch | None] = [None] * len(items)
+        rows_of: dict[str, list[int]] = {}
+        for k, (table, data, _) in enumerate(items):
+            if table is not None and isinstance(data, list):
+                rows_of.setdefault(table, []).append(k)
+            else:
+                out[k] = self._as_batch(table, data)
+        for table, ks in rows_of.items():
+            merged = None
+            if len(ks) > 1:
+                try:
+                    merged = pa.RecordBatch.from_pylist(
+                        [row for k in ks for row in items[k][1]], schema=schemas.schema(table))
+                except (pa.ArrowException, TypeError, ValueError):
+                    merged = None  # some item's rows are bad: each on its own, below
+            if merged is None:
+                for k in ks:
+                    out[k] = self._as_batch(table, items[k][1])
+                continue
+            offset = 0
+            for k in ks:
+                n = len(items[k][1])
+                out[k] = merged.slice(offset, n)
+                offset += n
+        return out
 
     def _as_batch(self, table: str | None, data: Any) -> pa.RecordBatch | None:
         """``data`` as a batch of ``table``'s schema, or None (counted) when it is not one:
