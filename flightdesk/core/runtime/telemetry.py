@@ -56,6 +56,8 @@ def traced_order(submit: F) -> F:
     """Wrap ``Trader.submit(order)`` in an ``order.submit`` span (one per order)."""
     @functools.wraps(submit)
     def traced(self: Any, order: Any) -> Any:
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return submit(self, order)  # no SDK installed: the span would be a no-op (~5 µs)
         attrs = {"order.id": order.order_id, "order.strategy": order.strategy,
                  "order.venue": order.venue, "order.symbol": order.symbol,
                  "order.side": order.side.value, "order.qty": float(order.qty)}
