@@ -14,7 +14,8 @@
 * ``reduce_only`` fills never go past a flat position of the strategy that sent the order.
 * Paper fills consume liquidity: within one book state of an instrument (until its next
   book update reaches :meth:`PaperBroker.on_book`) the size earlier paper orders took at a
-  price is not there for later ones (``used``, per instrument and side). A resting order
+  price is not there for later ones (``used``, :mod:`flightdesk.core.trading.liquidity`). A
+  resting order
   the opposite touch reaches consumes it too; fills by trades go by the queue model.
   ``consume = False`` lets every order see the full displayed size (the quotes-only
   replay, where one top of book stands for a whole batch of quotes).
@@ -31,23 +32,27 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.market.instruments import InstrumentRegistry
 from flightdesk.core.trading import matching, rules
 from flightdesk.core.trading.executor import (
-    Executor,
+    BookLookup,
+    BrokerFactory,
     ExecutorRouter,
+    Key,
+    PositionLookup,
+    Report,
     exposure_of,
     track,
     untrack,
 )
 from flightdesk.core.trading.fees import FeeTable
 from flightdesk.core.trading.latency import LatencyModel
+from flightdesk.core.trading.liquidity import TakenLiquidity
 from flightdesk.core.trading.orders import (
     EPS,
     Fill,
@@ -60,19 +65,8 @@ from flightdesk.core.trading.orders import (
     Side,
     TimeInForce,
 )
-from flightdesk.core.trading.queue_model import QueueMode, QueueModel
+from flightdesk.core.trading.queue_model import QueueModel, queue_mode
 
-Key = tuple[str, str]
-BookLookup = Callable[[str, str], "L2Book | None"]
-Report = Callable[[OrderState, OrderStatus, str, list[Fill], int], None]
-#: ``position(strategy, venue, symbol)``: what that strategy holds there (reduce-only cap)
-PositionLookup = Callable[[str, str, str], float]
-#: price -> qty taken from the current book: (asks taken by buys, bids taken by sells)
-Ledger = tuple[dict[float, float], dict[float, float]]
-#: ``factory(books, position, report)``: how the trader builds its executor (the paper
-#: broker, or a router over venue executors), handing it the book and position lookups
-#: and where to report order states and fills
-BrokerFactory = Callable[[BookLookup, PositionLookup, Report], Executor]
 _ARRIVE, _CANCEL = 0, 1
 
 
@@ -90,13 +84,13 @@ class PaperBroker:
         self.books: BookLookup = books or (lambda v, s: None)
         self.position = position
         self.latency = LatencyModel(config)
-        self.queue = QueueModel(_queue_mode(config), float(config.get("queue_power", 2.0)))
+        self.queue = QueueModel(queue_mode(config), float(config.get("queue_power", 2.0)))
         self.report: Report = report or (lambda state, status, reason, fills, ts: None)
         self.now = 0  # engine time of the event being handled
         self.orders: dict[str, OrderState] = {}  # open orders by id
         self.by_key: dict[Key, dict[str, OrderState]] = {}  # open orders per instrument
         self.resting: dict[Key, list[OrderState]] = {}  # working at the venue
-        self.used: dict[Key, Ledger] = {}  # liquidity taken since the last book update
+        self.used = TakenLiquidity()  # liquidity taken since each instrument's last book
         self.consume = True  # False: no ledger, every order sees the displayed size
         self._pending: list[tuple[int, int, int, OrderState]] = []
         self._seq = itertools.count()
@@ -205,8 +199,7 @@ class PaperBroker:
     def on_book(self, key: Key, book: L2Book, now: int) -> None:
         """A new book state for ``key``: its liquidity is whole again; then the arrivals
         that are due and the resting orders see it."""
-        if self.used:
-            self.used.pop(key, None)
+        self.used.release(key)
         if self._pending:
             self.poll(now)
         self.now = now
@@ -279,7 +272,7 @@ class PaperBroker:
                 return
             want = self._cap(state)
             if order.tif is TimeInForce.FOK and matching.available(
-                    book, order.side, px, want, self._taken(order)) < want - EPS:
+                    book, order.side, px, want, self.used.of(order.key, order.side)) < want - EPS:
                 self._finish(state, OrderStatus.EXPIRED, "fok: book cannot fill it all")
                 return
             self._take(state, now, self._walk(order, book, want, px))
@@ -335,27 +328,12 @@ class PaperBroker:
         self._unrest(state)
         self._activate(state, book, now)
 
-    def _taken(self, order: Order) -> dict[float, float] | None:
-        """What earlier orders took from the side ``order`` would take (None: nothing)."""
-        ledger = self.used.get(order.key)
-        return ledger[order.side is Side.SELL] if ledger is not None else None
-
     def _walk(self, order: Order, book: L2Book, qty: float,
               limit: float = math.nan) -> list[tuple[float, float]]:
         """``matching.walk`` less the liquidity already taken; what it takes is noted."""
         if not self.consume:
             return matching.walk(book, order.side, qty, limit)
-        sells = order.side is Side.SELL
-        ledger = self.used.get(order.key)
-        takes = matching.walk(book, order.side, qty, limit,
-                              ledger[sells] if ledger is not None else None)
-        if takes:
-            if ledger is None:
-                ledger = self.used[order.key] = ({}, {})
-            taken = ledger[sells]
-            for px, q in takes:
-                taken[px] = taken.get(px, 0.0) + q
-        return takes
+        return self.used.walk(order.key, book, order.side, qty, limit)
 
     def _make(self, state: OrderState, qty: float, now: int) -> None:
         qty = min(qty, self._cap(state))
@@ -414,11 +392,3 @@ class PaperBroker:
             working.remove(state)
             if not working:
                 del self.resting[state.order.key]
-
-
-def _queue_mode(config: Mapping[str, Any]) -> QueueMode:
-    try:
-        return QueueMode(str(config.get("queue_model", "conservative")))
-    except ValueError:
-        raise ConfigError(f"broker.queue_model must be conservative or probabilistic, got "
-                          f"{config.get('queue_model')!r}", key="broker.queue_model") from None

@@ -128,6 +128,10 @@ class ExecutorContext:
 
 
 ExecutorFactory = Callable[[ExecutorContext], Executor]
+#: ``factory(books, position, report)``: how the trader builds its executor (the paper
+#: broker, or a router over venue executors), handing it the book and position lookups
+#: and where to report order states and fills
+BrokerFactory = Callable[[BookLookup, PositionLookup, Report], Executor]
 
 
 def track(orders: dict[str, OrderState], by_key: dict[Key, dict[str, OrderState]],

@@ -18,8 +18,11 @@ The functions mutate :class:`~flightdesk.core.trading.orders.OrderState` in plac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
+from typing import Any
 
+from flightdesk.core.errors import ConfigError
 from flightdesk.core.trading.orders import OrderState
 
 
@@ -75,3 +78,12 @@ class QueueModel:
         # more cancelled than there was behind us: the excess must have come from the front
         excess = cancelled - share - behind
         return share + excess if excess > 0.0 else share
+
+
+def queue_mode(config: Mapping[str, Any]) -> QueueMode:
+    """``[broker] queue_model`` (default ``conservative``), refused naming the key."""
+    try:
+        return QueueMode(str(config.get("queue_model", "conservative")))
+    except ValueError:
+        raise ConfigError(f"broker.queue_model must be conservative or probabilistic, got "
+                          f"{config.get('queue_model')!r}", key="broker.queue_model") from None

@@ -31,8 +31,7 @@ from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.market.instruments import InstrumentRegistry
 from flightdesk.core.runtime import telemetry
-from flightdesk.core.trading.broker import BrokerFactory
-from flightdesk.core.trading.executor import Executor
+from flightdesk.core.trading.executor import BrokerFactory, Executor
 from flightdesk.core.trading.markouts import Markout, Markouts
 from flightdesk.core.trading.orders import (
     Fill,
