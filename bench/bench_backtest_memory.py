@@ -4,8 +4,10 @@ four, each run a process of its own, peak RSS from ``wait4``.
 The four inputs are time-shifted copies of ``btcusdt_20240808.gz`` (copy k starts one
 second after copy k-1 ends): receive and event times, and the book's update ids
 (``U``/``u``/``lastUpdateId``), move on by the recording's span, so each copy is new data
-to the desk — the same file twice would be dropped as stale. Runs alternate 1x/4x;
-medians are reported, with the ratio the issue asks for (4x peak / 1x peak).
+to the desk — the same file twice would be dropped as stale. The same again for their
+normalized Parquet (one ``flightdesk normalize`` of the one copy, one of the four). Runs
+alternate 1x/4x; medians are reported, with the ratio the issue asks for (4x peak / 1x
+peak).
 
     python bench/bench_backtest_memory.py [--runs 3] [--copies 4] [--smoke]
 """
@@ -67,6 +69,12 @@ def backtest(files: list[Path], out: Path) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024  # KiB on Linux
 
 
+def normalize(files: list[Path], out: Path) -> Path:
+    cmd = [sys.executable, "-m", "flightdesk", "normalize", *map(str, files), "--out", str(out)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -78,21 +86,26 @@ def main() -> int:
     runs = 1 if args.smoke else args.runs
     with tempfile.TemporaryDirectory() as tmp:
         files = shifted_copies(RECORDING, args.copies, Path(tmp), lines_max)
-        one: list[tuple[float, float]] = []
-        many: list[tuple[float, float]] = []
+        inputs = {"raw": ([files[0]], files),
+                  "normalized": ([normalize(files[:1], Path(tmp) / "n1")],
+                                 [normalize(files, Path(tmp) / "nn")])}
+        runs_of: dict[tuple[str, int], list[tuple[float, float]]] = {}
         for i in range(runs):
-            one.append(backtest(files[:1], Path(tmp) / f"one{i}"))
-            many.append(backtest(files, Path(tmp) / f"many{i}"))
+            for kind, (one, many) in inputs.items():
+                for n, paths in ((1, one), (args.copies, many)):
+                    runs_of.setdefault((kind, n), []).append(
+                        backtest(paths, Path(tmp) / f"{kind}{n}-{i}"))
     n = args.copies
-    w1, m1 = (statistics.median(x[j] for x in one) for j in (0, 1))
-    wn, mn = (statistics.median(x[j] for x in many) for j in (0, 1))
     print(f"### Backtest peak memory, 1x vs {n}x input ({runs} runs each, alternating, "
           f"medians{'; smoke size' if args.smoke else ''})\n")
-    print("| input | wall s | peak RSS MiB |")
-    print("|---|---|---|")
-    print(f"| 1 recording (baseline) | {w1:.2f} | {m1:.1f} |")
-    print(f"| {n} time-shifted copies | {wn:.2f} | {mn:.1f} |")
-    print(f"\n{n}x input: **{mn / m1:.2f}x** the peak memory, {wn / w1:.2f}x the wall time.")
+    print("| input | wall s | peak RSS MiB | peak vs 1x |")
+    print("|---|---|---|---|")
+    for kind in inputs:
+        w1, m1 = (statistics.median(x[j] for x in runs_of[(kind, 1)]) for j in (0, 1))
+        wn, mn = (statistics.median(x[j] for x in runs_of[(kind, n)]) for j in (0, 1))
+        what = "recording" if kind == "raw" else "recording, normalized Parquet"
+        print(f"| 1 {what} (baseline) | {w1:.2f} | {m1:.1f} | 1.00x |")
+        print(f"| {n} time-shifted copies, {kind} | {wn:.2f} | {mn:.1f} | **{mn / m1:.2f}x** |")
     return 0
 
 

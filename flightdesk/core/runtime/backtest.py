@@ -126,8 +126,7 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
     t0 = time.perf_counter()
     try:
         if all(is_normalized(p) for p in paths) and has_book(paths):
-            steps = list(normalized_steps(paths))
-            records = replay.run_normalized(_progress(steps, progress, t0, total=len(steps)))
+            records = replay.run_normalized(_progress(normalized_steps(paths), progress, t0))
         elif all(is_normalized(p) for p in paths):
             records = replay.run_quotes(_progress(quote_batches(paths), progress, t0, rows=True))
         else:  # streamed: a k-way merge of the captures, memory bounded whatever their size

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -141,14 +142,55 @@ def has_book(paths: Iterable[str | Path]) -> bool:
     return all((Path(p) / "book").is_dir() for p in paths)
 
 
-def _table(paths: Iterable[Path], stream: str) -> pa.Table | None:
-    """One stream of the normalized inputs, in written (``seq``) order."""
-    tables = [ds.dataset(p / stream, format="parquet", partitioning="hive").to_table()
-              for p in paths if (p / stream).is_dir()]
-    if not tables:
+#: columns of few distinct values, kept dictionary-encoded in memory as Parquet stores them
+_REPEATED = ["venue", "symbol", "side", "kind"]
+#: rows read and turned into Python events at a time
+EVENT_CHUNK_ROWS = 65_536
+
+
+def _batches(paths: Iterable[Path], stream: str, columns: list[str]
+             ) -> Iterator[pa.RecordBatch] | None:
+    """One stream of the normalized inputs, in written (``seq``) order, ``columns`` only,
+    ``EVENT_CHUNK_ROWS`` rows at a time (None: no input has it).
+
+    What one ``normalize`` run wrote is in ``seq`` order already (checked one row group
+    at a time): it is read as the merge reaches it, a row group at a time, so memory
+    does not grow with the input. Otherwise (several inputs, each counting from 1) the
+    stream is read whole and sorted."""
+    fmt = ds.ParquetFileFormat(  # pre_buffer would read a whole file's columns at once
+        read_options=ds.ParquetReadOptions(dictionary_columns=_REPEATED),
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False))
+    sets = [ds.dataset(p / stream, format=fmt, partitioning="hive")
+            for p in paths if (p / stream).is_dir()]
+    if not sets:
         return None
-    table = pa.concat_tables(tables, promote_options="default")
-    return table.take(pc.sort_indices(table, sort_keys=[("seq", "ascending")]))
+    if _in_seq_order(sets):
+        streamed: Iterator[pa.RecordBatch] = (
+            b for d in sets for b in d.to_batches(
+                columns=columns, batch_size=EVENT_CHUNK_ROWS, batch_readahead=0,
+                fragment_readahead=0, use_threads=False))
+        return streamed
+    table = pa.concat_tables([d.to_table(columns=[*columns, "seq"]) for d in sets],
+                             promote_options="default")
+    table = table.take(pc.sort_indices(table, sort_keys=[("seq", "ascending")]))
+    ordered: list[pa.RecordBatch] = table.to_batches(max_chunksize=EVENT_CHUNK_ROWS)
+    return iter(ordered)
+
+
+def _in_seq_order(sets: list[ds.Dataset]) -> bool:
+    """Whether the rows of ``sets``, in order, have increasing ``seq`` (read one row
+    group's ``seq`` at a time)."""
+    last = -1
+    for dataset in sets:
+        for fragment in dataset.get_fragments():
+            for group in fragment.split_by_row_group():
+                seq = group.to_table(columns=["seq"]).column("seq").to_numpy()
+                if seq.size == 0:
+                    continue
+                if seq[0] <= last or (seq.size > 1 and bool((np.diff(seq) <= 0).any())):
+                    return False
+                last = int(seq[-1])
+    return True
 
 
 def normalized_steps(inputs: Iterable[str | Path]) -> Iterator[tuple[int, list[MarketEvent]]]:
@@ -156,24 +198,21 @@ def normalized_steps(inputs: Iterable[str | Path]) -> Iterator[tuple[int, list[M
     (resyncs) datasets, in the order the engine met them: each stream in its written
     (``seq``) order, the streams merged by receive time (a book message the protocol held
     back until its snapshot keeps its own receive time, and comes where it was applied);
-    a run of book rows with one ``ts_event``, instrument and snapshot flag is one message."""
+    a run of book rows with one ``ts_event``, instrument and snapshot flag is one message.
+    Rows are read, and made events, as the merge reaches them (see :func:`_batches`)."""
     paths = [Path(p) for p in inputs]
-    streams: list[list[tuple[int, int, MarketEvent]]] = []
-    book = _table(paths, "book")
+    streams: list[Iterator[tuple[int, int, MarketEvent]]] = []
+    book = _batches(paths, "book", list(_BOOK_COLUMNS))
     if book is not None:
-        streams.append([(ev.ts_recv, 0, ev) for ev in _book_events(book)])
-    trades = _table(paths, "trades")
+        streams.append((ev.ts_recv, 0, ev) for ev in _book_events(book))
+    trades = _batches(paths, "trades", list(_TRADE_COLUMNS))
     if trades is not None:
-        cols = [trades.column(c).to_pylist() for c in
-                ("venue", "symbol", "ts_event", "ts_recv", "trade_id", "price", "qty", "side")]
-        streams.append([(tr, 1, TradeMsg(v, s, te, tr, tid, px, q, side))
-                        for v, s, te, tr, tid, px, q, side in zip(*cols, strict=True)])
-    events = _table(paths, "events")
+        streams.append((tr.ts_recv, 1, tr) for tr in _trade_events(trades))
+    events = _batches(paths, "events", ["ts", "kind", "venue", "symbol", "detail"])
     if events is not None:
-        events = events.filter(pc.equal(events.column("kind"), "resync"))
-        cols = [events.column(c).to_pylist() for c in ("ts", "venue", "symbol", "detail")]
-        streams.append([(ts, 2, Resync(v, s, ts, _reason(detail), detail))
-                        for ts, v, s, detail in zip(*cols, strict=True)])
+        streams.append((ts, 2, Resync(v, s, ts, _reason(detail), detail))
+                       for rows in _rows(events, ("ts", "kind", "venue", "symbol", "detail"))
+                       for ts, kind, v, s, detail in rows if kind == "resync")
     run: list[MarketEvent] = []
     run_ts = None
     for ts, _, ev in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
@@ -191,18 +230,46 @@ def _reason(detail: str) -> ResyncReason:
     return ResyncReason(head) if head in ResyncReason._value2member_map_ else ResyncReason.GAP
 
 
-def _book_events(book: pa.Table) -> list[BookMsg]:
-    cols = [book.column(c).to_pylist() for c in
-            ("ts_event", "ts_recv", "venue", "symbol", "side", "price", "qty", "is_snapshot")]
-    out: list[BookMsg] = []
-    msg: BookMsg | None = None
-    for te, tr, v, s, side, px, q, snap in zip(*cols, strict=True):
-        if (msg is None or msg.ts_recv != tr or msg.ts_event != te or msg.symbol != s
-                or msg.venue != v or msg.snapshot != snap):
-            msg = BookMsg(v, s, te, tr, [], [], bool(snap))
-            out.append(msg)
-        (msg.bids if side == "bid" else msg.asks).append((px, q))
+def _rows(batches: Iterable[pa.RecordBatch], columns: tuple[str, ...]
+          ) -> Iterator[Iterator[tuple[Any, ...]]]:
+    """Each batch's ``columns`` as row tuples."""
+    for batch in batches:
+        yield zip(*(_pylist(batch.column(c)) for c in columns), strict=True)
+
+
+def _pylist(column: pa.Array) -> list[Any]:
+    """A column's values (a dictionary-encoded one: its strings, looked up per index —
+    ``to_pylist`` of the encoded array is several times slower)."""
+    if pa.types.is_dictionary(column.type):
+        values = column.dictionary.to_pylist()
+        return [values[i] for i in column.indices.to_numpy(zero_copy_only=False).tolist()]
+    out: list[Any] = column.to_pylist()
     return out
+
+
+_BOOK_COLUMNS = ("ts_event", "ts_recv", "venue", "symbol", "side", "price", "qty",
+                 "is_snapshot")
+_TRADE_COLUMNS = ("venue", "symbol", "ts_event", "ts_recv", "trade_id", "price", "qty", "side")
+
+
+def _book_events(batches: Iterable[pa.RecordBatch]) -> Iterator[BookMsg]:
+    msg: BookMsg | None = None
+    for rows in _rows(batches, _BOOK_COLUMNS):
+        for te, tr, v, s, side, px, q, snap in rows:
+            if (msg is None or msg.ts_recv != tr or msg.ts_event != te or msg.symbol != s
+                    or msg.venue != v or msg.snapshot != snap):
+                if msg is not None:
+                    yield msg  # complete: the next row starts another message
+                msg = BookMsg(v, s, te, tr, [], [], bool(snap))
+            (msg.bids if side == "bid" else msg.asks).append((px, q))
+    if msg is not None:
+        yield msg
+
+
+def _trade_events(batches: Iterable[pa.RecordBatch]) -> Iterator[TradeMsg]:
+    for rows in _rows(batches, _TRADE_COLUMNS):
+        for v, s, te, tr, tid, px, q, side in rows:
+            yield TradeMsg(v, s, te, tr, tid, px, q, side)
 
 
 def replay_normalized(core: EngineCore, clock: ReplayClock,
