@@ -4,6 +4,7 @@ rules, garbage handling (fuzzed), config, and the feed against a loopback server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -88,6 +89,44 @@ def test_btcusdt_session_bridges_and_matches_every_book_ticker(btc):
     assert (len(book.bids), len(book.asks)) == (1209, 2196)
     assert book.top() == (61685.99, 1.0087, 61686.0, 2.29327)
     assert pump.keeper.counters["book_messages"] == 3450
+
+
+def test_book_tickers_nobody_consumes_are_skipped_undecoded_and_counted(btc):
+    """A desk that does not record tickers (everything but ``normalize``) skips the
+    bookTicker frames — two thirds of this session — before decoding them; books and
+    trades are those of the full parse."""
+    full = replay(Pump(BinanceProtocol()), btc)
+    skipping = Pump(BinanceProtocol())
+    skipping.protocol.tickers_wanted = False
+    replay(skipping, btc)
+    stats = skipping.protocol.stats
+    assert stats.by_kind == {"depthUpdate": 3451, "bookTicker_skipped": 28040, "trade": 9757,
+                             "snapshot": 1}
+    assert skipping.tickers == [] and len(full.tickers) == 28040
+    assert skipping.trades == full.trades
+    assert [m.last_id for m in skipping.applied] == [m.last_id for m in full.applied]
+    assert skipping.book(SYM).top() == full.book(SYM).top()
+
+
+@pytest.mark.parametrize(("frame", "ticker"), [
+    ('{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT"}}', True),
+    (b'{"stream":"btcusdt@bookTicker","data":{"u":1}}', True),
+    ('{"u":400900217,"s":"BNBUSDT","b":"25.35","B":"31.21","a":"25.36","A":"40.66"}', True),
+    ('{"e":"bookTicker","u":1,"s":"BTCUSDT"}', True),
+    ('{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate"}}', False),
+    (b'{"e":"trade","t":1}', False),
+    ('{"result":null,"id":1}', False),
+])
+def test_book_ticker_frames_are_told_from_their_first_bytes(frame, ticker):
+    protocol = BinanceProtocol()
+    protocol.tickers_wanted = False
+    if ticker:
+        assert protocol.parse(frame, 0) == []
+        assert protocol.stats.by_kind == {"bookTicker_skipped": 1}
+    else:
+        with contextlib.suppress(ParseError):  # a half frame: decoded, and refused
+            protocol.parse(frame, 0)
+        assert "bookTicker_skipped" not in protocol.stats.by_kind
 
 
 def test_cryptofeed_session_every_symbol_bridges():

@@ -44,6 +44,10 @@ class VenueProtocol(ABC):
 
     #: levels kept per side after each update (None: keep all). Kraken needs its depth.
     depth: int | None = None
+    #: whether anyone consumes :class:`TickerMsg` (the venue's own best bid/offer): the
+    #: engine clears it unless it records them (``normalize``), and a protocol may then
+    #: skip such frames before decoding them (counted in ``stats.by_kind``)
+    tickers_wanted: bool = True
 
     def __init__(self, name: str) -> None:
         self.name = name

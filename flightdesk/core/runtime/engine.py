@@ -124,6 +124,7 @@ class EngineCore:
         """Carry one more venue (replays meet venues as the capture reveals them)."""
         self.venues[venue.name] = venue
         self.books.protocols[venue.name] = venue.protocol
+        venue.protocol.tickers_wanted = self.record  # only normalize writes tickers rows
 
     def book(self, venue: str, symbol: str) -> L2Book | None:
         """``venue``'s book of ``symbol`` if it has both sides, else None."""
