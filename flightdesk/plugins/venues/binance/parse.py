@@ -37,11 +37,8 @@ meets a string it cannot convert; this costs ~11% of the ingest path (bench_inge
 
 from __future__ import annotations
 
-import json
 from collections import deque
-from collections.abc import Callable, Iterable
-from itertools import chain
-from json.scanner import make_scanner
+from collections.abc import Callable
 from typing import Any
 
 from flightdesk.core.errors import ParseError
@@ -58,6 +55,7 @@ from flightdesk.core.market.events import (
 from flightdesk.core.market.instruments import Instrument
 from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.plugins.venues.binance.instruments import parse_exchange_info
+from flightdesk.plugins.venues.binance.wire import check_levels, is_book_ticker, loads
 
 __all__ = ["MARKETS", "BinanceProtocol", "check_levels", "loads"]
 
@@ -66,79 +64,9 @@ _NS_PER_MS = 1_000_000
 #: what a malformed decoded frame raises while a handler reads it
 _DATA_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
                 RecursionError, OverflowError)
-_LIST_ONLY = frozenset({list})
-_STR_ONLY = frozenset({str})
-_PAIRS = frozenset({2})
-_DELETE_DIGITS = str.maketrans("", "", "0123456789")
-_DOT_COMMA = ".," * 16384  # what n plain decimals leave after deleting their digits
 _SYMBOL_CACHE_MAX = 4096
 
 Handler = Callable[[dict, int], list]
-
-
-# the C scanner json.loads ends in (typeshed types make_scanner's argument as its own class)
-_scan_once = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-
-
-def loads(frame: str | bytes) -> Any:
-    """``json.loads`` for one frame, ~2x faster: calls the stdlib C scanner directly.
-
-    ``json.loads`` spends more time in its Python layers (encoding detection, ``decode``,
-    ``raw_decode``) than in the scanner on a 150-byte frame. Bytes must be UTF-8 (as
-    WebSocket text and RFC 8259 require). Anything the scanner does not consume whole
-    (leading or trailing whitespace, extra data, invalid JSON) goes through ``json.loads``,
-    which parses it or raises its usual error: same results, same errors.
-    """
-    if not isinstance(frame, str):
-        frame = str(frame, "utf-8")
-    try:
-        obj, end = _scan_once(frame, 0)
-    except StopIteration:
-        return json.loads(frame)
-    if end != len(frame):
-        return json.loads(frame)
-    return obj
-
-
-def _plain_decimals(joined: str, n: int) -> bool:
-    """True if ``joined`` is ``n`` comma-separated ``digits.digits`` strings.
-
-    That is how Binance spells every price and quantity, and ``float`` accepts each such
-    string. C-level string operations only (translate, startswith, find).
-    """
-    dots = joined.translate(_DELETE_DIGITS)
-    return (len(dots) == 2 * n - 1 and _DOT_COMMA.startswith(dots) and ".," not in joined
-            and ",." not in joined and joined[0] != "." and joined[-1] != ".")
-
-
-def check_levels(levels: Any) -> None:
-    """Raise ValueError unless ``levels`` is a list of ``[price_str, qty_str]`` lists.
-
-    The fast check accepts Binance's own spelling (``"61837.63000000"``) with a few
-    C-level passes and no Python bytecode per level; anything else (integers, ``"5."``,
-    extra level fields) goes through ``float`` on every string, which must be finite.
-    """
-    if type(levels) is not list:
-        raise ValueError("levels must be a list")
-    if not levels:
-        return
-    if set(map(type, levels)) != _LIST_ONLY:
-        raise ValueError("each level must be a [price, qty] list")
-    if set(map(len, levels)) == _PAIRS and _plain_decimals(
-            ",".join(chain.from_iterable(levels)), 2 * len(levels)):
-        return
-    if min(map(len, levels)) < 2:
-        raise ValueError("each level must be a [price, qty] list")
-    _check_decimals(chain.from_iterable(levels))
-
-
-def _check_decimals(values: Iterable[Any]) -> None:
-    """The exact (slow) check: strings that ``float`` parses to finite numbers."""
-    values = list(values)
-    if set(map(type, values)) != _STR_ONLY:
-        raise ValueError("prices and quantities must be strings")
-    if sum(map(float, values)) * 0.0 != 0.0:
-        raise ValueError("prices and quantities must be finite numbers")
 
 
 def _reply_kind(data: dict) -> str | None:
@@ -148,22 +76,6 @@ def _reply_kind(data: dict) -> str | None:
     if "result" in data or "id" in data:
         return "result"
     return None
-
-
-_TICKER_HEADS = ('{"u":', '{"e":"bookTicker"')
-_TICKER_HEADS_B = tuple(h.encode() for h in _TICKER_HEADS)
-
-
-def _is_book_ticker(frame: str | bytes) -> bool:
-    """A ``bookTicker`` frame, told from its first bytes (as Binance writes it): a
-    combined-stream one names the stream first, a raw one starts with its fields."""
-    if isinstance(frame, str):
-        if frame.startswith('{"stream":"'):
-            return '@bookTicker"' in frame[:64]
-        return frame.startswith(_TICKER_HEADS)
-    if frame.startswith(b'{"stream":"'):
-        return b'@bookTicker"' in frame[:64]
-    return frame.startswith(_TICKER_HEADS_B)
 
 
 class BinanceProtocol(VenueProtocol):
@@ -203,7 +115,7 @@ class BinanceProtocol(VenueProtocol):
         """Turn one WebSocket frame into events; raise ParseError on garbage."""
         stats = self.stats
         stats.frames += 1
-        if not self.tickers_wanted and _is_book_ticker(frame):
+        if not self.tickers_wanted and is_book_ticker(frame):
             by_kind = stats.by_kind  # two thirds of a busy stream: not decoded at all
             by_kind["bookTicker_skipped"] = by_kind.get("bookTicker_skipped", 0) + 1
             return []
