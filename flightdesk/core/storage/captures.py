@@ -145,6 +145,7 @@ def read_capture(path: str | Path) -> Iterator[CaptureRecord]:
     fmt = detect_format(path)
     reader = _CryptofeedText() if fmt is CaptureFormat.CRYPTOFEED else _READERS[fmt]
     lineno = 0
+    conn = path.name
     try:
         with _open_text(path) as fh:
             for lineno, line in enumerate(fh, 1):
@@ -152,7 +153,7 @@ def read_capture(path: str | Path) -> Iterator[CaptureRecord]:
                 if not line:
                     continue
                 try:
-                    record = reader(line, path.name)
+                    record = reader(line, conn)
                 except (ValueError, KeyError, TypeError) as exc:
                     raise CaptureError(f"{path}:{lineno}: bad line: {exc}") from exc
                 if record is not None:
