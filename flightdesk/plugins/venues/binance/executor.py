@@ -4,7 +4,8 @@ As Binance documents its spot API:
 
 * SIGNED requests carry ``timestamp`` (ms, corrected by the offset to the server's clock,
   measured at start and again after a ``-1021``) and ``recvWindow``, and ``signature`` =
-  HMAC-SHA256 of the query string with the API secret; the key goes in ``X-MBX-APIKEY``.
+  HMAC-SHA256 of the query string with the API secret; the key goes in ``X-MBX-APIKEY``
+  (the client: :mod:`flightdesk.plugins.venues.binance.rest`).
 * Orders: ``POST /api/v3/order`` with ``newClientOrderId`` = the desk's order id and
   ``newOrderRespType=FULL`` (the answer carries the fills); ``DELETE /api/v3/order`` and
   ``GET /api/v3/order`` by ``origClientOrderId``; executions from ``GET /api/v3/myTrades``.
@@ -23,14 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
-import time
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.trading.credentials import load_credentials
@@ -45,6 +42,7 @@ from flightdesk.core.trading.venue_executor import (
     quantity_or_nan,
 )
 from flightdesk.plugins.venues._http import HttpClient, HttpFailure
+from flightdesk.plugins.venues.binance.rest import BinanceRest
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +53,6 @@ STATUS = {"NEW": OrderStatus.ACCEPTED, "PENDING_NEW": OrderStatus.ACCEPTED,
           "EXPIRED_IN_MATCH": OrderStatus.EXPIRED}
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 _UNKNOWN_ORDER = -2013
-_TIME_AHEAD = -1021
 
 
 def decimal_str(x: float) -> str:
@@ -88,81 +85,18 @@ class BinanceExecutor(VenueExecutor):
                     if exchange is not None else None)
         self.creds = load_credentials(ctx.venue, cfg, "BINANCE_API_KEY",
                                       "BINANCE_API_SECRET", fallback)
-        self.recv_window = int(cfg.get("recv_window_ms", 5000))
         self.http = HttpClient(self.rest_url, float(cfg.get("timeout_s", 10.0)),
                                name=f"{ctx.venue}-rest")
-        self.offset_ms = 0
-        self.weight = {"used_weight_1m": 0, "order_count_10s": 0}
+        self.rest = BinanceRest(ctx.venue, self.http, self.creds,
+                                int(cfg.get("recv_window_ms", 5000)),
+                                int(cfg.get("max_retries", 3)),
+                                float(cfg.get("max_retry_wait_s", 60.0)), self._count)
+        self._call = self.rest.call
         self.assets: dict[str, tuple[str, str]] = {}
         self.account: dict[str, Any] = {}
         self._can_trade: Any = None
         self._listen_key = ""
         self._keepalive_task: asyncio.Task[None] | None = None
-
-    # -- REST ----------------------------------------------------------------------------
-    async def _call(self, method: str, path: str, params: dict[str, Any] | None = None,
-                    signed: bool = False, retries: int | None = None) -> Any:
-        """One REST call; 429/418 wait and retry; other errors raise :class:`VenueError`."""
-        left = int(self.config.get("max_retries", 3)) if retries is None else retries
-        resynced = False
-        while True:
-            query = dict(params or {})
-            if signed:
-                query["timestamp"] = int(time.time() * 1000) + self.offset_ms
-                query["recvWindow"] = self.recv_window
-                text = urlencode(query)
-                sig = hmac.new(self.creds.secret.encode(), text.encode(), hashlib.sha256)
-                text += "&signature=" + sig.hexdigest()
-            else:
-                text = urlencode(query)
-            headers = {"X-MBX-APIKEY": self.creds.key}
-            if method in ("POST", "PUT", "DELETE"):
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
-                answer = await self.http.request(method, path, text.encode(), headers)
-            else:
-                answer = await self.http.request(method, f"{path}?{text}" if text else path,
-                                                 None, headers)
-            self._note_limits(answer.headers)
-            body = answer.json()
-            if answer.status < 400:
-                return body
-            code = body.get("code") if isinstance(body, dict) else None
-            msg = str(body.get("msg", "")) if isinstance(body, dict) else \
-                answer.body[:200].decode("utf-8", "replace")
-            if answer.status in (429, 418):
-                wait = _retry_after(answer.header("retry-after"))
-                self._count(f"http_{answer.status}")
-                if left > 0 and wait <= float(self.config.get("max_retry_wait_s", 60.0)):
-                    logger.warning("%s: %s %s answered %d; retrying in %.1f s", self.venue,
-                                   method, path, answer.status, wait)
-                    await asyncio.sleep(wait)
-                    left -= 1
-                    continue
-                # asking again before Retry-After only lengthens a ban: refused, not sent
-                raise VenueError(f"{msg} (code {code}; HTTP {answer.status}, retry after "
-                                 f"{wait:g} s)", code, retry_after=wait, status=answer.status)
-            if code == _TIME_AHEAD and signed and not resynced:
-                resynced = True
-                self._count("clock_resyncs")
-                await self.sync_time()
-                continue
-            if answer.status >= 500:  # the venue may or may not have acted: unknown
-                raise HttpFailure(f"{method} {path}: HTTP {answer.status} {msg}", sent=True)
-            raise VenueError(f"{msg} (code {code})", code, status=answer.status)
-
-    def _note_limits(self, headers: Any) -> None:
-        for name, key in (("x-mbx-used-weight-1m", "used_weight_1m"),
-                          ("x-mbx-order-count-10s", "order_count_10s")):
-            value = headers.get(name)
-            if value is not None and str(value).isdigit():
-                self.weight[key] = int(value)
-
-    async def sync_time(self) -> None:
-        """The offset of the venue's clock to ours (half the round trip counted)."""
-        t0 = time.time()
-        body = await self._call("GET", "/api/v3/time", retries=1)
-        t1 = time.time()
-        self.offset_ms = int(body["serverTime"] - (t0 + t1) * 500)
 
     # -- the venue's side of VenueExecutor -----------------------------------------------
     async def place(self, order: Order) -> list[VenueUpdate]:
@@ -272,7 +206,7 @@ class BinanceExecutor(VenueExecutor):
 
     # -- user data stream ------------------------------------------------------------------
     async def connect(self) -> None:
-        await self.sync_time()
+        await self.rest.sync_time()
         try:
             info = await self._call("GET", "/api/v3/exchangeInfo", retries=1)
             self.assets = {s["symbol"]: (s["baseAsset"], s["quoteAsset"])
@@ -385,18 +319,8 @@ class BinanceExecutor(VenueExecutor):
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "rest_url": self.rest_url,
                 "user_ws_url": self.user_ws_url, "keys": self.creds.source,
-                "clock_offset_ms": self.offset_ms, **self.weight,
+                "clock_offset_ms": self.rest.offset_ms, **self.rest.weight,
                 "account": self.account}
-
-
-def _retry_after(value: str) -> float:
-    """A ``Retry-After`` in seconds (Binance sends whole seconds); 1 when absent or not a
-    number of seconds (an HTTP date is not something Binance sends)."""
-    try:
-        wait = float(value)
-    except ValueError:
-        return 1.0
-    return wait if 0 <= wait < float("inf") else 1.0
 
 
 def _split(symbol: str) -> tuple[str, str]:
