@@ -40,6 +40,7 @@ from flightdesk.core.runtime.priority import (
 )
 from flightdesk.core.runtime.slots import StrategySlot
 from flightdesk.core.runtime.state import DeskState
+from flightdesk.core.runtime.stopping import left, stop_plugins
 from flightdesk.core.runtime.supervisor import FeedSupervisor
 from flightdesk.core.storage.history_writer import HistoryWriter
 from flightdesk.core.storage.recovery import recover_kill_switch, recover_positions
@@ -257,52 +258,24 @@ class Desk:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.core.flush()
-        plugins_stopped = self._stop_plugins(_left(deadline) / 2)
-        await self.executors.stop(_left(deadline) / 4)
+        plugins_stopped = stop_plugins(self, left(deadline) / 2)
+        await self.executors.stop(left(deadline) / 4)
         for venue in venues:
             venue.close()
         if self.live is not None:
             self.live.close()
         if self.history is not None:
-            self.history.stop(_left(deadline))
+            self.history.stop(left(deadline))
         self.store.interrupt_readers()
-        self.store.close(_left(deadline))
+        self.store.close(left(deadline))
         if self.flight is not None:
             if self.flight.data_plane is not None:
-                await asyncio.to_thread(self.flight.data_plane.stop, _left(deadline) / 3)
-            self.stopped_cleanly = await asyncio.to_thread(self.flight.close, _left(deadline))
+                await asyncio.to_thread(self.flight.data_plane.stop, left(deadline) / 3)
+            self.stopped_cleanly = await asyncio.to_thread(self.flight.close, left(deadline))
         self.stopped_cleanly = self.stopped_cleanly and plugins_stopped
         self.bus.close()
         if self.health is not None:
             self.health.stop()
-
-    def _stop_plugins(self, timeout: float) -> bool:
-        """Strategies' ``on_stop`` and the plugins' ``flightdesk_shutdown``, on a thread of
-        their own: one that hangs is given up after ``timeout`` s (and named in the log),
-        so the store still closes in time. False if it was given up."""
-        current = [""]
-
-        def run() -> None:
-            for slot in list(self.core.slots):
-                current[0] = f"strategy {slot.name}'s on_stop"
-                try:
-                    slot.strategy.on_stop()
-                except Exception:
-                    logger.exception("strategy %s failed in on_stop", slot.name)
-            current[0] = "a plugin's flightdesk_shutdown"
-            try:
-                self.rt.pm.hook.flightdesk_shutdown(desk=self)
-            except Exception:
-                logger.exception("a plugin failed in flightdesk_shutdown")
-
-        thread = threading.Thread(target=run, name="flightdesk-plugin-stop", daemon=True)
-        thread.start()
-        thread.join(max(0.0, timeout))
-        if thread.is_alive():
-            logger.error("gave up on %s after %.1f s; shutting down without it", current[0],
-                         timeout)
-            return False
-        return True
 
     def stop(self) -> None:
         """Ask the desk to stop (from any thread)."""
@@ -408,8 +381,3 @@ class Desk:
 
     def submit_signals(self, slot: StrategySlot, batch: pa.RecordBatch) -> str:
         return self.core.submit_signals(slot, batch)
-
-
-def _left(deadline: float) -> float:
-    """Seconds until ``deadline`` (at least a little, so each part may still finish)."""
-    return max(0.1, deadline - time.monotonic())
