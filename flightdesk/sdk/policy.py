@@ -99,8 +99,9 @@ class SignalPolicy:
         confs: list[float] = []
         pos = 0
         while pos < ts.size:  # jump from change to change: few iterations per batch
-            change = self._next_change(held, rows, pos)
-            r = min(change, self._next_flat(held, rows, pos, change))
+            earliest = self._earliest(held, rows, pos)
+            change = self._next_change(held, rows, earliest)
+            r = min(change, self._next_flat(held, rows, pos, earliest, change))
             if r >= ts.size:
                 break
             self._support(held, rows, pos, r + 1)
@@ -153,20 +154,21 @@ class SignalPolicy:
         at = np.int64(math.ceil(held.since + self.hold_ns))  # an int: no float copy of ts
         return max(pos, int(rows.ts.searchsorted(at, side="left")))
 
-    def _next_change(self, held: _Held, rows: _Rows, pos: int) -> int:
-        """The first row wanting another non-zero side, after the holding period."""
+    def _next_change(self, held: _Held, rows: _Rows, earliest: int) -> int:
+        """The first row from ``earliest`` (the end of the holding period) wanting another
+        non-zero side."""
         cand = rows.nonzero if held.side == 0 else rows.by_side[-held.side]
-        k = int(cand.searchsorted(self._earliest(held, rows, pos)))
+        k = int(cand.searchsorted(earliest))
         return int(cand[k]) if k < cand.size else rows.ts.size
 
-    def _next_flat(self, held: _Held, rows: _Rows, pos: int, before: int) -> int:
+    def _next_flat(self, held: _Held, rows: _Rows, pos: int, earliest: int, before: int
+                   ) -> int:
         """The first no-opinion row before ``before`` where the held side has decayed below
         the minimum: supported by a row of this batch since ``pos`` (precomputed per side),
         or still by the carried support before the first such row."""
         n = rows.ts.size
         if held.side == 0 or self.decay_ns <= 0 or self.min_confidence <= 0:
             return n
-        earliest = self._earliest(held, rows, pos)
         sup = rows.by_side[held.side]
         k = int(sup.searchsorted(pos))
         first_sup = int(sup[k]) if k < sup.size else n
