@@ -83,6 +83,9 @@ def instrument_groups(batch: pa.RecordBatch) -> list[tuple[Key, np.ndarray]]:
                                     batch.column("symbol").to_pylist(), strict=True)):
             groups.setdefault(key, []).append(i)
         return [(k, np.asarray(v, dtype=np.int64)) for k, v in groups.items()]
+    if _all_same(batch.column("venue")) and _all_same(batch.column("symbol")):
+        key = (batch.column("venue")[0].as_py(), batch.column("symbol")[0].as_py())
+        return [(key, np.arange(batch.num_rows))]  # one comparison pass, no hashing
     venue = pc.dictionary_encode(batch.column("venue"))
     symbol = pc.dictionary_encode(batch.column("symbol"))
     vd, sd = venue.dictionary.to_pylist(), symbol.dictionary.to_pylist()
@@ -94,6 +97,11 @@ def instrument_groups(batch: pa.RecordBatch) -> list[tuple[Key, np.ndarray]]:
         v, s = divmod(code, len(sd))
         out.append(((vd[v], sd[s]), np.flatnonzero(codes == code)))
     return out
+
+
+def _all_same(col: pa.Array) -> bool:
+    """Whether every value of ``col`` equals its first (False with any null)."""
+    return bool(pc.all(pc.equal(col, col[0]), skip_nulls=False).as_py())
 
 
 # -- rolling windows ------------------------------------------------------------------------

@@ -10,9 +10,10 @@ turns the stream of opinions into a few signals:
 * **decay**: without support the held confidence decays as ``c * exp(-dt / signal_decay_ms)``;
   when it falls below ``min_confidence`` the policy goes ``flat`` (0 disables decay).
 
-The work jumps from change to change with ``searchsorted`` over the rows of each opinion
-(a Python step per signal, not per row), and the state is carried between batches, so the
-signals do not depend on how the stream is split into batches.
+The work jumps from change to change through "next row with this opinion" tables built
+with ``np.repeat`` (a few lookups per signal, not a Python step per row), and the state is
+carried between batches, so the signals do not depend on how the stream is split into
+batches.
 """
 
 from __future__ import annotations
@@ -34,29 +35,92 @@ class _Held:
 
 
 class _Rows:
-    """One instrument's rows of a batch, indexed by opinion."""
+    """One instrument's rows of a batch, as "next row at or after i with this opinion" and
+    "last row at or before i with this opinion" tables (built on first use, one
+    ``np.repeat`` each), so that each step of :meth:`SignalPolicy.decide` is a few lookups."""
+
+    __slots__ = ("ts", "want", "confidence", "n", "_dtype", "_by", "_next", "_prev", "_decayed")
 
     def __init__(self, ts: np.ndarray, want: np.ndarray, confidence: np.ndarray) -> None:
         self.ts = ts
-        self.confidence = confidence
         self.want = want
-        self.nonzero = np.flatnonzero(want)
-        self.by_side = {v: np.flatnonzero(want == v) for v in (-1, 0, 1)}
+        self.confidence = confidence
+        self.n = ts.size
+        self._dtype = np.int32 if self.n < 2**31 - 1 else np.int64
+        self._by: dict[int, np.ndarray] = {}
+        self._next: dict[int, np.ndarray] = {}
+        self._prev: dict[int, np.ndarray] = {}
         self._decayed: dict[int, np.ndarray] = {}
 
-    def decayed_rows(self, side: int, decay_ns: float, min_confidence: float) -> np.ndarray:
-        """No-opinion rows where a ``side`` held since this batch's last agreeing row before
-        them has decayed below ``min_confidence`` (computed once per side and batch)."""
+    def by(self, v: int) -> np.ndarray:
+        """Rows wanting ``v`` (-1, 0, +1; 2 is any non-zero opinion), ascending."""
+        out = self._by.get(v)
+        if out is None:
+            mask = self.want != 0 if v == 2 else self.want == v
+            out = self._by[v] = np.flatnonzero(mask).astype(self._dtype, copy=False)
+        return out
+
+    def next(self, v: int) -> np.ndarray:
+        """``[i]``: the first row >= i wanting ``v`` (``n`` if none), for i in 0..n."""
+        out = self._next.get(v)
+        if out is None:
+            out = self._next[v] = _next_table(self.by(v), self.n, self._dtype)
+        return out
+
+    def prev(self, v: int) -> np.ndarray:
+        """``[i]``: the last row <= i wanting ``v`` (-1 if none), for i in 0..n-1."""
+        out = self._prev.get(v)
+        if out is None:
+            idx = self.by(v)
+            vals = np.empty(idx.size + 1, self._dtype)
+            vals[0] = -1
+            vals[1:] = idx
+            out = self._prev[v] = np.repeat(vals, _gaps(idx, 0, self.n))
+        return out
+
+    def decayed(self, side: int, decay_ns: float, min_confidence: float) -> np.ndarray:
+        """``[i]``: the first no-opinion row >= i where a ``side`` held since this batch's
+        last agreeing row before it has decayed below ``min_confidence`` (``n`` if none)."""
         out = self._decayed.get(side)
         if out is None:
-            n = self.ts.size
-            last = np.maximum.accumulate(np.where(self.want == side, np.arange(n), -1))
-            ref = np.maximum(last, 0)
-            zero = (self.want == 0) & (last >= 0) & (self.confidence[ref] > 0)
-            ratio = np.maximum(self.confidence[ref] / min_confidence, 1.0)
+            zeros = self.by(0)
+            ref = self.prev(side)[zeros]
+            ok = ref >= 0
+            zeros, ref = zeros[ok], ref[ok]
+            conf = self.confidence[ref]
+            ratio = np.maximum(conf / min_confidence, 1.0)
             flat_t = self.ts[ref] + decay_ns * np.log(ratio)
-            out = self._decayed[side] = np.flatnonzero(zero & (self.ts >= flat_t))
+            rows = zeros[(conf > 0) & (self.ts[zeros] >= flat_t)]
+            out = self._decayed[side] = _next_table(rows, self.n, self._dtype)
         return out
+
+
+def _next_table(idx: np.ndarray, n: int, dtype: type) -> np.ndarray:
+    """``[i]`` for i in 0..n: the first element of the ascending ``idx`` >= i, or ``n``."""
+    vals: np.ndarray = np.empty(idx.size + 1, dtype)
+    vals[:-1] = idx
+    vals[-1] = n
+    return np.repeat(vals, _gaps(idx, -1, n))
+
+
+def _gaps(idx: np.ndarray, first: int, last: int) -> np.ndarray:
+    """``np.diff(idx, prepend=first, append=last)`` without its per-call overhead."""
+    out = np.empty(idx.size + 1, np.int64)
+    if idx.size:
+        out[0] = idx[0] - first
+        np.subtract(idx[1:], idx[:-1], out=out[1:-1])
+        out[-1] = last - idx[-1]
+    else:
+        out[0] = last - first
+    return out
+
+
+def _first_at(ts: np.ndarray, last: int, t: float) -> int:
+    """The first row with ``ts >= ceil(t)`` (``ts`` ascending, ``last`` its last value)."""
+    at = math.ceil(t)
+    if at > last:
+        return ts.size
+    return int(ts.searchsorted(at, side="left"))  # an int key: no float copy of ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,30 +154,77 @@ class SignalPolicy:
 
     def decide(self, key: Key, ts: np.ndarray, want: np.ndarray, confidence: np.ndarray
                ) -> Decisions:
-        """Signals for one instrument's rows; ``ts`` is made non-decreasing."""
+        """Signals for one instrument's rows; ``ts`` is made non-decreasing.
+
+        Each step jumps to the next signal: the first row after the holding period wanting
+        another side, or the first no-opinion row where the held side has decayed (from the
+        carried support before this batch's first agreeing row, from the last agreeing row
+        after it), whichever comes first."""
         held = self.held.setdefault(key, _Held())
         ts = np.maximum.accumulate(np.asarray(ts, dtype=np.int64))
+        n = ts.size
         rows = _Rows(ts, want, confidence)
         out_rows: list[int] = []
         sides: list[int] = []
         confs: list[float] = []
+        if n == 0:
+            return Decisions(np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0))
+        last_ts = int(ts[-1])
+        hold, decay, min_conf = self.hold_ns, self.decay_ns, self.min_confidence
+        decays = decay > 0 and min_conf > 0
+        side, since = held.side, held.since
+        sup_ts, sup_conf = held.support_ts, held.support_conf
         pos = 0
-        while pos < ts.size:  # jump from change to change: few iterations per batch
-            earliest = self._earliest(held, rows, pos)
-            change = self._next_change(held, rows, earliest)
-            r = min(change, self._next_flat(held, rows, pos, earliest, change))
-            if r >= ts.size:
+        next_any = rows.next(2)
+        tables: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {}
+        while pos < n:
+            earliest = pos if since == -math.inf else max(pos, _first_at(ts, last_ts,
+                                                                         since + hold))
+            if earliest >= n:
                 break
-            self._support(held, rows, pos, r + 1)
-            v = int(want[r])
+            if side == 0:
+                r = next_any.item(earliest)
+            else:
+                t4 = tables.get(side)
+                if t4 is None:
+                    t4 = tables[side] = (rows.next(-side), rows.next(side), rows.prev(side),
+                                         rows.decayed(side, decay, min_conf) if decays else None)
+                other, same, last_same, decayed = t4
+                r = change = other.item(earliest)
+                if decayed is not None:
+                    first_sup = same.item(pos)
+                    found = decayed.item(max(earliest, first_sup))
+                    if sup_conf > 0 and earliest < first_sup:  # the carried support
+                        flat_at = sup_ts + decay * math.log(max(sup_conf / min_conf, 1.0))
+                        z = rows.next(0).item(max(earliest, _first_at(ts, last_ts, flat_at)))
+                        if z < first_sup and z < found:
+                            found = z
+                    if found < change:
+                        r = found
+                if r >= n:
+                    break
+                j = last_same.item(r)  # support up to the signal
+                if j >= pos:
+                    sup_ts, sup_conf = float(ts.item(j)), float(confidence.item(j))
+            if r >= n:
+                break
+            v = int(want.item(r))
+            t = float(ts.item(r))
             out_rows.append(r)
             sides.append(v)
-            confs.append(float(confidence[r]) if v else self._decayed(held, float(ts[r])))
-            held.side, held.since = v, float(ts[r])
             if v:
-                held.support_ts, held.support_conf = float(ts[r]), float(confidence[r])
+                conf = float(confidence.item(r))
+                sup_ts, sup_conf = t, conf
+            else:
+                conf = sup_conf * math.exp(-(t - sup_ts) / decay) if decay > 0 else sup_conf
+            confs.append(conf)
+            side, since = v, t
             pos = r + 1
-        self._support(held, rows, pos, ts.size)
+        if side and pos < n:
+            j = rows.prev(side).item(n - 1)
+            if j >= pos:
+                sup_ts, sup_conf = float(ts.item(j)), float(confidence.item(j))
+        held.side, held.since, held.support_ts, held.support_conf = side, since, sup_ts, sup_conf
         return Decisions(np.asarray(out_rows, np.int64), np.asarray(sides, np.int8),
                          np.asarray(confs, np.float64))
 
@@ -146,55 +257,6 @@ class SignalPolicy:
             conf = self._decayed(held, float(ts))
         held.side, held.since = want, float(ts)
         return want, conf
-
-    def _earliest(self, held: _Held, rows: _Rows, pos: int) -> int:
-        """The first row at or after ``pos`` outside the holding period."""
-        if held.since == -math.inf:
-            return pos
-        at = np.int64(math.ceil(held.since + self.hold_ns))  # an int: no float copy of ts
-        return max(pos, int(rows.ts.searchsorted(at, side="left")))
-
-    def _next_change(self, held: _Held, rows: _Rows, earliest: int) -> int:
-        """The first row from ``earliest`` (the end of the holding period) wanting another
-        non-zero side."""
-        cand = rows.nonzero if held.side == 0 else rows.by_side[-held.side]
-        k = int(cand.searchsorted(earliest))
-        return int(cand[k]) if k < cand.size else rows.ts.size
-
-    def _next_flat(self, held: _Held, rows: _Rows, pos: int, earliest: int, before: int
-                   ) -> int:
-        """The first no-opinion row before ``before`` where the held side has decayed below
-        the minimum: supported by a row of this batch since ``pos`` (precomputed per side),
-        or still by the carried support before the first such row."""
-        n = rows.ts.size
-        if held.side == 0 or self.decay_ns <= 0 or self.min_confidence <= 0:
-            return n
-        sup = rows.by_side[held.side]
-        k = int(sup.searchsorted(pos))
-        first_sup = int(sup[k]) if k < sup.size else n
-        found = n
-        carried = self._flat_time(held)
-        if carried != math.inf and earliest < first_sup:
-            start = max(earliest, int(rows.ts.searchsorted(np.int64(math.ceil(carried)))))
-            zeros = rows.by_side[0]
-            j = int(zeros.searchsorted(start))
-            if j < zeros.size and zeros[j] < first_sup:
-                found = int(zeros[j])
-        inside = rows.decayed_rows(held.side, self.decay_ns, self.min_confidence)
-        j = int(inside.searchsorted(max(earliest, first_sup)))
-        if j < inside.size:
-            found = min(found, int(inside[j]))
-        return found if found < before else n
-
-    def _support(self, held: _Held, rows: _Rows, start: int, stop: int) -> None:
-        """Rows in [start, stop) agreeing with the held side refresh it."""
-        if held.side == 0:
-            return
-        sup = rows.by_side[held.side]
-        k = int(sup.searchsorted(stop)) - 1
-        if k >= 0 and sup[k] >= start:
-            i = int(sup[k])
-            held.support_ts, held.support_conf = float(rows.ts[i]), float(rows.confidence[i])
 
     def _flat_time(self, held: _Held) -> float:
         if self.decay_ns <= 0 or self.min_confidence <= 0 or held.support_conf <= 0:
