@@ -5,12 +5,25 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flightdesk.sdk import policy as policy_module
 from flightdesk.sdk.policy import Decisions, Key, SignalPolicy, _Held
 
 MS = 1_000_000
+PATHS = {"row by row": 10**9, "lookup tables": 0}  # policy_module.SMALL_BATCH for each path
+
+
+def _run(path: str, f, *args):
+    """``f(*args)`` with the policy forced onto one of its two paths."""
+    saved = policy_module.SMALL_BATCH
+    policy_module.SMALL_BATCH = PATHS[path]
+    try:
+        return f(*args)
+    finally:
+        policy_module.SMALL_BATCH = saved
 
 
 class ReferencePolicy:
@@ -87,6 +100,11 @@ rows = st.lists(st.tuples(st.integers(0, 5), st.sampled_from([-1, 0, 0, 1]),
 @given(rows=rows, hold=st.sampled_from([0.0, 2.0, 7.0]), decay=st.sampled_from([0.0, 1.0, 5.0]),
        min_conf=st.sampled_from([0.0, 0.3]), cut=st.integers(0, 120))
 def test_vectorized_policy_matches_the_reference(rows, hold, decay, min_conf, cut):
+    for path in PATHS:
+        _run(path, _matches_the_reference, rows, hold, decay, min_conf, cut)
+
+
+def _matches_the_reference(rows, hold, decay, min_conf, cut):
     ts = np.cumsum([r[0] for r in rows]).astype(np.int64) * MS
     want = np.array([r[1] for r in rows], np.int8)
     conf = np.array([r[2] if r[1] else 0.0 for r in rows])
@@ -104,7 +122,12 @@ def test_vectorized_policy_matches_the_reference(rows, hold, decay, min_conf, cu
         assert np.allclose(d.confidence, expected.confidence)
 
 
-def test_decay_and_hold_by_hand():
+@pytest.mark.parametrize("path", PATHS)
+def test_decay_and_hold_by_hand(path):
+    _run(path, _decay_and_hold_by_hand)
+
+
+def _decay_and_hold_by_hand():
     p = SignalPolicy(0.5, 2.0, 10.0)
     ts = np.array([0, 1, 3, 5, 12, 20], np.int64) * MS
     d = p.decide(("v", "s"), ts, np.array([1, -1, -1, 0, 0, 0], np.int8),
@@ -122,6 +145,11 @@ def test_decay_and_hold_by_hand():
        min_conf=st.sampled_from([0.0, 0.3]))
 def test_one_row_at_a_time_matches_the_batch(rows, hold, decay, min_conf):
     """A live desk flushes every row alone (the scalar path); a backtest flushes many."""
+    for path in PATHS:
+        _run(path, _one_row_matches_the_batch, rows, hold, decay, min_conf)
+
+
+def _one_row_matches_the_batch(rows, hold, decay, min_conf):
     ts = (np.cumsum([r[0] for r in rows]).astype(np.int64) + 1_700_000_000_000) * MS
     score = np.array([r[1] for r in rows])
     conf = np.array([r[2] for r in rows])

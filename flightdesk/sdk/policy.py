@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Key = tuple[str, str]
+SMALL_BATCH = 1024  # up to this many rows of one instrument, decide row by row (faster)
 
 
 @dataclass(slots=True)
@@ -163,6 +164,8 @@ class SignalPolicy:
         held = self.held.setdefault(key, _Held())
         ts = np.maximum.accumulate(np.asarray(ts, dtype=np.int64))
         n = ts.size
+        if n <= SMALL_BATCH:
+            return self._decide_rows(held, ts, want, confidence)
         rows = _Rows(ts, want, confidence)
         out_rows: list[int] = []
         sides: list[int] = []
@@ -224,6 +227,53 @@ class SignalPolicy:
             j = rows.prev(side).item(n - 1)
             if j >= pos:
                 sup_ts, sup_conf = float(ts.item(j)), float(confidence.item(j))
+        held.side, held.since, held.support_ts, held.support_conf = side, since, sup_ts, sup_conf
+        return Decisions(np.asarray(out_rows, np.int64), np.asarray(sides, np.int8),
+                         np.asarray(confs, np.float64))
+
+    def _decide_rows(self, held: _Held, ts: np.ndarray, want: np.ndarray,
+                     confidence: np.ndarray) -> Decisions:
+        """:meth:`decide` row by row over plain lists (cheaper than building the lookup
+        tables when a batch has few rows): the rules of :meth:`decide_one`."""
+        hold, decay, min_conf = self.hold_ns, self.decay_ns, self.min_confidence
+        decays = decay > 0 and min_conf > 0
+        side, since = held.side, held.since
+        sup_ts, sup_conf = held.support_ts, held.support_conf
+        sup_row = -1  # a supporting row of this batch whose confidence is not read yet
+        hold_end = -math.inf if since == -math.inf else math.ceil(since + hold)
+        flat_end: float | None = None  # ceil of the flat time, None: to compute
+        out_rows: list[int] = []
+        sides: list[int] = []
+        confs: list[float] = []
+        for i, (t, v) in enumerate(zip(ts.tolist(), want.tolist(), strict=True)):
+            if v == side:
+                if side:
+                    sup_row, flat_end = i, None
+                continue
+            if t < hold_end:
+                continue
+            if sup_row >= 0:
+                sup_ts, sup_conf, sup_row = float(ts.item(sup_row)), float(
+                    confidence.item(sup_row)), -1
+            if v:
+                conf = float(confidence.item(i))
+                sup_ts, sup_conf, flat_end = float(t), conf, None
+            else:
+                if not decays:
+                    continue
+                if flat_end is None:
+                    flat_end = (math.inf if sup_conf <= 0 else math.ceil(
+                        sup_ts + decay * math.log(max(sup_conf / min_conf, 1.0))))
+                if t < flat_end:
+                    continue
+                conf = sup_conf * math.exp(-(t - sup_ts) / decay)
+            out_rows.append(i)
+            sides.append(v)
+            confs.append(conf)
+            side, since = v, float(t)
+            hold_end = math.ceil(since + hold)
+        if sup_row >= 0:
+            sup_ts, sup_conf = float(ts.item(sup_row)), float(confidence.item(sup_row))
         held.side, held.since, held.support_ts, held.support_conf = side, since, sup_ts, sup_conf
         return Decisions(np.asarray(out_rows, np.int64), np.asarray(sides, np.int8),
                          np.asarray(confs, np.float64))
