@@ -29,6 +29,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--config", help="TOML config (risk, broker, strategies...)")
     p.add_argument("--venue", help="venue of the captures when it cannot be detected")
+    p.add_argument("--market", help="market of venues that have several (Binance: spot, "
+                                    "usdm, coinm) when the captures do not show it")
     p.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
                    help="strategy parameter values; repeat for a grid")
     p.add_argument("--batch-frames", type=int, default=64, help="frames per engine batch")
@@ -78,7 +80,8 @@ def _one(args: argparse.Namespace, out: str, params: dict[str, Any],
     from flightdesk.core.runtime.backtest import run_backtest
 
     summary = run_backtest(args.inputs, args.strategy, out, config=args.config,
-                           params=params, venue=args.venue, batch_frames=args.batch_frames,
+                           params=params, venue=args.venue, market=args.market,
+                           batch_frames=args.batch_frames,
                            progress=_bar if show else None)
     if show:  # end the progress line (a streamed input has no known total)
         print(file=sys.stderr)

@@ -68,11 +68,13 @@ class Replayer:
     """A desk's runtime on a :class:`ReplayClock`, fed by one of the replays of
     :mod:`flightdesk.core.storage.replay`: ``start()``, ``run*()``, ``finish()``."""
 
-    def __init__(self, desk: Desk, clock: ReplayClock, venue: str | None = None) -> None:
+    def __init__(self, desk: Desk, clock: ReplayClock, venue: str | None = None,
+                 market: str | None = None) -> None:
         self.desk = desk
         self.rt: Runtime = desk.rt
         self.clock = clock
-        self.driver = CaptureDriver(self.rt.engine, self.rt.registry.venues, clock, venue)
+        self.driver = CaptureDriver(self.rt.engine, self.rt.registry.venues, clock, venue,
+                                    market)
 
     def start(self) -> Replayer:
         self.rt.store.start()
@@ -103,7 +105,8 @@ class Replayer:
 def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
                  config: str | Path | None = None, params: Mapping[str, Any] | None = None,
                  venue: str | None = None, batch_frames: int = 64,
-                 progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[int, int, float], None] | None = None,
+                 market: str | None = None) -> dict[str, Any]:
     """Run one backtest; write the outputs into ``out``; return the summary.
 
     ``batch_frames`` is the replay's flush policy: the strategies run every that many data
@@ -121,7 +124,7 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
     rt = desk.rt
     curve = Curve()
     rt.engine.flush_listeners.append(lambda: _sample(rt, curve, clock.now))
-    replay = Replayer(desk, clock, venue=venue).start()
+    replay = Replayer(desk, clock, venue=venue, market=market).start()
     paths = [Path(p) for p in inputs]
     t0 = time.perf_counter()
     try:

@@ -9,7 +9,8 @@ host (gzip JSON lines)  ``{"ts_recv": ns, "conn": id, "kind": "recv"|"send"|"htt
                         ``"enc": "b64"`` and its bytes base64-encoded in ``data``
 cryptofeed text         ``<url> <-> <ts>`` (connect), ``<url> <- <ts>: <frame>`` (sent),
                         ``<url> -> <ts>: <body>`` (HTTP), ``<ts>: <frame>`` (received);
-                        ``ts`` float seconds as a decimal string (converted exactly)
+                        ``ts`` float seconds as a decimal string (converted exactly);
+                        an older capture's ``configuration: {...}`` first line is skipped
 cryptofeed ``.jsonl``   ``{"t": "header", ...}`` then ``{"t": kind, "conn", "ts", "data"}``
 (``.zst`` or plain)     lines; ``.zst`` needs the optional ``zstandard`` package (extra
                         ``zstd``)
@@ -111,11 +112,17 @@ def _open_text(path: Path) -> IO[str]:
 
 
 def _first_line(path: Path) -> str:
+    """The first non-empty line, past a cryptofeed ``configuration: {...}`` header."""
     with _open_text(path) as fh:
         for line in fh:
-            if line.strip():
+            if line.strip() and not _is_config_header(line):
                 return line.strip()
     return ""
+
+
+def _is_config_header(line: str) -> bool:
+    """Older cryptofeed text captures begin with ``configuration: {<the feed's config>}``."""
+    return line.startswith("configuration: {")
 
 
 def detect_format(path: str | Path) -> CaptureFormat:
@@ -195,7 +202,9 @@ class _CryptofeedText:
     def __init__(self) -> None:
         self.url: dict[str, str] = {}
 
-    def __call__(self, line: str, conn: str) -> CaptureRecord:
+    def __call__(self, line: str, conn: str) -> CaptureRecord | None:
+        if _is_config_header(line):
+            return None  # the feed's configuration, not an event
         head, sep, frame = line.partition(": ")
         if not sep:
             url, arrow, stamp = line.partition(" <-> ")

@@ -22,6 +22,7 @@ from a capture, so that instrument waits for the next snapshot in the file.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -73,10 +74,33 @@ def detect_venue(url: str, frame: str | bytes) -> tuple[str, dict[str, Any]] | N
                          ('"c":"spot@', "mexc"), ('"T":"', "alpaca"),
                          ('"channel":"book"', "kraken"), ('"event":"', "kraken")):
         if marker in head:
-            return kind, {}
+            return kind, (binance_market(text) if kind == "binance" else {})
     if head.startswith("["):
         return "kraken", {}
     return None
+
+
+_COINM_SYMBOL = re.compile(r'"s(?:ymbol)?":"[A-Z0-9]+_')
+
+
+def binance_market(frame: str) -> dict[str, Any]:
+    """``{"market": "usdm"|"coinm"}`` when a Binance frame is a futures one, else ``{}``.
+
+    Futures frames differ from spot ones in documented fields: a ``depthUpdate`` carries
+    ``pu`` (spot never does), a REST depth answer carries ``E``/``T`` (spot: only
+    ``lastUpdateId``, ``bids``, ``asks``), ``bookTicker`` events carry ``"e"`` (spot's have
+    no event type), trades carry no ``M`` (spot's always do), and ``@depth@0ms`` is a
+    futures-only speed. COIN-M symbols have a ``_`` (``BTCUSD_PERP``) and a ``pair``/``ps``.
+    """
+    head = frame[:600]
+    futures = ('"pu":' in head or "@depth@0ms" in head or '"e":"bookTicker"' in head
+               or '"e":"markPriceUpdate"' in head
+               or ('"lastUpdateId"' in head and '"T":' in head)
+               or (('"e":"trade"' in head or '"e":"aggTrade"' in head) and '"M":' not in frame))
+    if not futures:
+        return {}
+    coin = '"ps":' in head or '"pair":' in head or _COINM_SYMBOL.search(head) is not None
+    return {"market": "coinm" if coin else "usdm"}
 
 
 @dataclass
@@ -123,7 +147,7 @@ class Normalizer:
     def __init__(self, out: str | Path, venue: str | None = None,
                  factories: dict[str, Callable[[str, dict[str, Any]], Venue]] | None = None,
                  flush_rows: int = 65_536, stem: str = "part-0",
-                 bar_intervals: Iterable[str] = ()) -> None:
+                 bar_intervals: Iterable[str] = (), market: str | None = None) -> None:
         self.out = Path(out)
         self.report = NormalizeReport(self.out)
         self.flush_rows = flush_rows
@@ -132,7 +156,7 @@ class Normalizer:
                                bar_intervals=bar_intervals, policy=FlushPolicy())
         self.driver = CaptureDriver(
             self.core, factories if factories is not None else _registered_venues(),
-            venue=venue)
+            venue=venue, market=market)
 
     def run(self, records: Iterable[CaptureRecord]) -> NormalizeReport:
         try:
@@ -170,15 +194,16 @@ class Normalizer:
 
 
 def normalize(captures: Iterable[str | Path], out: str | Path, venue: str | None = None,
-              bar_intervals: Iterable[str] = ()) -> NormalizeReport:
+              bar_intervals: Iterable[str] = (), market: str | None = None) -> NormalizeReport:
     """Normalize ``captures`` (merged by receive time) into Parquet datasets under ``out``.
 
     ``bar_intervals`` (e.g. ``["1m", "1h"]``) also writes ``bars`` built from the trades;
-    bars the venue sends itself (Alpaca) are always written.
+    bars the venue sends itself (Alpaca) are always written. ``market`` (``"usdm"``...)
+    overrides the market of venues that have one (Binance), whatever the data shows.
     """
     paths = [Path(c) for c in captures]
     stem = paths[0].name.split(".")[0] if len(paths) == 1 else "part-0"
-    return Normalizer(out, venue, stem=stem, bar_intervals=bar_intervals).run(
+    return Normalizer(out, venue, stem=stem, bar_intervals=bar_intervals, market=market).run(
         merge_captures(paths))
 
 

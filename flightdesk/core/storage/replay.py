@@ -64,11 +64,16 @@ class CaptureDriver:
     """Feeds capture records to ``core`` (see the module docstring)."""
 
     def __init__(self, core: EngineCore, factories: dict[str, VenueFactory],
-                 clock: ReplayClock | None = None, venue: str | None = None) -> None:
+                 clock: ReplayClock | None = None, venue: str | None = None,
+                 market: str | None = None) -> None:
         self.core = core
         self.factories = factories
         self.clock = clock or ReplayClock()
         self.forced_venue = venue
+        self.forced_market = market  # e.g. Binance "usdm": for venues that have markets
+        if market and venue and "market" not in getattr(factories.get(venue), "DEFAULTS", {}):
+            raise ConfigError(f"--market {market!r} was given, but venue {venue!r} has no "
+                              "markets (only venues with a 'market' setting, e.g. binance)")
         self.counters: Counter[str] = Counter()
         self._conn_venue: dict[tuple[str, str], str | None] = {}
 
@@ -112,6 +117,8 @@ class CaptureDriver:
             if factory is None:
                 raise ConfigError(f"venue {kind!r} is not registered; the capture needs it "
                                   f"(registered: {', '.join(sorted(self.factories))})")
+            if self.forced_market and "market" in getattr(factory, "DEFAULTS", {}):
+                extra = {**extra, "market": self.forced_market}
             cfg = check_plugin_table("venues", kind, {"type": kind, **extra},
                                      getattr(factory, "DEFAULTS", {}))
             built = factory(kind, cfg)
