@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flightdesk.core import schemas
+from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.events import MarketEvent
 from flightdesk.core.runtime.compose import Runtime
 from flightdesk.core.runtime.config import load_config
@@ -34,6 +35,7 @@ from flightdesk.core.storage.replay import (
     replay_normalized,
     replay_quotes,
 )
+from flightdesk.core.storage.tardis import is_tardis_csv, tardis_steps
 
 if TYPE_CHECKING:
     from flightdesk.core.runtime.desk import Desk
@@ -132,6 +134,8 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
             records = replay.run_normalized(_progress(normalized_steps(paths), progress, t0))
         elif all(is_normalized(p) for p in paths):
             records = replay.run_quotes(_progress(quote_batches(paths), progress, t0, rows=True))
+        elif _tardis(paths):  # Tardis.dev CSV datasets: their rows are events already
+            records = replay.run_normalized(_progress(tardis_steps(paths), progress, t0))
         else:  # streamed: a k-way merge of the captures, memory bounded whatever their size
             records = replay.run(_progress(merge_captures(paths), progress, t0))
     finally:
@@ -161,6 +165,16 @@ def _config(path: Any, strategy: str, params: Mapping[str, Any], out: Path) -> A
                            "metrics_interval_ms": 0},
                  "strategies": {strategy: table}}
     return load_config(path, overrides=overrides, env={})
+
+
+def _tardis(paths: list[Path]) -> bool:
+    """Whether the inputs are Tardis CSV files (all of them; a mix is refused)."""
+    tardis = [is_tardis_csv(p) for p in paths]
+    if any(tardis) and not all(tardis):
+        raise ConfigError("a backtest reads Tardis CSV files or captures, not both: "
+                          + ", ".join(str(p) for p, t in zip(paths, tardis, strict=True)
+                                      if not t) + " are not Tardis CSV")
+    return all(tardis)
 
 
 def _progress(items: Iterable[Any], report: Callable[[int, int, float], None] | None,

@@ -33,8 +33,10 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flightdesk.core.errors import ConfigError
+from flightdesk.core.market.events import MarketEvent
 from flightdesk.core.market.keeper import BookKeeper
-from flightdesk.core.market.venue import Venue
+from flightdesk.core.market.venue import ExternalProtocol, Venue
 from flightdesk.core.runtime.engine import EngineCore
 from flightdesk.core.runtime.flush import FlushPolicy
 from flightdesk.core.storage.captures import CaptureRecord, merge_captures
@@ -166,6 +168,23 @@ class Normalizer:
             self.close()
         return self.report
 
+    def run_steps(self, steps: Iterable[tuple[int, list[MarketEvent]]]) -> NormalizeReport:
+        """Events that need no venue protocol (Tardis CSV rows), ``(ts_recv, events)`` runs."""
+        core = self.core
+        try:
+            for ts, events in steps:
+                for ev in events:
+                    if ev.venue not in core.venues:
+                        core.add_venue(Venue(ev.venue, ExternalProtocol(ev.venue), None, []))
+                self.driver.clock.now = ts
+                core.last_ts_recv = ts
+                core.feed(events)
+                if len(core.quotes) + len(core.book_rows.rows) >= self.flush_rows:
+                    core.flush()
+        finally:
+            self.close()
+        return self.report
+
     def feed(self, rec: CaptureRecord) -> None:
         self.driver.feed(rec)
         core = self.core
@@ -201,10 +220,19 @@ def normalize(captures: Iterable[str | Path], out: str | Path, venue: str | None
     bars the venue sends itself (Alpaca) are always written. ``market`` (``"usdm"``...)
     overrides the market of venues that have one (Binance), whatever the data shows.
     """
+    from flightdesk.core.storage.tardis import is_tardis_csv, tardis_steps
+
     paths = [Path(c) for c in captures]
     stem = paths[0].name.split(".")[0] if len(paths) == 1 else "part-0"
-    return Normalizer(out, venue, stem=stem, bar_intervals=bar_intervals, market=market).run(
-        merge_captures(paths))
+    normalizer = Normalizer(out, venue, stem=stem, bar_intervals=bar_intervals, market=market)
+    tardis = [is_tardis_csv(p) for p in paths]
+    if any(tardis):
+        if not all(tardis):
+            raise ConfigError("normalize reads Tardis CSV files or captures in one run, not "
+                              "both: " + ", ".join(str(p) for p, t in zip(
+                                  paths, tardis, strict=True) if not t) + " are not Tardis")
+        return normalizer.run_steps(tardis_steps(paths, normalizer.report.counters))
+    return normalizer.run(merge_captures(paths))
 
 
 def _registered_venues() -> dict[str, Callable[[str, dict[str, Any]], Venue]]:
