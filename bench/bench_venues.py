@@ -54,9 +54,10 @@ from flightdesk.core.market.events import (  # noqa: E402
     TradeMsg,
 )
 from flightdesk.core.market.keeper import BookKeeper  # noqa: E402
-from flightdesk.core.market.venue import VenueProtocol  # noqa: E402
+from flightdesk.core.market.venue import ExternalProtocol, VenueProtocol  # noqa: E402
 from flightdesk.core.storage.captures import CaptureKind, read_capture  # noqa: E402
 from flightdesk.plugins.venues.binance.parse import BinanceProtocol  # noqa: E402
+from flightdesk.plugins.venues.bybit import BybitProtocol  # noqa: E402
 from flightdesk.plugins.venues.coinbase import CoinbaseProtocol  # noqa: E402
 from flightdesk.plugins.venues.kraken import KrakenProtocol  # noqa: E402
 from flightdesk.plugins.venues.mexc import MexcProtocol  # noqa: E402
@@ -89,6 +90,15 @@ def mexc_frames() -> Frames:
     return frames
 
 
+def bybit_frames() -> Frames:
+    """The OKX recording's books in Bybit v5's shape (``orderbook.1000``, ``u`` per symbol):
+    no public Bybit v5 recording is at hand."""
+    from tests.fixtures.servers import okx_to_bybit
+
+    okx = [str(f) for f, _, snap, _ in load("okx/OKX.ws.1.0") if not snap]
+    return [(f, i, False, "") for i, f in enumerate(okx_to_bybit(okx))]
+
+
 CASES: list[tuple[str, Callable[[], VenueProtocol], str, Callable[[], Frames]]] = [
     ("binance", BinanceProtocol, "`btcusdt_20240808.gz`: depth@100ms + bookTicker + trade",
      lambda: load("binance/btcusdt_20240808.gz")),
@@ -96,6 +106,8 @@ CASES: list[tuple[str, Callable[[], VenueProtocol], str, Callable[[], Frames]]] 
      lambda: load("kraken/KRAKEN.ws.50.0")),
     ("okx", OkxProtocol, "`OKX.ws.1.0`: books-l2-tbt, 10 instruments, CRC32 each message",
      lambda: load("okx/OKX.ws.1.0")),
+    ("bybit", lambda: BybitProtocol("bybit", 1000),
+     "`OKX.ws.1.0` books as Bybit v5 orderbook.1000 snapshot/delta, u-chained", bybit_frames),
     ("coinbase", CoinbaseProtocol, "`COINBASE.ws.28.0`: legacy level2, 10 products",
      lambda: load("coinbase/COINBASE.ws.28.0")),
     ("mexc", MexcProtocol, "synthetic protobuf aggre.depth, 20,000 pushes (no recording)",
@@ -145,6 +157,39 @@ def run_flightdesk(factory: Callable[[], VenueProtocol], frames: Frames) -> tupl
     if keeper.counters["resyncs"]:
         raise SystemExit(f"{proto.name}: unexpected resyncs {dict(keeper.counters)}")
     return elapsed, len(frames), levels
+
+
+def run_tardis(paths: list[Path]) -> tuple[float, int, int]:
+    """Tardis CSV (the Binance recording exported as incremental_book_L2 + trades): read,
+    grouped into book messages, merged by time, applied and quoted as above. Seconds, book
+    messages + trades, levels applied."""
+    from flightdesk.core.storage.tardis import tardis_steps
+
+    keeper = BookKeeper({"binance": ExternalProtocol("binance")})
+    quotes = QuoteBuffer()
+    levels = events = 0
+    t0 = time.perf_counter()
+    for _, run in tardis_steps(paths):
+        for ev in run:
+            events += 1
+            if type(ev) is BookMsg:
+                book = keeper.apply(ev)
+                if book is not None:
+                    levels += len(ev.bids) + len(ev.asks)
+                    quotes.add(ev, book)
+                    book.top()
+        if len(quotes) >= BATCH_ROWS:
+            quotes.take()
+    quotes.take()
+    return time.perf_counter() - t0, events, levels
+
+
+def tardis_files() -> list[Path]:
+    import tempfile
+
+    from tests.fixtures.tardis import from_recording
+
+    return list(from_recording(Path(tempfile.mkdtemp(prefix="bench-tardis-"))))
 
 
 # -- baselines (Binance) ------------------------------------------------------------------
@@ -287,6 +332,10 @@ def main(argv: list[str] | None = None) -> None:
             ours = result
         lines.append(row(f"flightdesk {name}", what, result,
                          base if name == "binance" else None))
+    tardis = tardis_files()
+    lines.append(row("flightdesk tardis", "`btcusdt_20240808.gz` as Tardis incremental_book_L2 "
+                     "+ trades CSV (gzip); frames = book messages + trades",
+                     median_run(lambda: run_tardis(tardis), args.runs), None))
     lines.append(row("cryptofeed 2.x Binance handler", "`btcusdt_20240808.gz`", cf, base))
     lines.append(row("plain dict book", "`btcusdt_20240808.gz`",
                      median_run(lambda: run_plain_dict(binance), args.runs), base))

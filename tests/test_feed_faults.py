@@ -24,12 +24,20 @@ from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.core.runtime.config import load_config
 from flightdesk.core.runtime.desk import Desk
 from flightdesk.core.storage.captures import CaptureKind, read_capture
+from flightdesk.plugins.venues.bybit import BybitProtocol
 from flightdesk.plugins.venues.coinbase import CoinbaseProtocol
 from flightdesk.plugins.venues.kraken import KrakenProtocol
 from flightdesk.plugins.venues.okx import OkxProtocol
 from tests.fixtures.pump import Pump
 from tests.fixtures.recorded import data_file
-from tests.fixtures.servers import VenueReplay, advanced_session, first_level, kraken_v1_to_v2
+from tests.fixtures.servers import (
+    VenueReplay,
+    advanced_session,
+    bybit_book,
+    first_level,
+    kraken_v1_to_v2,
+    okx_to_bybit,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -230,3 +238,50 @@ def test_kraken_v2_faults_through_resubscribes(tmp_path):
     assert c["reconnects"] == 1 and c["parse_errors"] == 1
     assert c["books.resyncs_checksum"] == 2 and proto.stats.by_kind["checksum_ok"] > 4000
     assert books_equal(desk, server)
+
+
+def test_bybit_u_gaps_restart_and_faults_then_books_equal_the_uninterrupted_run(tmp_path):
+    """The OKX recording's books as Bybit v5 ``orderbook.1000`` frames, ``u`` counting per
+    symbol: a lost delta and a rejected one (NaN, negative price) show as ``u`` gaps and
+    resubscribe that symbol; a ``u = 1`` restart overwrites one book; a dropped connection
+    rebuilds every book from the snapshots the resubscribes bring."""
+    frames = okx_to_bybit(recv_frames("okx", "OKX.ws.1.0"))
+    def delta_of(symbol: str, after: int) -> int:
+        return next(i for i, f in enumerate(frames) if i > after and '"type":"delta"' in f
+                    and f'"s":"{symbol}"' in f)
+
+    gap, nan = delta_of("ELON-USDT", 300), delta_of("ELON-USDT", 800)
+    negative, restart = delta_of("UNI-USD-SWAP", 1300), delta_of("ELON-USDT", 2300)
+    msg = json.loads(frames[restart])
+    sym = msg["data"]["s"]
+    truth = Pump(BybitProtocol("bybit", 1000))
+    for i, f in enumerate(frames[:restart]):
+        truth.frame(f, i)
+    book = truth.keeper.book("bybit", sym)
+    frames.insert(restart, bybit_book("snapshot", sym, book.bid_levels(len(book.bids)),
+                                      book.ask_levels(len(book.asks)), 1))
+    for i in range(restart + 1, len(frames)):  # the venue's numbering restarted at 1
+        m = json.loads(frames[i])
+        if m["data"]["s"] == sym:
+            m["data"]["u"] = m["data"]["u"] - msg["data"]["u"] + 2
+            frames[i] = json.dumps(m, separators=(",", ":"))
+    faults = {gap: "gap", nan: "nan", negative: "negative", 150: "garbage", 700: "big",
+              1200: "binary", 2000: "drop", 3100: "badtext"}
+    symbols = sorted({json.loads(f)["data"]["s"] for f in frames})
+
+    async def main() -> tuple[Desk, VenueReplay]:
+        async with VenueReplay("bybit", BybitProtocol("bybit", 1000), frames, faults,
+                               lost=40) as server:
+            table = {"type": "bybit", "market": "linear", "symbols": symbols, "depth": 1000,
+                     "channels": [], "ws_url": server.url}
+            return await run_desk(tmp_path, table, server), server
+
+    desk, server = asyncio.run(main())
+    c = counters(desk)
+    proto = desk.core.venues["bybit"].protocol
+    assert server.connections == 3 and c["reconnects"] == 2
+    assert c["parse_errors"] == 5  # garbage, 10 MB, binary, NaN, negative
+    assert proto.stats.by_kind["gap"] >= 3 and c["books.resyncs_gap"] >= 3
+    assert proto.stats.by_kind["reset"] >= 1
+    assert c["books.resyncs_reconnect"] == 2 * len(symbols)
+    assert len(desk.core.books.books) == 10 and books_equal(desk, server)

@@ -10,7 +10,6 @@ books as the capture through the Binance protocol.
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
@@ -22,61 +21,7 @@ from flightdesk.core.errors import CaptureError, ConfigError
 from flightdesk.core.storage.normalize import normalize
 from flightdesk.core.storage.tardis import tardis_kind
 from tests.fixtures.recorded import data_file
-
-HEAD = "exchange,symbol,timestamp,local_timestamp"
-
-
-def _write(path, header: str, rows: list[str]):
-    with gzip.open(path, "wt", newline="") as fh:
-        fh.write(header + "\n" + "".join(r + "\n" for r in rows))
-    return path
-
-
-def _from_recording(tmp_path):
-    """incremental_book_L2 and trades files of the recorded session."""
-    book, trades, pending = [], [], []
-    last, local = None, 0
-
-    def stamp(ns: int) -> int:
-        nonlocal local
-        local = max(ns // 1000, local + 1)  # one message, one local_timestamp
-        return local
-
-    def diff_rows(d: dict, us: int) -> list[str]:
-        return [f"binance,BTCUSDT,{d['E'] * 1000},{us},false,{side},{px},{qty}"
-                for side, key in (("bid", "b"), ("ask", "a")) for px, qty in d[key]]
-
-    with gzip.open(data_file("binance", "btcusdt_20240808.gz"), "rt") as fh:
-        for line in fh:
-            ns_text, _, raw = line.rstrip("\n").partition(" ")
-            ns, obj = int(ns_text), json.loads(raw)
-            if "stream" not in obj:
-                last = obj["lastUpdateId"]
-                us = stamp(ns)
-                book += [f"binance,BTCUSDT,{us},{us},true,{side},{px},{qty}"
-                         for side, key in (("bid", "bids"), ("ask", "asks"))
-                         for px, qty in obj[key]]
-                for d in pending:  # diffs that came before the snapshot, applied after it
-                    if d["u"] > last:
-                        book += diff_rows(d, stamp(ns))
-                        last = d["u"]
-                continue
-            d = obj["data"]
-            if d.get("e") == "depthUpdate":
-                if last is None:
-                    pending.append(d)
-                elif d["u"] > last:
-                    assert d["U"] == last + 1  # the recording has no gap
-                    book += diff_rows(d, stamp(ns))
-                    last = d["u"]
-            elif d.get("e") == "trade":
-                side = "sell" if d["m"] else "buy"
-                trades.append(f"binance,BTCUSDT,{d['T'] * 1000},{ns // 1000},{d['t']},{side},"
-                              f"{d['p']},{d['q']}")
-    return (_write(tmp_path / "binance_incremental_book_L2_2024-08-08_BTCUSDT.csv.gz",
-                   f"{HEAD},is_snapshot,side,price,amount", book),
-            _write(tmp_path / "binance_trades_2024-08-08_BTCUSDT.csv.gz",
-                   f"{HEAD},id,side,price,amount", trades))
+from tests.fixtures.tardis import HEAD, from_recording, write_csv
 
 
 def _tops(out) -> list[tuple]:
@@ -88,7 +33,7 @@ def _tops(out) -> list[tuple]:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     root = tmp_path_factory.mktemp("tardis")
-    book, trades = _from_recording(root)
+    book, trades = from_recording(root)
     capture = root / "capture"
     normalize([data_file("binance", "btcusdt_20240808.gz")], capture)
     return root, book, trades, capture
@@ -111,7 +56,7 @@ def test_incremental_book_and_trades_give_the_capture_s_books(recorded, tmp_path
 def test_quotes_and_book_snapshots(recorded, tmp_path):
     root, _, _, capture = recorded
     tops = _tops(capture)
-    quotes = _write(tmp_path / "binance_quotes.csv.gz",
+    quotes = write_csv(tmp_path / "binance_quotes.csv.gz",
                     f"{HEAD},ask_amount,ask_price,bid_price,bid_amount",
                     [f"binance,BTCUSDT,{1723161254000000 + i},{1723161254000000 + i},"
                      f"{aq!r},{a!r},{b!r},{bq!r}" for i, (b, bq, a, aq) in enumerate(tops)])
@@ -119,7 +64,7 @@ def test_quotes_and_book_snapshots(recorded, tmp_path):
     assert _tops(tmp_path / "q") == tops  # each row a one-level book
     cols = ",".join(f"asks[{i}].price,asks[{i}].amount,bids[{i}].price,bids[{i}].amount"
                     for i in range(5))
-    snaps = _write(tmp_path / "x_book_snapshot_5.csv.gz", f"{HEAD},{cols}", [
+    snaps = write_csv(tmp_path / "x_book_snapshot_5.csv.gz", f"{HEAD},{cols}", [
         "bybit,ETHUSDT,1000,1001,101,2,100,1,102,3,99,4,103,5,98,6,104,7,97,8,105,9,96,10",
         "bybit,ETHUSDT,2000,2001,101.5,1,100.5,2,102,3" + "," * 14,
     ])
@@ -131,18 +76,18 @@ def test_quotes_and_book_snapshots(recorded, tmp_path):
 
 
 def test_bad_tardis_input_is_refused_by_name(tmp_path):
-    bad = _write(tmp_path / "bad.csv.gz", f"{HEAD},is_snapshot,side,price,amount", [
+    bad = write_csv(tmp_path / "bad.csv.gz", f"{HEAD},is_snapshot,side,price,amount", [
         "binance,BTCUSDT,1,1,true,bid,100,1", "binance,BTCUSDT,2,2,false,middle,100,1"])
     with pytest.raises(CaptureError, match=r"bad.csv.gz:3: bad incremental_book_L2 row: "
                                            r"side must be bid or ask, got 'middle'"):
         normalize([bad], tmp_path / "o1")
-    other = _write(tmp_path / "deribit_derivative_ticker.csv.gz",
+    other = write_csv(tmp_path / "deribit_derivative_ticker.csv.gz",
                    f"{HEAD},funding_rate,open_interest,last_price", ["deribit,X,1,1,0,0,1"])
     with pytest.raises(CaptureError, match="not a data type flightdesk reads"):
         normalize([other], tmp_path / "o2")
-    good = _write(tmp_path / "ok.csv.gz", f"{HEAD},id,side,price,amount",
+    good = write_csv(tmp_path / "ok.csv.gz", f"{HEAD},id,side,price,amount",
                   ["binance,BTCUSDT,1,1,7,buy,100,1"])
-    short = _write(tmp_path / "short.csv.gz", f"{HEAD},id,side,price,amount",
+    short = write_csv(tmp_path / "short.csv.gz", f"{HEAD},id,side,price,amount",
                    ["binance,BTCUSDT,1,1,7,buy,100,1", "binance,BTCUSDT,2,2,8,buy"])
     with pytest.raises(CaptureError, match=r"short.csv.gz:3: .*fewer columns than the "
                                            r"header's 8"):

@@ -158,6 +158,15 @@ def test_broken_chain_resyncs_that_instrument_only():
     assert kind(proto.parse(doc_sequence()[0], 12)[0]) == "snapshot"  # accepted again
 
 
+def test_a_rejected_update_does_not_advance_the_chain():
+    proto, keeper = fresh()
+    replay(proto, keeper, [(doc_sequence()[0], 0)])
+    with pytest.raises(ParseError, match="bad book level"):
+        proto.parse(book_frame("update", 10, 15, [["NaN", "1", "0", "1"]]), 1)
+    (gap,) = proto.parse(book_frame("update", 15, 16, [["3366", "1", "0", "1"]]), 2)
+    assert type(gap) is Resync and "prevSeqId 15 != last seqId 10" in gap.detail
+
+
 def test_pong_and_events():
     proto = OkxProtocol()
     assert proto.parse("pong", 1) == [Status("okx", "pong")]

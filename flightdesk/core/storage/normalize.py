@@ -57,6 +57,7 @@ _HOSTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("coinbase", "coinbase", {}),
     ("mexc", "mexc", {}),
     ("alpaca", "alpaca", {}),
+    ("bybit", "bybit", {}),
 )
 
 
@@ -65,13 +66,18 @@ def detect_venue(url: str, frame: str | bytes) -> tuple[str, dict[str, Any]] | N
     host = (urlsplit(url).hostname or "").lower()
     for fragment, kind, cfg in _HOSTS:
         if fragment in host:
+            if kind == "bybit":  # wss://stream.bybit.com/v5/public/<market>
+                market = urlsplit(url).path.rstrip("/").rpartition("/")[2]
+                return kind, {"market": market} if market in _BYBIT_MARKETS else {}
             return kind, dict(cfg)
     if isinstance(frame, bytes | bytearray) and frame[:1] not in (b"{", b"["):
         return "mexc", {}  # protobuf push
     text = frame.decode("utf-8", "replace") if isinstance(frame, bytes | bytearray) else frame
     head = text.lstrip()[:400]
-    for marker, kind in (('"stream"', "binance"), ('"lastUpdateId"', "binance"),
-                         ('"e":"depthUpdate"', "binance"), ('"arg"', "okx"),
+    for marker, kind in (('"topic":"orderbook.', "bybit"), ('"topic":"publicTrade.', "bybit"),
+                         ('"topic":"tickers.', "bybit"), ('"stream"', "binance"),
+                         ('"lastUpdateId"', "binance"), ('"e":"depthUpdate"', "binance"),
+                         ('"arg"', "okx"),
                          ('"l2_data"', "coinbase"), ('"product_id"', "coinbase"),
                          ('"c":"spot@', "mexc"), ('"T":"', "alpaca"),
                          ('"channel":"book"', "kraken"), ('"event":"', "kraken")):
@@ -82,6 +88,7 @@ def detect_venue(url: str, frame: str | bytes) -> tuple[str, dict[str, Any]] | N
     return None
 
 
+_BYBIT_MARKETS = ("spot", "linear", "inverse")
 _COINM_SYMBOL = re.compile(r'"s(?:ymbol)?":"[A-Z0-9]+_')
 
 

@@ -11,6 +11,7 @@ from flightdesk.plugins.hookspecs import hookimpl
 def flightdesk_register_venues(register: Any) -> None:
     from flightdesk.plugins.venues.alpaca.config import make_venue as make_alpaca
     from flightdesk.plugins.venues.binance.config import make_venue as make_binance
+    from flightdesk.plugins.venues.bybit.config import make_venue as make_bybit
     from flightdesk.plugins.venues.coinbase.config import make_venue as make_coinbase
     from flightdesk.plugins.venues.kraken.config import make_venue as make_kraken
     from flightdesk.plugins.venues.mexc.config import make_venue as make_mexc
@@ -24,6 +25,7 @@ def flightdesk_register_venues(register: Any) -> None:
     register("coinbase", make_coinbase)
     register("mexc", make_mexc)
     register("alpaca", make_alpaca)
+    register("bybit", make_bybit)
 
 
 @hookimpl

@@ -167,11 +167,12 @@ class OkxProtocol(VenueProtocol):
             raise ParseError(f"book action {action!r} is not snapshot/update")
         out: list[MarketEvent] = []
         for d in data:
+            if action == "update" and inst not in self._last_seq:
+                self.stats.ignored += 1
+                self._count("update_before_snapshot")
+                continue
+            book_msg = self._book_msg(inst, d, action != "update", ts_recv)  # validates first
             if action == "update":
-                if inst not in self._last_seq:
-                    self.stats.ignored += 1
-                    self._count("update_before_snapshot")
-                    continue
                 gap = self._chain(inst, d, ts_recv)
                 if gap is not None:
                     out.append(gap)
@@ -179,7 +180,8 @@ class OkxProtocol(VenueProtocol):
             else:
                 self._last_seq[inst] = _seq(d, "seqId")
                 self._channel_of[inst] = chan
-            out.append(self._book_msg(inst, d, action != "update", ts_recv))
+            self._count("book_snapshot" if book_msg.snapshot else "book_update")
+            out.append(book_msg)
         return out
 
     def _chain(self, inst: str, d: dict, ts_recv: int) -> Resync | None:
@@ -200,7 +202,6 @@ class OkxProtocol(VenueProtocol):
         prev = _seq(d, "prevSeqId")
         seq = _seq(d, "seqId")
         cs = d.get("checksum")
-        self._count("book_snapshot" if snapshot else "book_update")
         return BookMsg(self.name, inst, _ms(d["ts"]), ts_recv,
                        _check_levels(d.get("bids", [])), _check_levels(d.get("asks", [])),
                        snapshot=snapshot, first_id=-1 if prev is None else prev,
