@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "flightdesk.plugins.venues.builtin",
     "flightdesk.plugins.strategies.threshold",
     "flightdesk.plugins.strategies.onnx",
+    "flightdesk.plugins.strategies.flow",
 )
 
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flightdesk.core.errors import ConfigError
+from flightdesk.sdk.tradeflow import TRADE_FEATURES, RollingSums, trade_flow, trade_values
 
 Key = tuple[str, str]
 
@@ -184,7 +185,8 @@ def _accumulate(start: float, values: np.ndarray) -> np.ndarray:
 _COLUMN_FEATURES = ("mid", "microprice", "spread_bps", "imbalance", "depth_ratio", "bid_px",
                     "ask_px", "bid_qty", "ask_qty")
 _WINDOW_FEATURES = ("volatility", "momentum", "imbalance_mean", "count")
-FEATURE_NAMES = _COLUMN_FEATURES + _WINDOW_FEATURES
+QUOTE_FEATURES = _COLUMN_FEATURES + _WINDOW_FEATURES
+FEATURE_NAMES = QUOTE_FEATURES + TRADE_FEATURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,18 +214,31 @@ class FeatureSpec:
 
 
 class FeatureSet:
-    """Named features of ``quotes`` batches as a float matrix, with per-instrument state."""
+    """Named features as a float matrix, with per-instrument state: of ``quotes`` batches,
+    or (trade-flow names, :mod:`flightdesk.sdk.tradeflow`) of ``trades`` batches."""
 
     def __init__(self, names: Sequence[str], default_window_ms: float = 1000.0) -> None:
         self.specs = [FeatureSpec.parse(str(n), default_window_ms) for n in names]
         self.names = [str(n) for n in names]
+        flow = [s.name for s in self.specs if s.name in TRADE_FEATURES]
+        if flow and len(flow) < len(self.specs):
+            quote = [s.name for s in self.specs if s.name not in TRADE_FEATURES]
+            raise ConfigError(f"features {', '.join(flow)} are of trades batches and "
+                              f"{', '.join(quote)} of quotes batches: use one FeatureSet "
+                              "per stream")
+        #: the stream whose batches ``compute`` takes
+        self.stream = "trades" if flow else "quotes"
         windows = sorted({s.window_ms for s in self.specs if s.name in _WINDOW_FEATURES})
         self.windows = {w: RollingWindow(w) for w in windows}
+        self.sums = {w: RollingSums(w) for w in sorted({s.window_ms for s in self.specs
+                                                        if s.name in TRADE_FEATURES})}
 
     def compute(self, batch: pa.RecordBatch, dtype: type = np.float64,
                 groups: list[tuple[Key, np.ndarray]] | None = None) -> np.ndarray:
         """``(rows, features)`` matrix in the order of ``names`` (``groups``: the batch's
         :func:`instrument_groups`, when the caller has them already)."""
+        if self.stream == "trades":
+            return self._trade_flow(batch, groups).astype(dtype, copy=False)
         out = np.empty((batch.num_rows, len(self.specs)), dtype=dtype)
         stats = self._window_stats(batch, groups) if self.windows else {}
         for j, spec in enumerate(self.specs):
@@ -248,4 +263,21 @@ class FeatureSet:
                 cols["momentum"][idx] = st.momentum
                 cols["imbalance_mean"][idx] = st.mean
                 cols["count"][idx] = st.count
+        return out
+
+    def _trade_flow(self, batch: pa.RecordBatch, groups: list[tuple[Key, np.ndarray]] | None
+                    ) -> np.ndarray:
+        if "price" not in batch.schema.names or "side" not in batch.schema.names:
+            raise ConfigError(f"features {', '.join(self.names)} take trades batches "
+                              f"(price, qty, side), got columns {batch.schema.names}")
+        n = batch.num_rows
+        ts = batch.column("ts_event").to_numpy()
+        values = trade_values(batch)
+        out = np.empty((n, len(self.specs)))
+        for key, idx in groups if groups is not None else instrument_groups(batch):
+            results = {w: sums.update(key, ts[idx], values[idx])
+                       for w, sums in self.sums.items()}
+            for j, spec in enumerate(self.specs):
+                win_sums, counts = results[spec.window_ms]
+                out[idx, j] = trade_flow(win_sums, counts, spec.name)
         return out

@@ -73,6 +73,11 @@ class BarBuilder:
         self.rows: list[tuple[Any, ...]] = []
         self.schema = schemas.schema("bars")
 
+    def add_intervals(self, names: Iterable[str]) -> None:
+        """Also build ``names`` (a strategy reading them attached); known ones are kept."""
+        have = {name for name, _ in self.intervals}
+        self.intervals += [(n, interval_ns(n)) for n in names if n not in have]
+
     def add(self, t: TradeMsg) -> None:
         ts, px, qty = t.ts_event, t.price, t.qty
         bars = self._open

@@ -100,7 +100,8 @@ class EngineCore:
         self.ticker24 = Ticker24h()
         self.book_rows = BookRows(book_snapshot_s, every_message=record)
         self.ticker_rows = TickerBuffer()
-        self.slots = Slots(self._on_signals, self._on_quarantine)
+        self.slots = Slots(self._on_signals, self._on_quarantine,
+                           lambda slot: self.bars.add_intervals(slot.bar_intervals))
         self.counters: Counter[str] = Counter()
         self.last_ts_recv = 0
         self.tickers: dict[tuple[str, str], TickerMsg] = {}
@@ -324,13 +325,16 @@ class EngineCore:
             telemetry.feature_calculation.record(time.perf_counter() - t0)
             telemetry.market_updates.add(quotes.num_rows, _QUOTES)
             self.on_quotes(quotes)
+        bars = self.bars.take()  # before the trades that closed them: a strategy reading
+        if bars is not None:     # both knows every bar that ended before a trade's time
+            self.sink.publish("bars", bars)
+            self._run_strategies(bars, "bars")
         trades = self.trades.take()
         if trades is not None:
             self.sink.publish("trades", trades)
             telemetry.market_updates.add(trades.num_rows, _TRADES)
             self._run_strategies(trades, "trades")
-        for stream, buffer in (("bars", self.bars), ("book", self.book_rows),
-                               ("tickers", self.ticker_rows)):
+        for stream, buffer in (("book", self.book_rows), ("tickers", self.ticker_rows)):
             batch = buffer.take()
             if batch is not None:
                 self.sink.publish(stream, batch)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flightdesk.core import schemas
+from flightdesk.core.errors import ConfigError
 from flightdesk.core.runtime import telemetry
 from flightdesk.core.runtime.isolation import check_signals, reason_of, run_on_batch
 from flightdesk.core.trading.orders import Fill
@@ -41,6 +42,10 @@ class StrategySlot:
         self.quarantined = ""
         self.metric_attrs = {"strategy": strategy.name}
         self.wants_fills = type(strategy).on_fills is not Strategy.on_fills
+        #: the bar intervals it reads (``bars`` in its table; "1m" if it reads bars but
+        #: names none); the engine builds them from trades
+        self.bar_intervals = _bar_intervals(strategy) if "bars" in strategy.streams else ()
+        self._interval_filter = pa.array(self.bar_intervals, pa.string())
         self.batches = 0
         self.signals = 0
         self.errors = 0
@@ -49,10 +54,13 @@ class StrategySlot:
     def name(self) -> str:
         return self.strategy.name
 
-    def select(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def select(self, batch: pa.RecordBatch, stream: str = "quotes") -> pa.RecordBatch:
         mask = None
+        if stream == "bars":
+            mask = pc.is_in(batch.column("interval"), self._interval_filter)
         if self.venue:
-            mask = pc.equal(batch.column("venue"), self.venue)
+            m = pc.equal(batch.column("venue"), self.venue)
+            mask = m if mask is None else pc.and_(mask, m)
         if self.symbols:
             m = pc.is_in(batch.column("symbol"), pa.array(self.symbols))
             mask = m if mask is None else pc.and_(mask, m)
@@ -64,13 +72,29 @@ class StrategySlot:
                 "batches": self.batches, "signals": self.signals, "errors": self.errors}
 
 
+def _bar_intervals(strategy: Strategy) -> tuple[str, ...]:
+    from flightdesk.core.market.bars import interval_ns
+
+    raw = strategy.config.get("bars") or ["1m"]
+    names = [raw] if isinstance(raw, str) else list(raw)
+    for name in names:
+        try:
+            interval_ns(str(name))
+        except ConfigError as exc:
+            raise ConfigError(f"strategies.{strategy.name}.bars: {exc}",
+                              key=f"strategies.{strategy.name}.bars") from None
+    return tuple(dict.fromkeys(str(n) for n in names))
+
+
 class Slots:
     """The engine's strategy slots, in order (see the module docstring)."""
 
-    def __init__(self, on_signals: SignalSink, on_quarantine: QuarantineSink) -> None:
+    def __init__(self, on_signals: SignalSink, on_quarantine: QuarantineSink,
+                 on_attach: Callable[[StrategySlot], None] | None = None) -> None:
         self.items: list[StrategySlot] = []
         self._on_signals = on_signals
         self._on_quarantine = on_quarantine
+        self._on_attach = on_attach
 
     def __iter__(self) -> Iterator[StrategySlot]:
         return iter(self.items)
@@ -86,6 +110,8 @@ class Slots:
         if any(s.name == slot.name for s in self.items):
             raise ValueError(f"strategy {slot.name!r} already runs in this desk; "
                              "pick another name")
+        if self._on_attach is not None:
+            self._on_attach(slot)
         self.items.append(slot)
 
     def detach(self, slot: StrategySlot) -> None:
@@ -97,7 +123,7 @@ class Slots:
         for slot in self.items:
             if not slot.enabled or slot.quarantined or stream not in slot.strategy.streams:
                 continue
-            part = slot.select(batch)
+            part = slot.select(batch, stream)
             if part.num_rows == 0:
                 continue
             slot.batches += 1
