@@ -72,9 +72,14 @@ class DeskClient:
 
     def history(self, stream: str, start: Time = None, end: Time = None,
                 symbols: Sequence[str] = (), venues: Sequence[str] = (),
-                columns: Sequence[str] = (), limit: int | None = None) -> pa.Table:
-        """Stored rows of ``stream`` with ``start <= ts < end`` (market streams: ``ts_event``)."""
-        extra = {"start": _ns(start), "end": _ns(end), "limit": limit}
+                columns: Sequence[str] = (), limit: int | None = None,
+                order: str = "oldest") -> pa.Table:
+        """Stored rows of ``stream`` with ``start <= ts < end`` (market streams: ``ts_event``),
+        oldest first; ``order="newest"`` gives the newest first (with ``limit``: the newest
+        ``limit`` rows, e.g. the last 100 trades)."""
+        extra: dict[str, Any] = {"start": _ns(start), "end": _ns(end), "limit": limit}
+        if order != "oldest":
+            extra["order"] = order
         ticket = self._ticket(stream, "history", symbols, venues, columns, **extra)
         return self._get(ticket).read_all()
 

@@ -187,3 +187,55 @@ def test_a_stalled_history_reader_does_not_hold_the_turn_of_the_others(tmp_path)
         assert other.num_rows == 400_000
         assert sorted(other.column("seq").to_pylist()) == list(range(1, 400_001))
         stalled.cancel()
+
+
+@pytest.mark.parametrize("kw", [
+    {"limit": 100},
+    {"limit": 1},
+    {"symbols": ["BTCUSDT"], "limit": 1_234},
+    {"end": T0 + DAY, "limit": 50, "columns": ["mid", "symbol"]},
+    {"venues": ["other"]},
+])
+def test_newest_first_keeps_the_newest_rows_and_reads_few_row_groups(
+        tmp_path, small_row_groups, kw, monkeypatch):
+    write_partitioned(_quotes(6_000), tmp_path, "quotes", "a")
+    write_partitioned(_quotes(3_000, venue="other", seed=6), tmp_path, "quotes", "b")
+    cols = kw.get("columns")
+    everything = _expected(tmp_path, **{**kw, "limit": None, "columns": None})
+    want = everything.sort_by([("ts_event", "descending"), ("seq", "descending")])
+    if "limit" in kw:
+        want = want.slice(0, kw["limit"])
+    want = want.select(cols or want.column_names)
+    decoded = []
+    real = history_module._Scan._fragment
+    monkeypatch.setattr(history_module._Scan, "_fragment",
+                        lambda self, plan: decoded.append(plan) or real(self, plan))
+    got = history_module.market(_request(**kw, order="newest"), tmp_path).read_all()
+    schema = pa.schema([schemas.schema("quotes").field(c) for c in want.column_names])
+    assert got.equals(want.cast(schema))
+    if kw.get("limit", 10_000) <= 100:  # the newest rows of 9 row groups... of 12 files
+        assert len(decoded) <= 4
+
+
+def test_newest_trading_rows_come_from_the_store_in_sql(tmp_path):
+    from flightdesk.core.storage.store import Store
+
+    store = Store(tmp_path / "s.sqlite").start()
+    try:
+        rows = [{"ts": 1_000 + i, "kind": "k", "venue": "v", "symbol": "X", "detail": str(i),
+                 "seq": i} for i in range(50)]
+        store.submit("events", rows)
+        store.flush()
+        got = history_module.stored(parse_request(json.dumps(
+            {"stream": "events", "mode": "history", "order": "newest", "limit": 3}).encode()),
+            store)
+        assert got.column("ts").to_pylist() == [1049, 1048, 1047]
+    finally:
+        store.close()
+
+
+def test_order_is_checked():
+    with pytest.raises(flightdesk.TicketError, match="'order' must be one of oldest, newest"):
+        _request(order="latest")
+    with pytest.raises(flightdesk.TicketError, match="applies to mode 'history'"):
+        parse_request(b'{"stream": "quotes", "mode": "live", "order": "newest"}')

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -129,9 +130,15 @@ def stored(req: StreamRequest, store: Any) -> pa.Table:
     sql = f"SELECT * FROM {req.stream}"  # the name is one of STORED_STREAMS, never user text
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {store.dialect.order_by(req.stream)}"
+    order = store.dialect.order_by(req.stream)
+    newest = req.order == "newest"
+    if newest:
+        order = ", ".join(f"{c.strip()} DESC" for c in order.split(","))
+    sql += f" ORDER BY {order}"
+    mask = _and([e for _, e in _conditions(req, _store_columns(req.stream))])
+    if mask is None and req.limit is not None:
+        sql += f" LIMIT {int(req.limit)}"  # an int, never user text
     table = schemas.conform(req.stream, store.query(sql, tuple(params)))
-    mask = _and([e for _, e in _conditions(req, table.schema.names)])
     if mask is not None:
         table = table.filter(mask)
     if req.columns:
@@ -151,9 +158,15 @@ def market(req: StreamRequest, root: Path, cache: FileCache | None = None
     missing = [c for c in columns if c not in dataset.schema.names]
     if missing:
         raise TicketError(f"{req.stream} history at {path} has no column {missing[0]!r}")
+    conds = _conditions(req, dataset.schema.names, time_column="ts_event")
+    if req.order == "newest":  # ordered by ts_event, seq whatever the projection
+        ordered = list(dict.fromkeys([*columns, *(c for c in ("ts_event", "seq")
+                                                  if c in dataset.schema.names)]))
+        full = pa.schema([target.field(c) for c in ordered], metadata=target.metadata)
+        return _newest(_Scan(dataset, conds, full, cache), req.limit).select(
+            columns).to_reader()
     schema = pa.schema([target.field(c) for c in columns], metadata=target.metadata)
-    scan = _Scan(dataset, _conditions(req, dataset.schema.names, time_column="ts_event"),
-                 schema, cache)
+    scan = _Scan(dataset, conds, schema, cache)
     if cache is not None:
         plans = list(scan.plans())
         if all(plan.needed is not None and all(cache.has(key) for key in plan.keys)
@@ -163,6 +176,41 @@ def market(req: StreamRequest, root: Path, cache: FileCache | None = None
                                          schema).to_reader()
         return pa.RecordBatchReader.from_batches(schema, scan.batches(req.limit, plans))
     return pa.RecordBatchReader.from_batches(schema, scan.batches(req.limit))
+
+
+def _store_columns(stream: str) -> list[str]:
+    return schemas.schema(stream).names
+
+
+def _newest(scan: _Scan, limit: int | None) -> pa.Table:
+    """The ``limit`` newest rows (all without one), newest first: row groups are read
+    from the newest ``ts_event`` maximum down, until the next one cannot hold a row newer
+    than the ``limit``-th kept."""
+    groups: list[tuple[float, Any]] = []
+    for plan in scan.plans():
+        if plan.needed is None or "ts_event" not in plan.fragment.physical_schema.names:
+            groups.append((float("inf"), plan))  # no statistics to go by: read it whole
+            continue
+        col = plan.fragment.physical_schema.get_field_index("ts_event")
+        for i, rg in enumerate(plan.row_groups):
+            stats = plan.fragment.metadata.row_group(rg).column(col).statistics
+            top = stats.max if stats is not None and stats.has_min_max else float("inf")
+            groups.append((top, plan._replace(row_groups=[rg], keys=plan.keys[i:i + 1])))
+    groups.sort(key=lambda g: g[0], reverse=True)
+    kept: list[pa.RecordBatch] = []
+    rows, floor = 0, None
+    for top, plan in groups:
+        if limit is not None and floor is not None and top < floor:
+            break
+        kept += [b for b in scan._fragment(plan) if b.num_rows]
+        rows = sum(b.num_rows for b in kept)
+        if limit is not None and rows >= limit:
+            ts = np.concatenate([b.column("ts_event").to_numpy() for b in kept])
+            floor = int(-np.partition(-ts, limit - 1)[limit - 1])  # the limit-th newest
+    table = pa.Table.from_batches(kept, scan.schema)
+    keys = [(c, "descending") for c in ("ts_event", "seq") if c in table.schema.names]
+    table = table.sort_by(keys)
+    return table.slice(0, limit) if limit is not None else table
 
 
 def _conditions(req: StreamRequest, names: list[str], time_column: str = "ts"

@@ -2,7 +2,8 @@
 
 ``{"stream": "quotes", "symbols": ["BTCUSDT"], "venues": ["sim"], "columns": [...],
 "mode": "live"}`` — ``mode`` is ``live`` (unbounded tail), ``snapshot`` (current state) or
-``history`` (stored rows, ``start``/``end`` in ns). Every malformed ticket gets a
+``history`` (stored rows, ``start``/``end`` in ns; ``"order": "newest"`` gives the newest
+rows first, so ``"limit": N`` keeps the newest N). Every malformed ticket gets a
 :class:`TicketError` that says what was wrong.
 """
 
@@ -17,10 +18,12 @@ from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 
 MODES = ("live", "snapshot", "history")
+ORDERS = ("oldest", "newest")  # history: which rows a limit keeps, and their order
 DEFAULT_DEPTH = 10
 MAX_DEPTH = 10_000  # book levels per side in a snapshot
 MAX_LIMIT = 100_000_000  # rows of a history read
-_KEYS = {"stream", "mode", "symbols", "venues", "columns", "start", "end", "depth", "limit"}
+_KEYS = {"stream", "mode", "symbols", "venues", "columns", "start", "end", "depth", "limit",
+         "order"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class StreamRequest:
     end: int | None = None
     depth: int = DEFAULT_DEPTH
     limit: int | None = None
+    order: str = "oldest"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -46,6 +50,8 @@ class StreamRequest:
                 d[key] = getattr(self, key)
         if self.depth != DEFAULT_DEPTH:
             d["depth"] = self.depth
+        if self.order != "oldest":
+            d["order"] = self.order
         return json.dumps(d).encode()
 
 
@@ -79,6 +85,12 @@ def parse_request(raw: bytes, what: str = "ticket") -> StreamRequest:
     mode = obj.get("mode", "live")
     if mode not in MODES:
         raise TicketError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
+    order = obj.get("order", "oldest")
+    if order not in ORDERS:
+        raise TicketError(f"{what} key 'order' must be one of {', '.join(ORDERS)}, got "
+                          f"{order!r}")
+    if order != "oldest" and mode != "history":
+        raise TicketError(f"{what} key 'order' applies to mode 'history', not {mode!r}")
     columns = _strings(obj, "columns", what)
     known = set(schemas.schema(stream).names)
     for col in columns:
@@ -88,7 +100,7 @@ def parse_request(raw: bytes, what: str = "ticket") -> StreamRequest:
                          venues=_strings(obj, "venues", what), columns=columns,
                          start=_int(obj, "start", what), end=_int(obj, "end", what),
                          depth=_count(obj, "depth", what, MAX_DEPTH) or DEFAULT_DEPTH,
-                         limit=_count(obj, "limit", what, MAX_LIMIT))
+                         limit=_count(obj, "limit", what, MAX_LIMIT), order=order)
 
 
 def _strings(obj: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
