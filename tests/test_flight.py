@@ -230,3 +230,30 @@ def test_actions_switch_strategies_flatten_and_cancel(desk):
     wait_for(lambda: all(abs(q) < 1e-9 for q in eng.positions()["qty"].to_pylist()),
              what="every position closed")
     assert action(client, "strategies", {"name": "threshold", "enabled": True})["enabled"]
+
+
+def test_tickers_stream_live_and_snapshot_with_the_rolling_24h(tmp_path):
+    """A subscriber turns venue tickers on: live rows are the venue's bookTicker with the
+    desk's 24 h statistics of the trades; a snapshot has one row per instrument."""
+    eng = start_desk(tmp_path, rate=400.0, venues={"sim": {"book_ticker": True}})
+    client = fl.connect(eng.flight_uri)
+    try:
+        proto = eng.desk.core.venues["sim"].protocol
+        assert proto.tickers_wanted is False  # nobody asked: bookTicker frames skipped
+        reader = client.do_get(ticket(stream="tickers", mode="live", symbols=["BTCUSDT"]))
+        rows: list[dict] = []
+        while len(rows) < 50:
+            rows += reader.read_chunk().data.to_pylist()
+        reader.cancel()
+        assert proto.tickers_wanted is True
+        assert {r["symbol"] for r in rows} == {"BTCUSDT"}
+        assert all(r["bid_px"] < r["ask_px"] for r in rows)
+        with_stats = [r for r in rows if r["trades_24h"] is not None]
+        assert with_stats and all(r["low_24h"] <= r["last_px"] <= r["high_24h"]
+                                  for r in with_stats)
+        snap = client.do_get(ticket(stream="tickers", mode="snapshot")).read_all()
+        assert sorted(snap["symbol"].to_pylist()) == ["BTCUSDT", "ETHUSDT"]
+        assert snap.schema == schemas.schema("tickers")
+    finally:
+        client.close()
+        eng.stop()

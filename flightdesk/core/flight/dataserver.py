@@ -76,6 +76,9 @@ class DataDesk:
     def request_book_snapshots(self) -> None:
         """No books here (``book`` stays on the desk's port)."""
 
+    def request_tickers(self) -> None:
+        """No engine here (``tickers`` stays on the desk's port)."""
+
     def _no_engine(self, *args: object, **kwargs: object) -> Any:
         raise TicketError("the data plane has no engine; ask the desk's own port")
 

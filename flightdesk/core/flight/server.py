@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LIVE_STREAMS = ("quotes", "trades", "book", "bars", "orders", "fills", "positions",
+LIVE_STREAMS = ("quotes", "trades", "book", "bars", "tickers", "orders", "fills", "positions",
                 "events")
 STORED_STREAMS = history.STORED_STREAMS
 
@@ -218,6 +218,8 @@ class DeskFlightServer(flight.FlightServerBase):
                                   params={"peer": peer, "symbols": list(req.symbols)})
         if req.stream == "book":
             self.desk.request_book_snapshots()
+        elif req.stream == "tickers":
+            self.desk.request_tickers()
         stop = self.desk.stop_event
         try:
             while not stop.is_set():

@@ -8,12 +8,17 @@ it is busy or replaying. ``seq`` is assigned there, contiguous per stream. Spars
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from flightdesk.core import schemas
 from flightdesk.core.market.columns import QuoteBuffer, TradeBuffer, strings
 from flightdesk.core.market.events import TickerMsg
+
+if TYPE_CHECKING:
+    from flightdesk.core.market.bars import TickerStats
 
 __all__ = ["QuoteBuffer", "RowBuffer", "TICKERS_SCHEMA", "TickerBuffer", "TradeBuffer",
            "strings"]
@@ -38,11 +43,9 @@ class RowBuffer:
         return rows
 
 
-#: the ``tickers`` rows ``flightdesk normalize`` writes: the venue's own best bid/offer
-TICKERS_SCHEMA = pa.schema([
-    ("ts_event", pa.int64()), ("ts_recv", pa.int64()), ("venue", pa.string()),
-    ("symbol", pa.string()), ("bid_px", pa.float64()), ("bid_qty", pa.float64()),
-    ("ask_px", pa.float64()), ("ask_qty", pa.float64()), ("update_id", pa.int64())])
+#: ``tickers`` rows: the venue's own best bid/offer, then the rolling 24 h statistics
+TICKERS_SCHEMA = schemas.schema("tickers")
+_NO_STATS = (None,) * (len(TICKERS_SCHEMA) - 9)  # the rolling 24 h columns of a row
 
 
 def _num(value: str) -> float:
@@ -59,11 +62,20 @@ class TickerBuffer:
         self.rows.append((t.ts_event, t.ts_recv, t.venue, t.symbol, _num(t.bid_px),
                           _num(t.bid_qty), _num(t.ask_px), _num(t.ask_qty), t.update_id))
 
-    def take(self) -> pa.RecordBatch | None:
+    def take(self, stats: Callable[[str, str], TickerStats | None] | None = None
+             ) -> pa.RecordBatch | None:
+        """The rows since the last call (None if none), each with ``stats(venue, symbol)``,
+        the rolling 24 h statistics at this time (null columns without)."""
         if not self.rows:
             return None
-        cols = list(zip(*self.rows, strict=True))
-        self.rows = []
+        rows, self.rows = self.rows, []
+        extra: list[tuple[Any, ...]] = []
+        for r in rows:
+            st = stats(r[2], r[3]) if stats is not None else None
+            extra.append(_NO_STATS if st is None else (
+                st.open, st.high, st.low, st.last, st.volume, st.quote_volume, st.trades,
+                st.change_pct))
+        cols = list(zip(*(r + e for r, e in zip(rows, extra, strict=True)), strict=True))
         return pa.RecordBatch.from_arrays(
             [pa.array(c, f.type) for c, f in zip(cols, TICKERS_SCHEMA, strict=True)],
             schema=TICKERS_SCHEMA)

@@ -76,6 +76,9 @@ class DeskAPI(Protocol):
 
     def request_book_snapshots(self) -> None: ...
 
+    def request_tickers(self) -> None:
+        """A ``tickers`` subscriber came: parse and publish venue tickers from now on."""
+
     # -- control ----------------------------------------------------------------------
     def kill(self, on: bool = True) -> dict[str, Any]: ...
 

@@ -353,6 +353,9 @@ class Desk:
     def request_book_snapshots(self) -> None:
         self.core.book_rows.request_snapshots()
 
+    def request_tickers(self) -> None:
+        self.call(self.core.publish_tickers)
+
     def kill(self, on: bool = True) -> dict[str, Any]:
         """The kill switch; on a desk with venue executors, ``on`` also waits (up to
         ``[trading] kill_wait_s``) for the venues to confirm the cancels."""

@@ -105,6 +105,7 @@ class EngineCore:
         self.counters: Counter[str] = Counter()
         self.last_ts_recv = 0
         self.tickers: dict[tuple[str, str], TickerMsg] = {}
+        self.tickers_published = False  # set by publish_tickers(): a subscriber wants them
         #: snapshot requests of venues without a feed (replays answer them from captures)
         self.wanted_snapshots: dict[str, list[str]] = {}
         self.flush_listeners: list[Callable[[], None]] = []
@@ -125,7 +126,8 @@ class EngineCore:
         """Carry one more venue (replays meet venues as the capture reveals them)."""
         self.venues[venue.name] = venue
         self.books.protocols[venue.name] = venue.protocol
-        venue.protocol.tickers_wanted = self.record  # only normalize writes tickers rows
+        # tickers are parsed only for normalize, or once someone subscribed to them
+        venue.protocol.tickers_wanted = self.record or self.tickers_published
 
     def book(self, venue: str, symbol: str) -> L2Book | None:
         """``venue``'s book of ``symbol`` if it has both sides, else None."""
@@ -227,9 +229,16 @@ class EngineCore:
         self.bars.rows.append((b.venue, b.symbol, b.interval, b.open_time, b.open, b.high,
                                b.low, b.close, b.volume, b.trades))
 
+    def publish_tickers(self) -> None:
+        """From now on parse venue tickers and publish them on ``tickers`` (a subscriber
+        came; until then, venues skip ticker frames before decoding them)."""
+        self.tickers_published = True
+        for venue in self.venues.values():
+            venue.protocol.tickers_wanted = True
+
     def _on_ticker(self, t: TickerMsg) -> None:
         self.tickers[(t.venue, t.symbol)] = t
-        if self.record:
+        if self.record or self.tickers_published:
             self.ticker_rows.add(t)
 
     def _on_resync(self, ev: Resync) -> None:
@@ -334,10 +343,12 @@ class EngineCore:
             self.sink.publish("trades", trades)
             telemetry.market_updates.add(trades.num_rows, _TRADES)
             self._run_strategies(trades, "trades")
-        for stream, buffer in (("book", self.book_rows), ("tickers", self.ticker_rows)):
-            batch = buffer.take()
-            if batch is not None:
-                self.sink.publish(stream, batch)
+        book = self.book_rows.take()
+        if book is not None:
+            self.sink.publish("book", book)
+        tickers = self.ticker_rows.take(self.ticker24.get)
+        if tickers is not None:
+            self.sink.publish("tickers", tickers)
 
     def on_quotes(self, quotes: pa.RecordBatch) -> None:
         """Run the strategies on a quotes batch, then publish it (also used by replays of

@@ -18,7 +18,9 @@ import pyarrow as pa
 
 from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
+from flightdesk.core.market.batcher import TickerBuffer
 from flightdesk.core.market.book import L2Book
+from flightdesk.core.market.events import TickerMsg
 from flightdesk.core.runtime.executors import VenueExecutors
 from flightdesk.core.runtime.redact import redact_config
 from flightdesk.core.trading.orders import order_row
@@ -202,8 +204,26 @@ class DeskState:
             return self._quotes_snapshot()
         if req.stream == "book":
             return self._book_snapshot(req.depth)
+        if req.stream == "tickers":
+            return self._tickers_snapshot()
         raise TicketError(f"stream {req.stream!r} has no snapshot mode; snapshot streams are "
-                          "positions, orders, quotes, book")
+                          "positions, orders, quotes, book, tickers")
+
+    def _tickers_snapshot(self) -> pa.Table:
+        """One row per instrument: the venue's last ticker (else the desk's top of book)
+        and the rolling 24 h statistics of its trades."""
+        core = self.rt.engine
+        buffer = TickerBuffer()
+        for (venue, symbol), book in sorted(core.books.books.items()):
+            t = core.tickers.get((venue, symbol))
+            if t is None:
+                bp, bq, ap, aq = book.top()
+                t = TickerMsg(venue, symbol, book.ts_event, time.time_ns(), repr(bp),
+                              repr(bq), repr(ap), repr(aq), book.last_id)
+            buffer.add(t)
+        batch = buffer.take(core.ticker24.get)
+        return pa.Table.from_batches([batch] if batch is not None else [],
+                                     schema=schemas.schema("tickers"))
 
     def _orders_snapshot(self) -> pa.Table:
         rows = [order_row(s.order, s.status, s.order.ts, "", s.filled)

@@ -21,6 +21,14 @@ from websockets.protocol import State
 log = logging.getLogger(__name__)
 
 
+def stream_key(name: str) -> str:
+    """A stream name as the market spells it: the symbol lower case, the channel as is
+    (``BTCUSDT@bookTicker`` -> ``btcusdt@bookTicker``; lower-casing the channel too lost
+    every ``bookTicker``)."""
+    symbol, at, channel = name.partition("@")
+    return symbol.lower() + at + channel
+
+
 class Client:
     """One WebSocket client: its connection, its streams and its framing."""
 
@@ -60,14 +68,16 @@ class Fanout:
     def subscribe(self, client: Client, streams: Iterable[str]) -> None:
         for name in streams:
             if isinstance(name, str) and name:
-                client.streams.add(name.lower())
-                self._subs.setdefault((name.lower(), client.combined), set()).add(client.conn)
+                key = stream_key(name)
+                client.streams.add(key)
+                self._subs.setdefault((key, client.combined), set()).add(client.conn)
 
     def unsubscribe(self, client: Client, streams: Iterable[str]) -> None:
         for name in streams:
             if isinstance(name, str):
-                client.streams.discard(name.lower())
-                self._subs.get((name.lower(), client.combined), set()).discard(client.conn)
+                key = stream_key(name)
+                client.streams.discard(key)
+                self._subs.get((key, client.combined), set()).discard(client.conn)
 
     # -- sending --------------------------------------------------------------------------
     def publish(self, msgs: list[tuple[str, str]]) -> None:

@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "rate": 200.0,
     "burst": True,
     "depth_limit": 1000,
+    "book_ticker": False,  # also stream bookTicker (the venue's own best bid/offer)
 }
 
 
@@ -43,9 +44,12 @@ def make_sim_venue(name: str, cfg: dict[str, Any]) -> Venue:
         seed=int(cfg["seed"]),
         rate=float(cfg["rate"]),
         burst=bool(cfg["burst"]),
+        book_ticker=bool(cfg["book_ticker"]),
     ).start()
+    channels = ("depth@100ms", "trade", "bookTicker") if cfg["book_ticker"] else (
+        "depth@100ms", "trade")
     feed = BinanceFeed(
-        exchange.ws_url(symbols, ("depth@100ms", "trade")),
+        exchange.ws_url(symbols, channels),
         exchange.rest_url,
         symbols,
         depth_limit=int(cfg["depth_limit"]),
