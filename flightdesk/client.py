@@ -64,11 +64,15 @@ class DeskClient:
 
     # -- data -------------------------------------------------------------------------
     def stream(self, stream: str, symbols: Sequence[str] = (), venues: Sequence[str] = (),
-               columns: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
+               columns: Sequence[str] = (), depth: int | None = None,
+               interval_ms: int | None = None) -> Iterator[pa.RecordBatch]:
         """Live batches of ``stream`` as they happen (an endless iterator; ``close()`` it
         or break out of the loop to stop). ``seq`` is contiguous unless batches were
-        dropped because this reader fell behind."""
-        return _Live(self._get(self._ticket(stream, "live", symbols, venues, columns)))
+        dropped because this reader fell behind. For ``book``, ``depth`` caps the levels
+        per side (only changes inside the top ``depth``) and ``interval_ms`` conflates
+        the changes to at most one batch per interval."""
+        return _Live(self._get(self._ticket(stream, "live", symbols, venues, columns,
+                                            depth=depth, interval_ms=interval_ms)))
 
     def history(self, stream: str, start: Time = None, end: Time = None,
                 symbols: Sequence[str] = (), venues: Sequence[str] = (),

@@ -25,6 +25,7 @@ from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
 from flightdesk.core.flight import history_reader as history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
+from flightdesk.core.flight.book_view import BookView
 from flightdesk.core.flight.closing import OpenCalls, shutdown_within
 from flightdesk.core.flight.exchange import serve_exchange
 from flightdesk.core.flight.hygiene import guard_stream, hygienic
@@ -221,6 +222,13 @@ class DeskFlightServer(flight.FlightServerBase):
         elif req.stream == "tickers":
             self.desk.request_tickers()
         stop = self.desk.stop_event
+        if req.stream == "book" and (req.view_depth is not None or req.interval_ms):
+            view = BookView(req.view_depth, req.interval_ms)
+            try:
+                yield from self._viewed(req, sub, view, cancelled)
+            finally:
+                self.desk.unsubscribe(sub)
+            return
         try:
             while not stop.is_set():
                 # what queued meanwhile goes out as one write: a reader that fell behind
@@ -236,6 +244,22 @@ class DeskFlightServer(flight.FlightServerBase):
                         yield self._project(req, batch)
         finally:
             self.desk.unsubscribe(sub)
+
+    def _viewed(self, req: StreamRequest, sub: Any, view: BookView,
+                cancelled: Callable[[], bool]) -> Iterator[pa.RecordBatch]:
+        """The live book through this subscriber's capped, conflated view."""
+        stop = self.desk.stop_event
+        while not stop.is_set():
+            batches = sub.drain(timeout=view.wait_s(), limit=_DRAIN_MAX)
+            if not batches and not view.dirty and cancelled():
+                return
+            for batch in batches:
+                batch = self._filter(req, batch)
+                if batch.num_rows:
+                    view.feed(batch)
+            out = view.emit()
+            if out is not None:
+                yield self._project(req, out)
 
     @staticmethod
     def _filter(req: StreamRequest, batch: Any) -> Any:

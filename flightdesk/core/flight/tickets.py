@@ -3,7 +3,8 @@
 ``{"stream": "quotes", "symbols": ["BTCUSDT"], "venues": ["sim"], "columns": [...],
 "mode": "live"}`` — ``mode`` is ``live`` (unbounded tail), ``snapshot`` (current state) or
 ``history`` (stored rows, ``start``/``end`` in ns; ``"order": "newest"`` gives the newest
-rows first, so ``"limit": N`` keeps the newest N). Every malformed ticket gets a
+rows first, so ``"limit": N`` keeps the newest N). The live ``book`` takes ``"depth": N``
+and ``"interval_ms": M`` (:mod:`flightdesk.core.flight.book_view`). Every malformed ticket gets a
 :class:`TicketError` that says what was wrong.
 """
 
@@ -23,7 +24,8 @@ DEFAULT_DEPTH = 10
 MAX_DEPTH = 10_000  # book levels per side in a snapshot
 MAX_LIMIT = 100_000_000  # rows of a history read
 _KEYS = {"stream", "mode", "symbols", "venues", "columns", "start", "end", "depth", "limit",
-         "order"}
+         "order", "interval_ms"}
+MAX_INTERVAL_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class StreamRequest:
     depth: int = DEFAULT_DEPTH
     limit: int | None = None
     order: str = "oldest"
+    #: the live book: levels per side (None: all) and the conflation interval (None: none)
+    view_depth: int | None = None
+    interval_ms: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -52,6 +57,8 @@ class StreamRequest:
             d["depth"] = self.depth
         if self.order != "oldest":
             d["order"] = self.order
+        if self.interval_ms is not None:
+            d["interval_ms"] = self.interval_ms
         return json.dumps(d).encode()
 
 
@@ -91,6 +98,11 @@ def parse_request(raw: bytes, what: str = "ticket") -> StreamRequest:
                           f"{order!r}")
     if order != "oldest" and mode != "history":
         raise TicketError(f"{what} key 'order' applies to mode 'history', not {mode!r}")
+    interval_ms = _count(obj, "interval_ms", what, MAX_INTERVAL_MS)
+    if interval_ms is not None and (stream != "book" or mode != "live"):
+        raise TicketError(f"{what} key 'interval_ms' applies to the live book stream "
+                          "(mode 'live', stream 'book')")
+    depth = _count(obj, "depth", what, MAX_DEPTH)
     columns = _strings(obj, "columns", what)
     known = set(schemas.schema(stream).names)
     for col in columns:
@@ -99,8 +111,10 @@ def parse_request(raw: bytes, what: str = "ticket") -> StreamRequest:
     return StreamRequest(stream=stream, mode=mode, symbols=_strings(obj, "symbols", what),
                          venues=_strings(obj, "venues", what), columns=columns,
                          start=_int(obj, "start", what), end=_int(obj, "end", what),
-                         depth=_count(obj, "depth", what, MAX_DEPTH) or DEFAULT_DEPTH,
-                         limit=_count(obj, "limit", what, MAX_LIMIT), order=order)
+                         depth=depth or DEFAULT_DEPTH,
+                         limit=_count(obj, "limit", what, MAX_LIMIT), order=order,
+                         view_depth=depth if stream == "book" and mode == "live" else None,
+                         interval_ms=interval_ms)
 
 
 def _strings(obj: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
