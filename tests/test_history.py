@@ -239,3 +239,23 @@ def test_order_is_checked():
         _request(order="latest")
     with pytest.raises(flightdesk.TicketError, match="applies to mode 'history'"):
         parse_request(b'{"stream": "quotes", "mode": "live", "order": "newest"}')
+
+
+def test_bars_are_written_to_history_and_read_back_newest_first(tmp_path):
+    cfg = {"desk": {"data_dir": str(tmp_path)}, "flight": {"enabled": False},
+           "store": {"history": True},
+           "venues": {"sim": {"type": "sim", "rate": 800.0}}}
+    with flightdesk.Engine(cfg) as eng:
+        wait_for(lambda: eng.desk.bus.published.get("bars", 0) >= 4, timeout=30,
+                 what="4 bars batches")
+    root = tmp_path / "history"
+    bars = read_history(root, "bars")
+    assert bars.num_rows > 0 and set(bars["interval"].to_pylist()) <= {"1s", "1m", "1h", "1d"}
+    assert bars["open_time"].to_pylist() == sorted(bars["open_time"].to_pylist())
+    req = parse_request(json.dumps({"stream": "bars", "mode": "history", "order": "newest",
+                                    "limit": 3, "symbols": ["BTCUSDT"]}).encode())
+    got = history_module.market(req, root).read_all()
+    mine = bars.filter(pc.equal(bars["symbol"], "BTCUSDT")).sort_by(
+        [("open_time", "descending"), ("interval", "descending")]).slice(0, 3)
+    assert got.num_rows == min(3, mine.num_rows) > 0
+    assert got["open_time"].to_pylist() == mine["open_time"].to_pylist()

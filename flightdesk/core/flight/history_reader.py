@@ -1,7 +1,7 @@
 """``mode: history``: stored trading rows from the store, market data from Parquet.
 
 Trading streams (orders, fills, positions, events) come from the store, filtered by ``ts``
-in SQL. Market streams (quotes, trades, book) come from the Parquet history dataset
+in SQL. Market streams (quotes, trades, book, bars) come from the Parquet history dataset
 ``<history_dir>/<stream>/`` (``[store] history_dir``, default ``<data_dir>/history``) —
 hive partitions (``venue=…/symbol=…/date=…``) or plain files.
 
@@ -40,9 +40,10 @@ from flightdesk.core import schemas
 from flightdesk.core.errors import TicketError
 from flightdesk.core.flight.tickets import StreamRequest
 from flightdesk.core.runtime.api import DeskAPI
+from flightdesk.core.storage.history_writer import order_keys
 
 STORED_STREAMS = ("orders", "fills", "positions", "events")
-MARKET_STREAMS = ("quotes", "trades", "book")
+MARKET_STREAMS = ("quotes", "trades", "book", "bars")
 #: rows per history batch (~1.9 MB of quotes): 8k-16k rows measured cheapest end to end,
 #: for the bare pyarrow server too; 1M-row batches cost ~2.5x more CPU
 HISTORY_BATCH_ROWS = 1 << 14
@@ -158,12 +159,13 @@ def market(req: StreamRequest, root: Path, cache: FileCache | None = None
     missing = [c for c in columns if c not in dataset.schema.names]
     if missing:
         raise TicketError(f"{req.stream} history at {path} has no column {missing[0]!r}")
-    conds = _conditions(req, dataset.schema.names, time_column="ts_event")
-    if req.order == "newest":  # ordered by ts_event, seq whatever the projection
-        ordered = list(dict.fromkeys([*columns, *(c for c in ("ts_event", "seq")
+    keys = order_keys(req.stream)
+    conds = _conditions(req, dataset.schema.names, time_column=keys[0])
+    if req.order == "newest":  # ordered by time, then tie-break, whatever the projection
+        ordered = list(dict.fromkeys([*columns, *(c for c in keys
                                                   if c in dataset.schema.names)]))
         full = pa.schema([target.field(c) for c in ordered], metadata=target.metadata)
-        return _newest(_Scan(dataset, conds, full, cache), req.limit).select(
+        return _newest(_Scan(dataset, conds, full, cache), req.limit, keys).select(
             columns).to_reader()
     schema = pa.schema([target.field(c) for c in columns], metadata=target.metadata)
     scan = _Scan(dataset, conds, schema, cache)
@@ -182,16 +184,18 @@ def _store_columns(stream: str) -> list[str]:
     return schemas.schema(stream).names
 
 
-def _newest(scan: _Scan, limit: int | None) -> pa.Table:
+def _newest(scan: _Scan, limit: int | None,
+            keys: tuple[str, str] = ("ts_event", "seq")) -> pa.Table:
     """The ``limit`` newest rows (all without one), newest first: row groups are read
     from the newest ``ts_event`` maximum down, until the next one cannot hold a row newer
     than the ``limit``-th kept."""
+    time_col = keys[0]
     groups: list[tuple[float, Any]] = []
     for plan in scan.plans():
-        if plan.needed is None or "ts_event" not in plan.fragment.physical_schema.names:
+        if plan.needed is None or time_col not in plan.fragment.physical_schema.names:
             groups.append((float("inf"), plan))  # no statistics to go by: read it whole
             continue
-        col = plan.fragment.physical_schema.get_field_index("ts_event")
+        col = plan.fragment.physical_schema.get_field_index(time_col)
         for i, rg in enumerate(plan.row_groups):
             stats = plan.fragment.metadata.row_group(rg).column(col).statistics
             top = stats.max if stats is not None and stats.has_min_max else float("inf")
@@ -205,11 +209,10 @@ def _newest(scan: _Scan, limit: int | None) -> pa.Table:
         kept += [b for b in scan._fragment(plan) if b.num_rows]
         rows = sum(b.num_rows for b in kept)
         if limit is not None and rows >= limit:
-            ts = np.concatenate([b.column("ts_event").to_numpy() for b in kept])
+            ts = np.concatenate([b.column(time_col).to_numpy() for b in kept])
             floor = int(-np.partition(-ts, limit - 1)[limit - 1])  # the limit-th newest
     table = pa.Table.from_batches(kept, scan.schema)
-    keys = [(c, "descending") for c in ("ts_event", "seq") if c in table.schema.names]
-    table = table.sort_by(keys)
+    table = table.sort_by([(c, "descending") for c in keys if c in table.schema.names])
     return table.slice(0, limit) if limit is not None else table
 
 

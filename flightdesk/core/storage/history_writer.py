@@ -2,7 +2,7 @@
 ``venue/symbol/date`` (hive style), readable by pyarrow.dataset, DuckDB, Polars, Spark.
 
 A :class:`HistoryWriter` is an ordinary bus consumer on its own thread: it collects
-``quotes``/``trades`` batches and writes them every ``flush_rows`` rows or ``flush_s``
+``quotes``/``trades``/``bars`` batches and writes them every ``flush_rows`` rows or ``flush_s``
 seconds as new files (one row group each), so the engine never waits on disk. If it falls
 behind, the bus drops its oldest batches and counts them like for any slow consumer.
 
@@ -32,7 +32,14 @@ from flightdesk.core.runtime.bus import Bus, Subscriber
 
 logger = logging.getLogger(__name__)
 
-STREAMS = ("quotes", "trades")
+STREAMS = ("quotes", "trades", "bars")
+#: each stream's time column and the column that orders rows of the same time
+ORDER_KEYS: dict[str, tuple[str, str]] = {"bars": ("open_time", "interval")}
+
+
+def order_keys(stream: str) -> tuple[str, str]:
+    """``(time column, tie-break column)`` of a market stream (bars: ``open_time``)."""
+    return ORDER_KEYS.get(stream, ("ts_event", "seq"))
 #: the partition columns (hive style: ``venue=binance/symbol=BTCUSDT/date=2024-08-08``)
 PARTITION_SCHEMA = pa.schema([("venue", pa.string()), ("symbol", pa.string()),
                               ("date", pa.string())])
@@ -70,7 +77,8 @@ def with_date(table: pa.Table, column: str = "ts_event") -> pa.Table:
 
 def write_partitioned(table: pa.Table, root: Path, stream: str, tag: str) -> None:
     """Write ``table`` under ``root/stream`` as new files (never overwriting old ones)."""
-    _ds().write_dataset(with_date(table), root / stream, format="parquet",
+    _ds().write_dataset(with_date(table, order_keys(stream)[0]), root / stream,
+                     format="parquet",
                      partitioning=partitioning(), basename_template=f"part-{tag}-{{i}}.parquet",
                      existing_data_behavior="overwrite_or_ignore",
                      file_options=parquet_options(table.schema),
@@ -86,18 +94,19 @@ def read_history(root: Path, stream: str, symbols: tuple[str, ...] = (),
     if not path.exists():
         return schema.empty_table()
     dataset = _ds().dataset(path, format="parquet", partitioning=partitioning())
+    time_col, tie = order_keys(stream)
     expr = None
     for cond in (
         pc.field("symbol").isin(list(symbols)) if symbols else None,
         pc.field("venue").isin(list(venues)) if venues else None,
-        pc.field("ts_event") >= start if start is not None else None,
-        pc.field("ts_event") < end if end is not None else None,
+        pc.field(time_col) >= start if start is not None else None,
+        pc.field(time_col) < end if end is not None else None,
     ):
         if cond is not None:
             expr = cond if expr is None else expr & cond
     table = dataset.to_table(filter=expr, columns=schema.names)
     table = table.cast(schema) if table.schema != schema else table
-    return table.sort_by([("ts_event", "ascending"), ("seq", "ascending")])
+    return table.sort_by([(time_col, "ascending"), (tie, "ascending")])
 
 
 class HistoryWriter:
