@@ -252,4 +252,5 @@ def test_the_venue_tables_in_docs_build(monkeypatch):
         cfg = check_plugin_table("venues", name, table, factory.DEFAULTS)
         built[name] = factory(name, cfg)
     assert {n: v.symbols for n, v in built.items()} == {
-        "kraken": ["XBT/USD", "ETH/USD"], "mexc": ["BTCUSDT"], "stocks": ["AAPL"]}
+        "kraken": ["XBT/USD", "ETH/USD"], "bybit": ["BTCUSDT"], "mexc": ["BTCUSDT"],
+        "stocks": ["AAPL"]}
