@@ -51,3 +51,16 @@ def embedded_desk(tmp_path: Path) -> Iterator[Callable[..., flightdesk.Engine]]:
     yield start
     for eng in reversed(started):
         eng.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium (``tests/browser.py``) shared by a module's tests; skips, saying
+    why, when no chromium is installed."""
+    from tests.browser import Browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium, or set "
+                    "FLIGHTDESK_CHROMIUM)")
+    with Browser() as b:
+        yield b
