@@ -30,8 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    logging.basicConfig(level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(),
-                                      logging.INFO),
+    level = getattr(args, "log_level", None) or "INFO"  # serve: None = the config's
+    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)

@@ -28,9 +28,13 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--data-dir", help="where the store lives (default ./flightdesk-data)")
     serve.add_argument("--flight-port", type=int, help="Flight port; 0 picks a free one")
     serve.add_argument("--flight-host", help="Flight bind address (default 127.0.0.1)")
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default: [desk] "
+                       "log_level, INFO); below DEBUG, websockets' connection lines are hidden")
     serve.add_argument("--log-format", choices=("text", "json"),
                        help="log lines as text or one JSON object each (default: [desk])")
+    serve.add_argument("--heartbeat", type=float, metavar="SECONDS",
+                       help="log a heartbeat line this often (default: [telemetry] "
+                            "heartbeat_s, 10; 0: never)")
     serve.add_argument("--health-port", type=int,
                        help="serve HTTP /health, /ready, /metrics on this port (0: free)")
     serve.add_argument("--live", action="store_true",
@@ -41,6 +45,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flightdesk.commands import preflight
     from flightdesk.core.runtime.config import load_config
     from flightdesk.core.runtime.desk import Desk
 
@@ -53,11 +58,22 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("flight", {})["host"] = args.flight_host
     if args.health_port is not None:
         overrides.setdefault("telemetry", {}).update(health=True, health_port=args.health_port)
+    if args.heartbeat is not None:
+        overrides.setdefault("telemetry", {})["heartbeat_s"] = args.heartbeat
+    if args.log_level:
+        overrides.setdefault("desk", {})["log_level"] = args.log_level
     config = load_config(args.config, overrides=overrides)
     _telemetry(args, config)
+    preflight.check(config)  # a busy port or an unusable data dir: one line, before anything
     # serve owns the process: GIL interval, priorities
     desk = Desk(config, tune_process=True, live=bool(args.live))
-    code = asyncio.run(_serve(desk))
+    try:
+        code = asyncio.run(_serve(desk))
+    except Exception as exc:
+        failed = preflight.startup_error(exc, config)
+        if failed is None:
+            raise
+        raise failed from exc
     if not desk.stopped_cleanly:  # Flight calls still open: exiting normally would wait on them
         _exit_now(code)
     return code
@@ -67,14 +83,18 @@ def _telemetry(args: argparse.Namespace, config: Any) -> None:
     """Logging format, and the OpenTelemetry SDK for /metrics (applications install it)."""
     from flightdesk.core.runtime import telemetry
 
-    telemetry.configure_logging(args.log_level, args.log_format or config["desk"]["log_format"])
+    telemetry.configure_logging(config["desk"]["log_level"],
+                                args.log_format or config["desk"]["log_format"])
     tcfg = config["telemetry"]
     if tcfg["enabled"] and tcfg["health"] and tcfg["prometheus"]:
         telemetry.install_prometheus()
 
 
 async def _serve(desk: Desk) -> int:
+    from flightdesk.core.runtime import heartbeat
+
     restore = _on_signals(desk)
+    beat: asyncio.Task[None] | None = None
     try:
         task = asyncio.create_task(desk.main())
         while not desk.ready_event.is_set() and not task.done():
@@ -83,8 +103,12 @@ async def _serve(desk: Desk) -> int:
             await task
             return 1
         _banner(desk)
+        beat = asyncio.create_task(
+            heartbeat.run(desk.rt, float(desk.config["telemetry"]["heartbeat_s"])))
         await task
     finally:
+        if beat is not None:
+            beat.cancel()
         restore()
     print("flightdesk: stopped" if desk.stopped_cleanly else
           "flightdesk: stopped (gave up on Flight calls still open; see the log)", flush=True)

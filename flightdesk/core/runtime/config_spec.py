@@ -252,6 +252,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "health_host": Key("127.0.0.1", "health server bind address"),
         "health_port": _port(8816, "0 picks a free port"),
         "prometheus": Key(True, "/metrics when the otel extra is installed (serve only)"),
+        # serve logs one line this often: events/s, quotes, orders, fills, PnL, drops
+        "heartbeat_s": Key(10.0, "serve's heartbeat log line interval", ge=0, le=86400,
+                           off=True),
     },
 }
 

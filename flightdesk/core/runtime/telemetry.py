@@ -160,19 +160,30 @@ def install_prometheus() -> bool:
     return True
 
 
+#: third-party loggers held at WARNING unless the level is DEBUG: websockets logs every
+#: connection opened and closed (the sim exchange's and each feed's) at INFO
+QUIET_LOGGERS = ("websockets",)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per log record: ts, level, logger, message (+ exc)."""
+    """One JSON object per log record: ts, level, logger, message (+ exc, and ``fields``
+    when the record carries them: ``extra={"fields": {...}}``, e.g. the heartbeat's)."""
 
     def format(self, record: logging.LogRecord) -> str:
         out = {"ts": record.created, "level": record.levelname, "logger": record.name,
                "message": record.getMessage()}
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out["fields"] = fields
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Root logging for applications: ``fmt`` is ``text`` or ``json``."""
+    """Root logging for applications: ``fmt`` is ``text`` or ``json``; the
+    :data:`QUIET_LOGGERS` stay at WARNING (or ``level``, if higher) unless ``level`` is
+    DEBUG."""
     if fmt not in ("text", "json"):
         from flightdesk.core.errors import ConfigError
 
@@ -185,4 +196,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    root.setLevel(numeric)
+    for name in QUIET_LOGGERS:  # their chatter only when asked for everything
+        logging.getLogger(name).setLevel(logging.NOTSET if numeric <= logging.DEBUG
+                                         else max(numeric, logging.WARNING))
