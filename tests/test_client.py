@@ -101,7 +101,7 @@ def test_cli_tail_prints_rows_of_one_symbol(desk):
 
 
 def test_cli_status_with_a_token_and_clear_refusals(desk):
-    ok = run_cli("status", "--url", desk.flight_uri, "--token", "rd")
+    ok = run_cli("status", "--json", "--url", desk.flight_uri, "--token", "rd")
     assert ok.returncode == 0, ok.stderr
     assert "engine" in json.loads(ok.stdout)
     bad = run_cli("status", "--url", desk.flight_uri, "--token", "nope")

@@ -7,7 +7,7 @@ import sys
 
 import flightdesk
 
-HEAVY = ("pyarrow", "numpy", "onnxruntime", "opentelemetry", "pandas", "websockets")
+HEAVY = ("pyarrow", "numpy", "onnxruntime", "opentelemetry", "pandas", "websockets", "rich")
 
 
 def _loaded(code: str) -> list[str]:

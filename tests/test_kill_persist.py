@@ -35,7 +35,7 @@ def cli(*args: str) -> dict:
 
 
 def status(uri: str) -> dict:
-    return cli("status", "--url", uri)
+    return cli("status", "--json", "--url", uri)
 
 
 def accepted_orders(tmp_path) -> int:

@@ -12,12 +12,15 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    for name, helptext in (("status", "print a running desk's status"),
+    for name, helptext in (("status", "print a running desk's status (a summary; --json: all)"),
                            ("kill", "switch a running desk's kill switch on (or --off)")):
         p = sub.add_parser(name, help=helptext)
         add_connection_args(p)
         if name == "kill":
             p.add_argument("--off", action="store_true", help="switch the kill switch off")
+        else:
+            p.add_argument("--json", action="store_true",
+                           help="print the desk's whole status as JSON (for scripts)")
         p.set_defaults(func=status if name == "status" else kill)
 
 
@@ -45,6 +48,9 @@ def flight_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
         try:
             return fn(args)
+        except fl.FlightUnavailableError as exc:
+            print(f"flightdesk: error: {unreachable(args.url, str(exc))}", file=sys.stderr)
+            return 2
         except (fl.FlightError, OSError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"flightdesk: error: {message}", file=sys.stderr)
@@ -52,11 +58,49 @@ def flight_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
+#: what gRPC's "unavailable" text says -> why, in words (the first that matches)
+_UNAVAILABLE = (("connection refused", ""), ("dns resolution failed", "its host does not resolve"),
+                ("deadline", "it did not answer in time"),
+                ("handshake", "the TLS handshake failed (grpc:// vs grpc+tls://, or --tls-ca?)"),
+                ("ssl", "the TLS handshake failed (grpc:// vs grpc+tls://, or --tls-ca?)"),
+                ("socket closed", "it closed the connection"),
+                ("connection reset", "it closed the connection"))
+
+
+def unreachable(url: str, grpc_text: str) -> str:
+    """One line for a desk that cannot be reached at ``url`` (no gRPC text in it)."""
+    low = grpc_text.lower()
+    for needle, why in _UNAVAILABLE:
+        if needle in low:
+            if not why:
+                return (f"no desk is listening at {url} (connection refused); start one with "
+                        "`flightdesk serve` or pass --url")
+            return f"cannot reach a desk at {url}: {why}"
+    return f"cannot reach a desk at {url}: it is unavailable"
+
+
 @flight_errors
 def status(args: argparse.Namespace) -> int:
     with client_from(args) as client:
-        print(json.dumps(client.status(), indent=2))
+        answer = client.status()
+        if args.json:
+            print(json.dumps(answer, indent=2))
+            return 0
+        positions, why = _positions(client)
+    from flightdesk.commands.status_view import console, render_status
+
+    render_status(console(), answer, positions, why)
     return 0
+
+
+def _positions(client: Any) -> tuple[list[dict[str, Any]] | None, str]:
+    """The positions snapshot's rows, or None and why the desk would not give them."""
+    import pyarrow.flight as fl
+
+    try:
+        return client.snapshot("positions").to_pylist(), ""
+    except fl.FlightError as exc:
+        return None, (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 @flight_errors

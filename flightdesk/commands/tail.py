@@ -1,4 +1,9 @@
-"""``flightdesk tail STREAM [SYMBOL...]``: print a running desk's live rows as they arrive."""
+"""``flightdesk tail STREAM [SYMBOL...]``: print a running desk's live rows as they arrive.
+
+Rows print tab-separated with UTC times and prices at the instrument's precision (the
+desk's tick and lot steps, asked once from its status: see ``commands.formatting``);
+``--json`` prints each row as the desk sent it (integer-ns times, float64 prices).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import sys
 from typing import Any
 
 from flightdesk.commands.control import add_connection_args, client_from, flight_errors
+from flightdesk.commands.formatting import Precision
 
 
 def add_parser(sub: Any) -> None:
@@ -27,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else []
     shown = 0
     with client_from(args) as client:
+        prec = Precision() if args.json else _precision(client)
         live = client.stream(args.stream, symbols=args.symbols, venues=args.venue,
                              columns=columns)
         names = live.schema.names
@@ -35,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             for batch in live:
                 for row in batch.to_pylist():
-                    print(_line(row, names, args.json), flush=True)
+                    print(_line(row, names, args.json, prec), flush=True)
                     shown += 1
                     if args.rows and shown >= args.rows:
                         return 0
@@ -49,7 +56,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _line(row: dict[str, Any], names: list[str], as_json: bool) -> str:
+def _precision(client: Any) -> Precision:
+    """The instruments' tick and lot steps from the desk's status (none from a desk that
+    does not say: prices then print without float noise, at their own length)."""
+    import pyarrow.flight as fl
+
+    try:
+        return Precision(client.status().get("instrument_rules"))
+    except fl.FlightUnavailableError:
+        raise  # no desk there: the stream would fail the same way, say it once
+    except fl.FlightError:
+        return Precision()
+
+
+def _line(row: dict[str, Any], names: list[str], as_json: bool, prec: Precision) -> str:
     if as_json:
         return json.dumps(row, default=str)
-    return "\t".join("" if row[n] is None else str(row[n]) for n in names)
+    venue, symbol = str(row.get("venue") or ""), str(row.get("symbol") or "")
+    return "\t".join(prec.cell(n, row[n], venue, symbol) for n in names)

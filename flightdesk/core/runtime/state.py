@@ -57,6 +57,8 @@ class DeskState:
             "kill_switch": rt.risk.killed,
             "kill_switch_restored": bool(self.kill_restored_ts and rt.risk.killed),
             "instruments": rt.instruments.summary(),
+            # tick and lot steps: `flightdesk tail` prints prices at the venue's precision
+            "instrument_rules": {f"{i.venue}:{i.symbol}": i.rules() for i in rt.instruments},
             "store": rt.store.stats(),
             "store_gate": rt.store_gate.stats(),
             "subscribers": rt.bus.stats(),
