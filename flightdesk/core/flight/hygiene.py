@@ -1,30 +1,37 @@
 """What a Flight client sees when a handler fails: a short message, never a traceback.
 
-pyarrow sends a Python exception raised in a handler to the client with its traceback
-(server paths and all), unless it is a ``FlightError`` raised by the handler itself. So
-every RPC handler of the desk's servers is wrapped (:func:`hygienic`):
+pyarrow sends any Python exception but a ``FlightError`` to the client with its formatted
+traceback attached ("Detail: Python exception: Traceback ... File ..."), server paths and
+all. So every RPC handler of the desk's servers is wrapped (:func:`hygienic`), and what it
+raises becomes a ``FlightError``, which pyarrow sends as its message alone:
 
 - a ``FlightError`` passes as it is (the handler chose its words and its status);
 - a :class:`~flightdesk.core.errors.FlightdeskError` becomes a ``FlightServerError`` with
   its message (``TicketError``/``SchemaError`` as they are, others after their type name);
-- ``NotImplementedError`` stays one, message only (gRPC UNIMPLEMENTED: ADBC Flight SQL
-  clients rely on it, see ``flight.sql``);
+- ``NotImplementedError`` becomes :class:`Unsupported`, message only. That is gRPC
+  UNKNOWN, not UNIMPLEMENTED: pyarrow can only send UNIMPLEMENTED with a traceback, so the
+  Flight SQL paths whose UNIMPLEMENTED clients fall back from are implemented instead
+  (see ``flight.sql``). Unsupported answers are not counted as errors: clients ask for
+  what is missing as a matter of course;
 - anything else is logged with its traceback under a fresh error id, and the client gets
   ``internal error (id 3f9a0c1e); see the desk's log``.
 
-A stream can fail after its handler returned, while pyarrow pulls its batches:
-:func:`guard_stream` treats the batches' generator the same way. pyarrow attaches a
-traceback to whatever a generator raises, so the replacement is raised from frames whose
-file is named ``flightdesk`` (and ``from None``): the client sees no path and no chain.
+A stream can fail after its handler returned, while pyarrow pulls its batches from a
+``RecordBatchReader`` (:func:`guard_stream`). There pyarrow formats whatever the iterator
+raises with the frames it came through, a ``FlightError`` too, so the guard ends its
+generator quietly and the client-facing error is raised after it by C code alone (a throw
+into a finished generator, called through ``functools.partial`` from a C iterator): no
+Python frame, so no traceback; the client reads ``<message>. Detail: Python exception:
+pyarrow._flight.FlightServerError: <message>``.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import secrets
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, TypeVar
 
 import pyarrow.flight as flight
@@ -38,10 +45,13 @@ C = TypeVar("C", bound=type)
 
 HANDLERS = ("list_flights", "get_flight_info", "get_schema", "do_get", "do_put",
             "do_exchange", "list_actions", "do_action")
-_FRAME_FILE = "flightdesk"  # what a client's traceback shows instead of a server path
 
 
-def client_error(exc: Exception, where: str) -> Exception:
+class Unsupported(flight.FlightServerError):
+    """What the desk does not do (a Flight SQL feature, say): said plainly, not counted."""
+
+
+def client_error(exc: Exception, where: str) -> flight.FlightError:
     """The exception a client gets for ``exc`` (see the module docstring); an unexpected
     one is logged here with its traceback and the id the client is given."""
     if isinstance(exc, flight.FlightError):
@@ -51,7 +61,7 @@ def client_error(exc: Exception, where: str) -> Exception:
     if isinstance(exc, FlightdeskError):
         return flight.FlightServerError(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, NotImplementedError):
-        return NotImplementedError(str(exc))
+        return Unsupported(str(exc))
     error_id = secrets.token_hex(4)
     logger.error("Flight %s failed (error id %s)", where, error_id, exc_info=exc)
     return flight.FlightServerError(f"internal error (id {error_id}); see the desk's log")
@@ -68,12 +78,10 @@ def _wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             _count(server, out)
             raise out from None
-        if isinstance(result, types.GeneratorType):  # list_flights: pulled after return
+        if isinstance(result, Iterator):  # list_flights, do_action: pulled after return
             return guard_stream(result, fn.__name__, server)
         return result
 
-    inner: Any = handler  # functools.wraps' type hides __code__
-    inner.__code__ = inner.__code__.replace(co_filename=_FRAME_FILE)
     return handler
 
 
@@ -85,34 +93,56 @@ def hygienic(cls: C) -> C:
     return cls
 
 
-def guard_stream(batches: Iterator[T], where: str = "do_get", server: Any = None
+def guard_stream(batches: Iterable[T], where: str = "do_get", server: Any = None
                  ) -> Iterator[T]:
-    """``batches``, with what they raise turned into what a client may see."""
+    """``batches``, with what they raise turned into what a client may see, raised
+    without a Python frame (see the module docstring). Dropping the result closes
+    ``batches`` (their ``finally`` runs)."""
+    return itertools.chain.from_iterable(_pieces(batches, where, server))
+
+
+def _pieces(batches: Iterable[T], where: str, server: Any) -> Iterator[Iterator[T]]:
+    failed: list[flight.FlightError] = []
+    yield _shielded(batches, where, server, failed)
+    if failed:  # the shielded generator has finished: nothing of ours is on the stack
+        yield iter(functools.partial(_finished().throw, failed[0]), None)
+
+
+def _shielded(batches: Iterable[T], where: str, server: Any,
+              failed: list[flight.FlightError]) -> Iterator[T]:
     try:
         yield from batches  # close() reaches the inner generator: its finally runs
     except Exception as exc:
         out = client_error(exc, where)
-        if out is exc:  # a FlightError: the same again, without the frames it came through
-            out = _fresh(exc)
-        else:
+        if out is not exc:  # (a FlightError passing through was counted where it began)
             _count(server, out)
-        raise out from None
+        failed.append(_fresh(out))
 
 
-guard_stream.__code__ = guard_stream.__code__.replace(co_filename=_FRAME_FILE)
+def _finished() -> Generator[None, None, None]:
+    """A generator that has already run to its end: ``throw`` just raises."""
+    gen = _empty()
+    for _ in gen:
+        pass
+    return gen
 
 
-def _fresh(exc: Exception) -> Exception:
+def _empty() -> Generator[None, None, None]:
+    yield from ()
+
+
+def _fresh(exc: flight.FlightError) -> flight.FlightError:
+    """The same error as a new exception: one never raised carries no traceback."""
     try:
-        return type(exc)(str(exc))
+        return type(exc)(str(exc), exc.extra_info)
     except TypeError:  # a subclass with another signature
         return flight.FlightServerError(str(exc))
 
 
 def _count(server: Any, out: Exception) -> None:
     """Count an error the client is told about in the server's ``errors`` (not an
-    UNIMPLEMENTED answer: Flight SQL clients ask for what is missing as a matter of course)."""
-    if isinstance(out, NotImplementedError):
+    :class:`Unsupported` answer)."""
+    if isinstance(out, Unsupported):
         return
     if server is not None and isinstance(getattr(server, "errors", None), int):
         server.errors += 1

@@ -4,8 +4,9 @@ Handlers stay thin: live ``do_get`` reads a bounded per-subscriber buffer on the
 a timeout and checks the desk's stop event, so ``shutdown()`` never waits on a stream, and
 a stalled client only loses its own oldest batches (counted, visible as a ``seq`` gap);
 anything that touches engine state runs on the engine thread through ``desk.call``.
-Tickets are JSON (see ``tickets``) or Flight SQL ``Any`` messages (see ``sql``); callers
-are authenticated by ``auth`` when the desk has tokens.
+Tickets are JSON (see ``tickets``) or Flight SQL ``Any`` messages (queries: see ``sql``;
+catalogue commands, whose ticket is the command itself: see ``sql_catalog``); callers are
+authenticated by ``auth`` when the desk has tokens.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from flightdesk.core.flight.closing import OpenCalls, shutdown_within
 from flightdesk.core.flight.exchange import serve_exchange
 from flightdesk.core.flight.hygiene import guard_stream, hygienic
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
-from flightdesk.core.flight.sql import SQL_ACTIONS, ResultCache, SqlService, unpack_any
+from flightdesk.core.flight.sql import (
+    SQL_ACTIONS,
+    STATEMENTS,
+    ResultCache,
+    SqlService,
+    unpack_any,
+)
+from flightdesk.core.flight.sql_catalog import COMMANDS as CATALOGUE
+from flightdesk.core.flight.sql_catalog import Catalogue
 from flightdesk.core.flight.sql_pool import QueryPool, SqlLimits
 from flightdesk.core.flight.streams import StreamSlots
 from flightdesk.core.flight.tickets import StreamRequest, parse_request
@@ -78,6 +87,7 @@ class DeskFlightServer(flight.FlightServerBase):
                                   SqlLimits.from_config(cfg))
         cache = ResultCache(int(cfg["sql_cache"]), int(cfg["sql_cache_mb"]) * 1_000_000)
         self.sql = SqlService(desk.store.query, self.sql_pool.run, cache)
+        self.catalogue = Catalogue(desk.store.query)  # what SQL tools browse (sql_catalog)
         self.calls = OpenCalls()  # what a shutdown that gives up names (flight.closing)
         #: the data-plane process when ``[flight] data_process`` (see flight.dataplane)
         self.data_plane: DataPlane | None = None
@@ -124,8 +134,12 @@ class DeskFlightServer(flight.FlightServerBase):
                         ) -> flight.FlightInfo:
         sql = self._sql_command(descriptor)
         if sql is not None:
+            if sql[0] in CATALOGUE:  # the ticket is the command: DoGet answers it
+                schema = self._guard(self.catalogue.schema, *sql)
+                endpoint = flight.FlightEndpoint(descriptor.command, [self.uri])
+                return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
             plane = self.data_plane
-            if sql[0] == "CommandStatementQuery" and plane is not None and plane.running():
+            if sql[0] in STATEMENTS and plane is not None and plane.running():
                 return plane.flight_info(descriptor)  # the query runs in that process
             with self.calls.open("Flight SQL query", _peer(context)):
                 schema, ticket, rows = self._guard(self.sql.prepare, *sql,
@@ -136,7 +150,10 @@ class DeskFlightServer(flight.FlightServerBase):
 
     def get_schema(self, context: Any, descriptor: flight.FlightDescriptor
                    ) -> flight.SchemaResult:
-        if self._sql_command(descriptor) is not None:
+        sql = self._sql_command(descriptor)
+        if sql is not None and sql[0] in CATALOGUE:
+            return flight.SchemaResult(self._guard(self.catalogue.schema, *sql))
+        if sql is not None:
             return flight.SchemaResult(self.get_flight_info(context, descriptor).schema)
         return flight.SchemaResult(self._schema(self._descriptor_request(descriptor)))
 
@@ -183,6 +200,11 @@ class DeskFlightServer(flight.FlightServerBase):
                  ) -> tuple[pa.Schema, Iterable[pa.RecordBatch]]:
         sql = unpack_any(ticket.ticket)
         if sql is not None:
+            if sql[0] in CATALOGUE:
+                return _table_batches(self._guard(self.catalogue.table, *sql))
+            if sql[0] != "TicketStatementQuery":
+                self._fail(f"Flight SQL {sql[0]} is not a ticket; DoGet takes the tickets "
+                           "of GetFlightInfo's endpoints")
             return _table_batches(self._guard(self.sql.take, sql[1]))
         req = self._guard(parse_request, ticket.ticket, "ticket")
         if req.mode == "live":
@@ -277,6 +299,11 @@ class DeskFlightServer(flight.FlightServerBase):
     def do_put(self, context: Any, descriptor: flight.FlightDescriptor,
                reader: flight.MetadataRecordBatchReader,
                writer: flight.FlightMetadataWriter) -> None:
+        sql = self._sql_command(descriptor)
+        if sql is not None:  # parameters, updates, bulk ingest
+            raise NotImplementedError(
+                f"Flight SQL {sql[0]} by DoPut is not supported: the desk's SQL is read-only "
+                "SELECT queries without parameters (write the values into the query)")
         require(context, Role.TRADE, "do_put")
         req = self._descriptor_request(descriptor)
         if req.stream not in PUT_STREAMS:
@@ -308,7 +335,7 @@ class DeskFlightServer(flight.FlightServerBase):
         kind = action.type
         body = action.body.to_pybytes() if action.body is not None else b""
         if kind in SQL_ACTIONS:
-            return iter(self.sql.action(kind))
+            return iter(self._guard(self.sql.action, kind, body))
         spec = ACTIONS.get(kind)
         if spec is None:
             raise self._error(f"unknown action {kind!r}; actions are {', '.join(ACTIONS)}")

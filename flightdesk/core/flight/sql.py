@@ -2,15 +2,24 @@
 
 What an ADBC Flight SQL client does, and what it gets here:
 
-1. ``GetFlightInfo(Any{CommandGetSqlInfo})`` -> UNIMPLEMENTED (the driver tolerates it);
-2. ``DoAction("CreatePreparedStatement")`` -> UNIMPLEMENTED, so it falls back to
-3. ``GetFlightInfo(Any{CommandStatementQuery{1: query}})``: the query is checked (one
-   ``SELECT``/``WITH`` statement reading only the store tables), run within its limits
-   (time, rows, bytes: see ``sql_pool``), and its result kept under a fresh handle (in a
-   cache bounded in count and bytes); the answer's endpoint ticket is
-   ``Any{TicketStatementQuery{1: handle}}``;
+1. ``GetFlightInfo(Any{CommandGetSqlInfo})``: the server's name, versions and abilities
+   (no transactions), answered by the catalogue (:mod:`flightdesk.core.flight.sql_catalog`,
+   which also answers GetCatalogs/GetDbSchemas/GetTables/GetTableTypes and the key commands);
+2. ``DoAction("CreatePreparedStatement")``: the query is checked (one ``SELECT``/``WITH``
+   statement reading only the store tables) and the answer's handle *is* the query, so
+   nothing is held per statement and ``ClosePreparedStatement`` has nothing to free;
+3. ``GetFlightInfo(Any{CommandPreparedStatementQuery{1: handle}})`` (or, from clients that
+   don't prepare, ``Any{CommandStatementQuery{1: query}}``): the query is checked again
+   (a handle is only the client's word), run within its limits (time, rows, bytes: see
+   ``sql_pool``), and its result kept under a fresh result handle (in a cache bounded in
+   count and bytes); the answer's endpoint ticket is ``Any{TicketStatementQuery{1: handle}}``;
 4. ``DoGet`` of that ticket streams the result (once);
 5. ``DoAction("CloseSession")``.
+
+Prepared statements are real rather than refused because the only refusal the client
+falls back from is gRPC UNIMPLEMENTED, and pyarrow sends every UNIMPLEMENTED (a Python
+``NotImplementedError``) with the handler's traceback attached; what is not supported
+(transactions, updates, parameters, Substrait) is a plain error naming what was asked.
 
 ``Any`` is ``{1: type_url, 2: bytes}`` with type URLs
 ``type.googleapis.com/arrow.flight.protocol.sql.<Message>``. Only varint and
@@ -49,7 +58,8 @@ def pack_any(message: str, body: bytes) -> bytes:
 
 
 def unpack_any(data: bytes) -> tuple[str, dict[int, list[bytes | int]]] | None:
-    """``(message name, its fields)`` for a Flight SQL ``Any``, else None."""
+    """``(message name, its fields)`` for a Flight SQL ``Any``, else None (a JSON ticket);
+    a Flight SQL message whose body does not decode is a :class:`TicketError`."""
     if not data[:1] == b"\x0a":  # field 1, length-delimited: JSON tickets start with '{'
         return None
     try:
@@ -57,10 +67,14 @@ def unpack_any(data: bytes) -> tuple[str, dict[int, list[bytes | int]]] | None:
         url = fields.get(1, [b""])[0]
         if not isinstance(url, bytes) or not url.startswith(TYPE_PREFIX.encode()):
             return None
-        body = fields.get(2, [b""])[0]
-        return url[len(TYPE_PREFIX):].decode(), decode(body if isinstance(body, bytes) else b"")
+        name = url[len(TYPE_PREFIX):].decode()
     except (TicketError, UnicodeDecodeError):
         return None
+    body = fields.get(2, [b""])[0]
+    try:
+        return name, decode(body if isinstance(body, bytes) else b"")
+    except TicketError as exc:
+        raise TicketError(f"Flight SQL {name}: {exc}") from None
 
 
 def _text(fields: dict[int, list[bytes | int]], number: int) -> bytes:
@@ -112,6 +126,9 @@ def check_select(sql: str, catalog: dict[str, list[str]], queryable: Iterable[st
     except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
         if denied:
             raise TicketError(denied[0]) from exc
+        if "bindings" in str(exc):  # a '?' or ':name' placeholder: nothing binds it here
+            raise TicketError("query parameters ('?', ':name') are not supported here; "
+                              "write the values into the query") from exc
         raise TicketError(f"bad query: {exc}") from exc
     finally:
         conn.close()
@@ -202,21 +219,28 @@ class SqlService:
     def tables(self) -> list[str]:
         return queryable_in(self.catalog())
 
-    def prepare(self, message: str, fields: dict[int, list[bytes | int]],
-                cancelled: Callable[[], bool] = lambda: False
-                ) -> tuple[pa.Schema, bytes, int]:
-        """Run a ``CommandStatementQuery``: (result schema, ticket, rows); ``cancelled()``
-        says the caller went away (the query is then interrupted)."""
-        if message != "CommandStatementQuery":
-            raise NotImplementedError(f"Flight SQL {message} is not supported; this desk "
-                                      "answers plain statement queries (SELECT)")
-        query = _text(fields, 1).decode("utf-8", "replace")
+    def check(self, query: str) -> None:
+        """Refuse (and count) a query that is not one read-only ``SELECT`` here."""
         try:
             catalog = self.catalog()
             check_select(query, catalog, queryable_in(catalog))
         except TicketError:
             self.rejected += 1
             raise
+
+    def prepare(self, message: str, fields: dict[int, list[bytes | int]],
+                cancelled: Callable[[], bool] = lambda: False
+                ) -> tuple[pa.Schema, bytes, int]:
+        """Run a ``CommandStatementQuery`` or ``CommandPreparedStatementQuery``: (result
+        schema, ticket, rows); ``cancelled()`` says the caller went away (the query is
+        then interrupted)."""
+        if message not in STATEMENTS:
+            raise NotImplementedError(f"Flight SQL {message} is not supported; this desk "
+                                      "answers SELECT queries and catalogue requests")
+        if message == "CommandStatementQuery" and _text(fields, 2):
+            raise NotImplementedError(NO_TRANSACTIONS)
+        query = _text(fields, 1).decode("utf-8", "replace")
+        self.check(query)
         table = self.run_query(query, cancelled)
         handle = uuid.uuid4().bytes
         self.cache.put(handle, table)
@@ -232,15 +256,30 @@ class SqlService:
                               "query again")
         return table
 
-    @staticmethod
-    def action(kind: str) -> list[bytes]:
-        """Flight SQL actions: only ``CloseSession`` succeeds (nothing to close)."""
+    def action(self, kind: str, body: bytes) -> list[bytes]:
+        """A Flight SQL action's results: prepared statements (whose handle is their
+        query, see the module docstring) and ``CloseSession``; the others are refused."""
+        if kind == "CreatePreparedStatement":
+            request = unpack_any(body)
+            if request is None or request[0] != "ActionCreatePreparedStatementRequest":
+                raise TicketError("CreatePreparedStatement needs an "
+                                  "ActionCreatePreparedStatementRequest")
+            if _text(request[1], 2):
+                raise NotImplementedError(NO_TRANSACTIONS)
+            query = _text(request[1], 1)
+            self.check(query.decode("utf-8", "replace"))
+            return [pack_any("ActionCreatePreparedStatementResult", field_bytes(1, query))]
+        if kind == "ClosePreparedStatement":
+            return []  # nothing is held for a prepared statement
         if kind == "CloseSession":
             return [field_varint(1, 1)]  # CloseSessionResult{status: CLOSED}
-        raise NotImplementedError(f"Flight SQL action {kind} is not supported here; use "
-                                  "plain statement queries")
+        raise NotImplementedError(f"Flight SQL action {kind} is not supported here; this "
+                                  "desk's SQL is read-only SELECT queries, without "
+                                  "transactions, sessions or Substrait plans")
 
 
+STATEMENTS = ("CommandStatementQuery", "CommandPreparedStatementQuery")
+NO_TRANSACTIONS = "Flight SQL transactions are not supported here (the desk's SQL is read-only)"
 SQL_ACTIONS = ("CreatePreparedStatement", "ClosePreparedStatement",
                "CreatePreparedSubstraitPlan", "BeginTransaction", "EndTransaction",
                "BeginSavepoint", "EndSavepoint", "CancelQuery", "CloseSession",
