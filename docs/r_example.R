@@ -25,6 +25,11 @@ fills <- con |>
   as.data.frame()
 print(fills)
 
+# The catalogue, as database tools browse it: no catalog, one schema ("main"), the tables
+# above (type TABLE) with their Arrow column types.
+print(as.data.frame(adbc_connection_get_table_types(con)))
+print(adbc_connection_get_table_schema(con, NULL, "main", "fills"))
+
 adbc_connection_release(con)
 adbc_database_release(db)
 
@@ -34,8 +39,13 @@ adbc_database_release(db)
 ticket <- '{"stream": "quotes", "mode": "snapshot"}'
 pa_flight <- reticulate::import("pyarrow.flight")
 client <- pa_flight$connect(url)
+# FlightCallOptions wants each header as a (bytes, bytes) tuple: an R string arrives in
+# Python as str ("TypeError: expected bytes, str found"), so make bytes on the Python side
+# and keep them unconverted (convert = FALSE).
+py <- reticulate::import_builtins(convert = FALSE)
+header <- function(name, value) reticulate::tuple(py$bytes(name, "utf-8"), py$bytes(value, "utf-8"))
 options <- if (nzchar(token)) {
-  pa_flight$FlightCallOptions(headers = list(reticulate::tuple("authorization", paste("Bearer", token))))
+  pa_flight$FlightCallOptions(headers = list(header("authorization", paste("Bearer", token))))
 } else {
   pa_flight$FlightCallOptions()
 }
