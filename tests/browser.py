@@ -4,7 +4,7 @@ Why not Selenium/Playwright: they ship or download their own browsers; this driv
 ``chromium`` over one DevTools WebSocket with the ``websockets`` package we already depend on.
 
     with Browser() as b:
-        page = b.open("file:///.../report.html")
+        page = b.open("file:///.../report.html", offline=True)
         page.wait_for("document.querySelectorAll('.js-plotly-plot').length > 0")
         n = page.eval("document.querySelectorAll('tr').length")
         page.click("th[data-col='pnl']")
@@ -15,8 +15,10 @@ Networking is restricted to loopback: every request the page makes is intercepte
 DevTools ``Fetch`` domain); ``file:``, ``data:``, ``blob:`` and 127.0.0.1/localhost/[::1]
 requests go on, anything else is failed and recorded in ``page.blocked_requests``. As a
 second fence the browser is started with an unreachable proxy (loopback bypasses it) and a
-host resolver that resolves nothing but localhost. ``Browser(offline=True)`` also puts each
-page into DevTools' offline network emulation (for ``file://`` pages: loopback fails too).
+host resolver that resolves nothing but localhost. ``open(url, offline=True)`` (or
+``Browser(offline=True)`` for every page) also puts the page into DevTools' offline network
+emulation (for ``file://`` pages: loopback fails too). Every screenshot taken is listed in
+:data:`SCREENSHOTS`, which ``tests/conftest.py`` prints at the end of the test run.
 
 The ``browser`` fixture (``tests/conftest.py``) yields one :class:`Browser` per module and
 skips with the reason when no chromium is installed; :func:`artifact_dir` says where
@@ -46,6 +48,8 @@ from websockets.sync.client import ClientConnection, connect
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 LOCAL_SCHEMES = {"file", "data", "blob", "about", "chrome", "devtools"}
+#: every screenshot written in this process (the test run's summary lists them)
+SCREENSHOTS: list[Path] = []
 
 
 class BrowserError(RuntimeError):
@@ -200,7 +204,8 @@ class Page:
         return res["result"].get("value")
 
     def wait_for(self, js: str, timeout: float = 10.0, interval: float = 0.05) -> Any:
-        """Poll a JS expression until it is truthy; its value. Raises naming the condition."""
+        """Poll a JS expression until it is truthy; its value (JSON-able: write ``!!obj`` for
+        a DOM object). Raises naming the condition."""
         deadline = time.monotonic() + timeout
         while True:
             value = self.eval(js)
@@ -233,6 +238,7 @@ class Page:
         data = self._call("Page.captureScreenshot", params, timeout=60)["data"]
         path = Path(path)
         path.write_bytes(base64.b64decode(data))
+        SCREENSHOTS.append(path)
         return path
 
     def close(self) -> None:
@@ -284,8 +290,10 @@ class Browser:
             time.sleep(0.05)
         raise BrowserError(f"chromium did not open its DevTools port in {timeout} s")
 
-    def open(self, url: str | None = None, timeout: float = 30.0) -> Page:
-        """A new tab with loopback-only networking, at ``url`` when given (load awaited)."""
+    def open(self, url: str | None = None, timeout: float = 30.0,
+             offline: bool | None = None) -> Page:
+        """A new tab with loopback-only networking, at ``url`` when given (load awaited);
+        ``offline=True`` (default: the browser's setting) also emulates no network at all."""
         target = self.conn.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.conn.call("Target.attachToTarget", {"targetId": target,
                                                            "flatten": True})["sessionId"]
@@ -296,7 +304,7 @@ class Browser:
         width, height = self.size
         page._call("Emulation.setDeviceMetricsOverride", {
             "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
-        if self.offline:
+        if self.offline if offline is None else offline:
             page._call("Network.emulateNetworkConditions", {
                 "offline": True, "latency": 0, "downloadThroughput": -1,
                 "uploadThroughput": -1})

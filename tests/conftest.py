@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,10 @@ def browser() -> Iterator[Any]:
                     "FLIGHTDESK_CHROMIUM)")
     with Browser() as b:
         yield b
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say where the browser tests' screenshots are (test artifacts, kept after the run)."""
+    shots = sys.modules.get("tests.browser")
+    for path in getattr(shots, "SCREENSHOTS", []):
+        terminalreporter.write_line(f"browser screenshot: {path}")

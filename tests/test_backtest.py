@@ -62,8 +62,7 @@ def test_binance_recording_backtest_is_deterministic_and_reported(tmp_path):
         assert key in summary
     assert summary["pnl"] == pytest.approx(a["pnl"])
     report = (tmp_path / "a" / "report.html").read_text()
-    assert report.count("<svg") == 4 and "Equity" in report and "Fills on price" in report
-    assert "<polyline" in report and "<circle" in report  # a curve and fill markers
+    assert "Equity" in report and "Fills on price" in report  # drawn: tests/test_report.py
 
 
 def synthetic_quotes(n=20_000, seed=3):

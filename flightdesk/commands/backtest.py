@@ -1,7 +1,9 @@
 """``flightdesk backtest INPUT... --strategy NAME --out DIR``: replay through the desk.
 
 ``--param key=v1,v2`` (repeatable) runs the grid of values in parallel processes, one run
-per combination under ``DIR/run-<n>/``, and writes ``DIR/sweep.json`` and ``DIR/sweep.md``.
+per combination under ``DIR/run-<n>/``, and writes ``DIR/sweep.json``, ``DIR/sweep.md`` and
+``DIR/sweep.html`` (a sortable table and a heatmap over two parameters, ``--heatmap X,Y``;
+see :mod:`flightdesk.core.runtime.report_sweep`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from flightdesk.core.errors import ConfigError
 
-SWEEP_COLUMNS = ("pnl", "sharpe", "max_drawdown", "trades", "fill_ratio", "fees",
+SWEEP_COLUMNS = ("pnl", "sharpe", "sortino", "max_drawdown", "trades", "fill_ratio", "fees",
                  "events_per_s")
 
 
@@ -34,6 +36,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
                    help="strategy parameter values; repeat for a grid")
     p.add_argument("--batch-frames", type=int, default=64, help="frames per engine batch")
+    p.add_argument("--heatmap", metavar="X,Y",
+                   help="the two --param keys the sweep report's heatmap is drawn over "
+                        "(default: the first two that take several values)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel sweep runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -62,16 +67,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({k: summary[k] for k in ("pnl", "trades", "events_per_s")}))
         print(f"wrote {Path(args.out) / 'report.html'}")
         return 0
+    from flightdesk.core.runtime.report_sweep import heatmap_axes, write_sweep
+
+    axes = heatmap_axes(args.heatmap, grid)  # a bad --heatmap fails before the runs
     out = Path(args.out)
     with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(grid)))) as pool:
         futures = [pool.submit(_one, args, str(out / f"run-{i}"), params, False)
                    for i, params in enumerate(grid)]
         rows = [{"run": f"run-{i}", **grid[i], **{c: f.result()[c] for c in SWEEP_COLUMNS}}
                 for i, f in enumerate(futures)]
-    (out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = _markdown(rows)
-    (out / "sweep.md").write_text(table + "\n")
-    print(table)
+    print(write_sweep(out, rows, list(grid[0]), axes))
+    print(f"wrote {out / 'sweep.html'}")
     return 0
 
 
@@ -98,12 +104,3 @@ def _bar(done: int, total: int, elapsed: float) -> None:
     else:
         text = f"\r{done:,} events {rate:,.0f}/s "
     print(text, end="", file=sys.stderr, flush=True)
-
-
-def _markdown(rows: list[dict[str, Any]]) -> str:
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in rows:
-        lines.append("| " + " | ".join(f"{row[c]:.6g}" if isinstance(row[c], float)
-                                       else str(row[c]) for c in cols) + " |")
-    return "\n".join(lines)

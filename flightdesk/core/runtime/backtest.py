@@ -40,9 +40,6 @@ from flightdesk.core.storage.tardis import is_tardis_csv, tardis_steps
 if TYPE_CHECKING:
     from flightdesk.core.runtime.desk import Desk
 
-SECONDS_PER_YEAR = 365 * 86_400
-
-
 @dataclass
 class Curve:
     """Equity, position and mid sampled on the data clock (at most every ``step_ns``)."""
@@ -146,9 +143,12 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
         pq.write_table(schemas.conform(name, table), out / f"{name}.parquet")
     summary = summarize(rt, curve, tables, records, wall, strategy)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    from flightdesk.core.runtime.redact import redact_config
     from flightdesk.core.runtime.report import write_report
 
-    write_report(out / "report.html", summary, curve, tables["fills"])
+    ran = cfg.to_dict()  # with each strategy's table as it ran (defaults filled in)
+    ran["strategies"].update({s.name: dict(s.strategy.config) for s in rt.engine.slots})
+    write_report(out / "report.html", summary, curve, tables, redact_config(ran))
     return summary
 
 
@@ -207,7 +207,11 @@ def _sample(rt: Runtime, curve: Curve, ts: int) -> None:
 
 def summarize(rt: Runtime, curve: Curve, tables: dict[str, pa.Table], records: int,
               wall: float, strategy: str) -> dict[str, Any]:
-    """PnL, Sharpe, drawdown, trades, fill ratio, fees, markouts and speed of a run."""
+    """PnL, Sharpe/Sortino (see :mod:`.report_metrics`), drawdown, trades, fill ratio,
+    fees, markouts and speed of a run."""
+    from flightdesk.core.runtime.report_metrics import risk_ratios
+
+    ratios = risk_ratios(curve.ts, curve.equity)
     totals = rt.portfolio.totals()
     equity = np.asarray(curve.equity, dtype=np.float64)
     drawdown = float(np.max(np.maximum.accumulate(equity) - equity)) if equity.size else 0.0
@@ -220,7 +224,9 @@ def summarize(rt: Runtime, curve: Curve, tables: dict[str, pa.Table], records: i
         "strategy": strategy,
         "pnl": totals["pnl"], "realized_pnl": totals["realized_pnl"],
         "unrealized_pnl": totals["unrealized_pnl"], "fees": totals["fees"],
-        "sharpe": sharpe(curve), "max_drawdown": drawdown,
+        "sharpe": ratios.sharpe, "sortino": ratios.sortino,
+        "ratio_interval_s": ratios.interval_s, "ratio_periods": ratios.periods,
+        "max_drawdown": drawdown,
         "orders": statuses.count("new"), "rejected": statuses.count("rejected"),
         "trades": tables["fills"].num_rows,
         "fill_ratio": filled / accepted if accepted else 0.0,
@@ -233,18 +239,3 @@ def summarize(rt: Runtime, curve: Curve, tables: dict[str, pa.Table], records: i
         "risk_rejections": {k: v for k, v in rt.trader.counters.items()
                             if k.startswith("rejected_")},
     }
-
-
-def sharpe(curve: Curve) -> float:
-    """Annualized Sharpe of per-second equity changes on the data clock (0 if too short)."""
-    if len(curve.ts) < 3:
-        return 0.0
-    ts = np.asarray(curve.ts, dtype=np.int64)
-    eq = np.asarray(curve.equity, dtype=np.float64)
-    grid = np.arange(ts[0], ts[-1], 1_000_000_000)
-    if grid.size < 3:
-        return 0.0
-    sampled = eq[np.searchsorted(ts, grid, side="right") - 1]
-    changes = np.diff(sampled)
-    sd = float(changes.std())
-    return float(changes.mean() / sd * math.sqrt(SECONDS_PER_YEAR)) if sd > 0 else 0.0
