@@ -174,11 +174,14 @@ def test_prepared_statements_are_checked_and_hold_nothing(desk):
     info = client.get_flight_info(fl.FlightDescriptor.for_command(command), READ)
     assert client.do_get(info.endpoints[0].ticket, READ).read_all()["n"][0].as_py() > 0
     assert list(client.do_action(fl.Action("ClosePreparedStatement", b""), READ)) == []
-    # a handle is only the client's word: a forged one is checked like any query
-    forged = pack_any("CommandPreparedStatementQuery", field_bytes(1, b"DELETE FROM fills"))
-    with pytest.raises(fl.FlightServerError, match="only SELECT queries") as err:
-        client.get_flight_info(fl.FlightDescriptor.for_command(forged), READ)
-    clean(str(err.value))
+    # a handle is only the client's word: a forged one is checked like any query, and so
+    # is a real handle's MAC before another query
+    signed = fields[1][0][:20]
+    for forged in (b"DELETE FROM fills", signed + b"DELETE FROM fills"):
+        command = pack_any("CommandPreparedStatementQuery", field_bytes(1, forged))
+        with pytest.raises(fl.FlightServerError, match="only SELECT queries") as err:
+            client.get_flight_info(fl.FlightDescriptor.for_command(command), READ)
+        clean(str(err.value))
 
 
 @pytest.mark.parametrize(("message", "items", "error"), [

@@ -6,11 +6,12 @@ What an ADBC Flight SQL client does, and what it gets here:
    (no transactions), answered by the catalogue (:mod:`flightdesk.core.flight.sql_catalog`,
    which also answers GetCatalogs/GetDbSchemas/GetTables/GetTableTypes and the key commands);
 2. ``DoAction("CreatePreparedStatement")``: the query is checked (one ``SELECT``/``WITH``
-   statement reading only the store tables) and the answer's handle *is* the query, so
-   nothing is held per statement and ``ClosePreparedStatement`` has nothing to free;
+   statement reading only the store tables) and the answer's handle *is* the query, after
+   a MAC that says this service checked it, so nothing is held per statement and
+   ``ClosePreparedStatement`` has nothing to free;
 3. ``GetFlightInfo(Any{CommandPreparedStatementQuery{1: handle}})`` (or, from clients that
    don't prepare, ``Any{CommandStatementQuery{1: query}}``): the query is checked again
-   (a handle is only the client's word), run within its limits (time, rows, bytes: see
+   unless its MAC is this service's, run within its limits (time, rows, bytes: see
    ``sql_pool``), and its result kept under a fresh result handle (in a cache bounded in
    count and bytes); the answer's endpoint ticket is ``Any{TicketStatementQuery{1: handle}}``;
 4. ``DoGet`` of that ticket streams the result (once);
@@ -28,7 +29,9 @@ length-delimited fields occur in these messages, so a dozen lines of wire format
 
 from __future__ import annotations
 
+import hmac
 import re
+import secrets
 import sqlite3
 import threading
 import uuid
@@ -205,6 +208,7 @@ class SqlService:
         self.cache = cache
         self.queries = 0
         self.rejected = 0
+        self._key = secrets.token_bytes(16)  # signs prepared-statement handles (this run)
 
     def catalog(self) -> dict[str, list[str]]:
         """The store's tables and their columns (through the store's own driver)."""
@@ -239,14 +243,29 @@ class SqlService:
                                       "answers SELECT queries and catalogue requests")
         if message == "CommandStatementQuery" and _text(fields, 2):
             raise NotImplementedError(NO_TRANSACTIONS)
-        query = _text(fields, 1).decode("utf-8", "replace")
-        self.check(query)
+        query = self._statement(message, _text(fields, 1))
         table = self.run_query(query, cancelled)
         handle = uuid.uuid4().bytes
         self.cache.put(handle, table)
         self.queries += 1
         ticket = pack_any("TicketStatementQuery", field_bytes(1, handle))
         return table.schema, ticket, table.num_rows
+
+    def _statement(self, message: str, text: bytes) -> str:
+        """The query of a statement, checked unless it is a handle this service signed
+        when it checked it (a handle from elsewhere, or forged, is checked as it stands)."""
+        if message == "CommandPreparedStatementQuery" and len(text) >= _MAC_BYTES:
+            mac, rest = text[:_MAC_BYTES], text[_MAC_BYTES:]
+            if hmac.compare_digest(mac, self._sign(rest)):
+                return rest.decode("utf-8", "replace")
+            if mac.startswith(_MAC_TAG):
+                text = rest  # another process's handle (the desk's, on its data plane)
+        query = text.decode("utf-8", "replace")
+        self.check(query)
+        return query
+
+    def _sign(self, query: bytes) -> bytes:
+        return _MAC_TAG + hmac.digest(self._key, query, "sha256")[:_MAC_BYTES - len(_MAC_TAG)]
 
     def take(self, fields: dict[int, list[bytes | int]]) -> pa.Table:
         """The result behind a ``TicketStatementQuery`` (each result is read once)."""
@@ -268,7 +287,8 @@ class SqlService:
                 raise NotImplementedError(NO_TRANSACTIONS)
             query = _text(request[1], 1)
             self.check(query.decode("utf-8", "replace"))
-            return [pack_any("ActionCreatePreparedStatementResult", field_bytes(1, query))]
+            handle = self._sign(query) + query
+            return [pack_any("ActionCreatePreparedStatementResult", field_bytes(1, handle))]
         if kind == "ClosePreparedStatement":
             return []  # nothing is held for a prepared statement
         if kind == "CloseSession":
@@ -279,6 +299,8 @@ class SqlService:
 
 
 STATEMENTS = ("CommandStatementQuery", "CommandPreparedStatementQuery")
+_MAC_TAG = b"\x00fd"  # a prepared handle: tag + MAC (20 bytes in all), then the query
+_MAC_BYTES = 20
 NO_TRANSACTIONS = "Flight SQL transactions are not supported here (the desk's SQL is read-only)"
 SQL_ACTIONS = ("CreatePreparedStatement", "ClosePreparedStatement",
                "CreatePreparedSubstraitPlan", "BeginTransaction", "EndTransaction",
