@@ -220,6 +220,7 @@ def test_the_catalogue_needs_a_token(desk):
         with pytest.raises(Exception, match="(?i)unauthenticated|unknown bearer token"):
             objects(conn, depth="tables")
     assert ask(client, "CommandGetTables").num_rows == len(STORE_TABLES)
+    assert eng.status()["flight_server"]["sql"]["catalogue"] > 0  # counted in status
 
 
 def test_no_client_message_carries_a_traceback_or_a_server_path(desk, monkeypatch, caplog):

@@ -113,6 +113,7 @@ class DeskFlightServer(flight.FlightServerBase):
     def _sql_stats(self) -> dict[str, Any]:
         pool, cache, limits = self.sql_pool, self.sql.cache, self.sql_pool.limits
         return {"queries": self.sql.queries, "rejected": self.sql.rejected,
+                "catalogue": self.catalogue.requests,
                 "interrupted": pool.interrupted, "refused": pool.refused,
                 "workers": limits.workers, "busy": pool.busy, "started": pool.started,
                 "timeout_s": limits.timeout_s, "max_rows": limits.max_rows,
