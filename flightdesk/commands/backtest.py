@@ -1,9 +1,11 @@
 """``flightdesk backtest INPUT... --strategy NAME --out DIR``: replay through the desk.
 
-``--param key=v1,v2`` (repeatable) runs the grid of values in parallel processes, one run
-per combination under ``DIR/run-<n>/``, and writes ``DIR/sweep.json``, ``DIR/sweep.md`` and
+``--param key=v1,v2`` (repeatable) runs the grid of values as a sweep, one run per
+combination under ``DIR/run-<n>/``, and writes ``DIR/sweep.json``, ``DIR/sweep.md`` and
 ``DIR/sweep.html`` (a sortable table and a heatmap over two parameters, ``--heatmap X,Y``;
-see :mod:`flightdesk.core.runtime.report_sweep`).
+see :mod:`flightdesk.core.runtime.report_sweep`). ``--split day|symbol`` makes one task
+per combination and shard (``DIR/run-<n>/<shard>/``), ``--cluster ADDRESS`` runs the
+tasks on a Dask cluster instead of local processes; see :mod:`flightdesk.core.research`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import itertools
 import json
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,18 @@ from flightdesk.core.errors import ConfigError
 
 SWEEP_COLUMNS = ("pnl", "sharpe", "sortino", "max_drawdown", "trades", "fill_ratio", "fees",
                  "events_per_s")
+#: what sweep.json keeps: the results, not the timing (the same sweep gives the same file
+#: wherever it ran); the tables add each run's events/s
+RESULT_COLUMNS = (*(c for c in SWEEP_COLUMNS if c != "events_per_s"), "events")
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("backtest", help="replay captures or normalized Parquet through the desk")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="raw captures (host, cryptofeed, hftbacktest) or normalized Parquet dirs")
+                   help="raw captures (host, cryptofeed, hftbacktest), normalized Parquet "
+                        "dirs or Tardis CSV: paths, or file://, s3://, gs:// URIs in a sweep")
     p.add_argument("--strategy", required=True, help="strategy type, or a name in --config")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="output directory (a URI in a sweep)")
     p.add_argument("--config", help="TOML config (risk, broker, strategies...)")
     p.add_argument("--venue", help="venue of the captures when it cannot be detected")
     p.add_argument("--market", help="market of venues that have several (Binance: spot, "
@@ -39,7 +44,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--heatmap", metavar="X,Y",
                    help="the two --param keys the sweep report's heatmap is drawn over "
                         "(default: the first two that take several values)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel sweep runs")
+    p.add_argument("--split", choices=("day", "symbol"),
+                   help="one task per UTC day or per instrument of the inputs (each "
+                        "starting flat) and parameter combination")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the sweep's tasks on Dask: a scheduler (tcp://HOST:8786) or "
+                        "local:N (N local worker processes); needs flightdesk[cluster]")
+    p.add_argument("--retries", type=int, default=0,
+                   help="times a task that raised is run again (a task whose worker died "
+                        "is rerun by the scheduler anyway)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel sweep runs without --cluster")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -62,23 +77,65 @@ def parse_params(items: list[str]) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     grid = parse_params(args.param)
-    if len(grid) <= 1:
-        summary = _one(args, args.out, grid[0] if grid else {}, not args.quiet)
-        print(json.dumps({k: summary[k] for k in ("pnl", "trades", "events_per_s")}))
-        print(f"wrote {Path(args.out) / 'report.html'}")
-        return 0
+    if len(grid) > 1 or args.split or args.cluster:
+        return sweep(args, grid)
+    summary = _one(args, args.out, grid[0] if grid else {}, not args.quiet)
+    print(json.dumps({k: summary[k] for k in ("pnl", "trades", "events_per_s")}))
+    print(f"wrote {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def sweep(args: argparse.Namespace, grid: list[dict[str, Any]]) -> int:
+    """The grid (x shards) as tasks on local processes or a Dask cluster; exit status 1
+    names each failed task with its error, 130 after Ctrl-C."""
+    from flightdesk.core.research import locations
+    from flightdesk.core.research.runners import connect
+    from flightdesk.core.research.sweep import (
+        SweepInterrupted,
+        TaskBar,
+        execute,
+        plan,
+        write_results,
+    )
+    from flightdesk.core.research.task import Job
     from flightdesk.core.runtime.report_sweep import heatmap_axes, write_sweep
 
     axes = heatmap_axes(args.heatmap, grid)  # a bad --heatmap fails before the runs
-    out = Path(args.out)
-    with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(grid)))) as pool:
-        futures = [pool.submit(_one, args, str(out / f"run-{i}"), params, False)
-                   for i, params in enumerate(grid)]
-        rows = [{"run": f"run-{i}", **grid[i], **{c: f.result()[c] for c in SWEEP_COLUMNS}}
-                for i, f in enumerate(futures)]
-    print(write_sweep(out, rows, list(grid[0]), axes))
-    print(f"wrote {out / 'sweep.html'}")
-    return 0
+    if args.retries < 0:
+        raise ConfigError(f"--retries must be >= 0, not {args.retries}")
+    job = Job(args.strategy, locations.absolute(args.out), _config_text(args.config),
+              args.venue, args.market, args.batch_frames, RESULT_COLUMNS)
+    inputs = [locations.absolute(i) for i in args.inputs]
+    runner = connect(args.cluster, args.jobs)
+    try:
+        tasks = plan(runner, job, inputs, grid, args.split)
+        outcome = execute(runner, job, tasks, None if args.quiet else TaskBar(), args.retries)
+    except SweepInterrupted as stop:
+        print(f"flightdesk: interrupted: {stop.cancelled} tasks cancelled, {stop.finished} "
+              f"finished results kept in {args.out}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # while the inputs were scanned
+        print("flightdesk: interrupted before any task started", file=sys.stderr)
+        return 130
+    finally:
+        runner.close()
+    if outcome.rows:
+        print(write_results(job.out, outcome,
+                            lambda d, rows: write_sweep(d, rows, list(grid[0]), axes)))
+        print(f"wrote {locations.join(args.out, 'sweep.json')}")
+    for task_id, error in outcome.failures.items():
+        print(f"flightdesk: task {task_id} failed: {error}", file=sys.stderr)
+    return 1 if outcome.failures else 0
+
+
+def _config_text(path: str | None) -> str | None:
+    """The ``--config`` file's text (tasks get it, not its path), checked here first."""
+    if path is None:
+        return None
+    from flightdesk.core.runtime.config import load_config
+
+    load_config(path)
+    return Path(path).read_text(encoding="utf-8")
 
 
 def _one(args: argparse.Namespace, out: str, params: dict[str, Any],

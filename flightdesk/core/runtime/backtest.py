@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from flightdesk.core import schemas
 from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.events import MarketEvent
+from flightdesk.core.research.shards import Shard
 from flightdesk.core.runtime.compose import Runtime
 from flightdesk.core.runtime.config import load_config
 from flightdesk.core.storage.captures import CaptureRecord, merge_captures
@@ -105,12 +106,14 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
                  config: str | Path | None = None, params: Mapping[str, Any] | None = None,
                  venue: str | None = None, batch_frames: int = 64,
                  progress: Callable[[int, int, float], None] | None = None,
-                 market: str | None = None) -> dict[str, Any]:
+                 market: str | None = None, shard: Shard | None = None) -> dict[str, Any]:
     """Run one backtest; write the outputs into ``out``; return the summary.
 
     ``batch_frames`` is the replay's flush policy: the strategies run every that many data
     steps (captured frames that carried market data), whether the input is a raw capture
-    or the normalized Parquet of one, so both give the same fills."""
+    or the normalized Parquet of one, so both give the same fills. ``shard`` (a sweep's
+    work unit: one UTC day, one instrument) is selected while the inputs are read, see
+    :mod:`flightdesk.core.research.shards`."""
     from flightdesk.core.runtime.desk import Desk
 
     out = Path(out)
@@ -124,17 +127,22 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
     curve = Curve()
     rt.engine.flush_listeners.append(lambda: _sample(rt, curve, clock.now))
     replay = Replayer(desk, clock, venue=venue, market=market).start()
+    part = shard or Shard()  # Shard(): the whole input, handed through untouched
+    replay.driver.factories = part.venue_factories(replay.driver.factories)
     paths = [Path(p) for p in inputs]
     t0 = time.perf_counter()
     try:
         if all(is_normalized(p) for p in paths) and has_book(paths):
-            records = replay.run_normalized(_progress(normalized_steps(paths), progress, t0))
+            steps = part.steps(normalized_steps(paths, part.row_filter if part else None))
+            records = replay.run_normalized(_progress(steps, progress, t0))
         elif all(is_normalized(p) for p in paths):
-            records = replay.run_quotes(_progress(quote_batches(paths), progress, t0, rows=True))
+            batches = quote_batches(paths, where=part.row_filter if part else None)
+            records = replay.run_quotes(_progress(batches, progress, t0, rows=True))
         elif _tardis(paths):  # Tardis.dev CSV datasets: their rows are events already
-            records = replay.run_normalized(_progress(tardis_steps(paths), progress, t0))
+            steps = part.steps(tardis_steps(paths))
+            records = replay.run_normalized(_progress(steps, progress, t0))
         else:  # streamed: a k-way merge of the captures, memory bounded whatever their size
-            records = replay.run(_progress(merge_captures(paths), progress, t0))
+            records = replay.run(_progress(part.records(merge_captures(paths)), progress, t0))
     finally:
         replay.finish()
     wall = time.perf_counter() - t0

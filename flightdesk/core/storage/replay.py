@@ -155,10 +155,16 @@ _REPEATED = ["venue", "symbol", "side", "kind"]
 EVENT_CHUNK_ROWS = 65_536
 
 
-def _batches(paths: Iterable[Path], stream: str, columns: list[str]
-             ) -> Iterator[pa.RecordBatch] | None:
+#: ``where(stream)``: a ``pyarrow.dataset`` filter of a normalized stream's rows, or None
+#: for all of them (a sweep's shard: one day, one instrument)
+RowFilter = Callable[[str], Any]
+
+
+def _batches(paths: Iterable[Path], stream: str, columns: list[str],
+             where: RowFilter | None = None) -> Iterator[pa.RecordBatch] | None:
     """One stream of the normalized inputs, in written (``seq``) order, ``columns`` only,
-    ``EVENT_CHUNK_ROWS`` rows at a time (None: no input has it).
+    ``EVENT_CHUNK_ROWS`` rows at a time (None: no input has it); ``where`` filters the
+    rows in the scan.
 
     What one ``normalize`` run wrote is in ``seq`` order already (checked one row group
     at a time): it is read as the merge reaches it, a row group at a time, so memory
@@ -171,14 +177,15 @@ def _batches(paths: Iterable[Path], stream: str, columns: list[str]
             for p in paths if (p / stream).is_dir()]
     if not sets:
         return None
+    rows = where(stream) if where is not None else None
     if _in_seq_order(sets):
         streamed: Iterator[pa.RecordBatch] = (
             b for d in sets for b in d.to_batches(
-                columns=columns, batch_size=EVENT_CHUNK_ROWS, batch_readahead=0,
-                fragment_readahead=0, use_threads=False))
+                columns=columns, filter=rows, batch_size=EVENT_CHUNK_ROWS,
+                batch_readahead=0, fragment_readahead=0, use_threads=False))
         return streamed
-    table = pa.concat_tables([d.to_table(columns=[*columns, "seq"]) for d in sets],
-                             promote_options="default")
+    table = pa.concat_tables([d.to_table(columns=[*columns, "seq"], filter=rows)
+                              for d in sets], promote_options="default")
     table = table.take(pc.sort_indices(table, sort_keys=[("seq", "ascending")]))
     ordered: list[pa.RecordBatch] = table.to_batches(max_chunksize=EVENT_CHUNK_ROWS)
     return iter(ordered)
@@ -200,22 +207,25 @@ def _in_seq_order(sets: list[ds.Dataset]) -> bool:
     return True
 
 
-def normalized_steps(inputs: Iterable[str | Path]) -> Iterator[tuple[int, list[MarketEvent]]]:
+def normalized_steps(inputs: Iterable[str | Path], where: RowFilter | None = None
+                     ) -> Iterator[tuple[int, list[MarketEvent]]]:
     """``(ts_recv, events)`` runs from normalized ``book``, ``trades`` and ``events``
     (resyncs) datasets, in the order the engine met them: each stream in its written
     (``seq``) order, the streams merged by receive time (a book message the protocol held
     back until its snapshot keeps its own receive time, and comes where it was applied);
     a run of book rows with one ``ts_event``, instrument and snapshot flag is one message.
-    Rows are read, and made events, as the merge reaches them (see :func:`_batches`)."""
+    Rows are read, and made events, as the merge reaches them (see :func:`_batches`);
+    ``where`` selects rows in the scan."""
     paths = [Path(p) for p in inputs]
     streams: list[Iterator[tuple[int, int, MarketEvent]]] = []
-    book = _batches(paths, "book", list(_BOOK_COLUMNS))
+    book = _batches(paths, "book", list(_BOOK_COLUMNS), where)
     if book is not None:
         streams.append((ev.ts_recv, 0, ev) for ev in _book_events(book))
-    trades = _batches(paths, "trades", list(_TRADE_COLUMNS))
+    trades = _batches(paths, "trades", list(_TRADE_COLUMNS), where)
     if trades is not None:
         streams.append((tr.ts_recv, 1, tr) for tr in _trade_events(trades))
-    events = _batches(paths, "events", ["ts", "kind", "venue", "symbol", "detail"])
+    events = _batches(paths, "events", ["ts", "kind", "venue", "symbol", "detail"],
+                      where)
     if events is not None:
         streams.append((ts, 2, Resync(v, s, ts, _reason(detail), detail))
                        for rows in _rows(events, ("ts", "kind", "venue", "symbol", "detail"))
@@ -336,14 +346,16 @@ def _last_rows(batch: pa.RecordBatch) -> dict[tuple[str, str], int]:
     return last
 
 
-def quote_batches(paths: Iterable[str | Path], chunk_rows: int = 65_536
-                  ) -> Iterator[pa.RecordBatch]:
+def quote_batches(paths: Iterable[str | Path], chunk_rows: int = 65_536,
+                  where: RowFilter | None = None) -> Iterator[pa.RecordBatch]:
     """Quotes from normalized Parquet (``DIR`` with ``quotes/`` or a quotes dataset), in
-    ``ts_event`` order, ``chunk_rows`` at a time."""
+    ``ts_event`` order, ``chunk_rows`` at a time; ``where`` selects rows in the scan."""
+    rows = where("quotes") if where is not None else None
     tables = []
     for path in map(Path, paths):
         root = path / "quotes" if (path / "quotes").exists() else path
-        tables.append(ds.dataset(root, format="parquet", partitioning="hive").to_table())
+        tables.append(ds.dataset(root, format="parquet", partitioning="hive")
+                      .to_table(filter=rows))
     table = pa.concat_tables(tables, promote_options="default")
     order = pc.sort_indices(table, sort_keys=[("ts_event", "ascending"), ("seq", "ascending")])
     table = schemas.conform("quotes", table.take(order)).combine_chunks()
