@@ -83,7 +83,7 @@ class DataDesk:
         raise TicketError("the data plane has no engine; ask the desk's own port")
 
     status = readiness = gauges = strategies = snapshot = positions_table = _no_engine
-    kill = cancel_all = flatten = enable_strategy = stop = ingest = _no_engine
+    kill = cancel_all = cancel_order = flatten = enable_strategy = stop = ingest = _no_engine
     attach_strategy = detach_strategy = submit_signals = _no_engine
 
 

@@ -248,9 +248,16 @@ SPEC: dict[str, dict[str, Key]] = {
     },
     "telemetry": {
         "enabled": Key(True, "metrics and health"),
-        "health": Key(False, "serve HTTP /health, /ready (and /metrics with the otel extra)"),
-        "health_host": Key("127.0.0.1", "health server bind address"),
-        "health_port": _port(8816, "0 picks a free port"),
+        # the desk's HTTP port: /health, /ready, /metrics, the JSON API, /events and the
+        # dashboard (core.http); same tokens, roles and TLS certificate as [flight]
+        "health": Key(False, "serve HTTP (API, dashboard, /health) on every desk"),
+        "serve_http": Key(True, "`flightdesk serve` serves HTTP even with health off"),
+        "health_host": Key("127.0.0.1", "HTTP bind address"),
+        "health_port": _port(8816, "HTTP port; 0 picks a free port"),
+        "http_max_connections": _size(64, "HTTP connections and requests at once (more: 503)"),
+        "http_max_rows": _size(10_000, "rows one JSON read returns at most (limit=)"),
+        "events_max_clients": _size(16, "/events streams open at once (more: 429)"),
+        "events_buffer": _size(256, "batches buffered per /events stream (then dropped)"),
         "prometheus": Key(True, "/metrics when the otel extra is installed (serve only)"),
         # serve logs one line this often: events/s, quotes, orders, fills, PnL, drops
         "heartbeat_s": Key(10.0, "serve's heartbeat log line interval", ge=0, le=86400,

@@ -52,7 +52,7 @@ from flightdesk.sdk.strategy import StrategyContext
 if TYPE_CHECKING:
     from flightdesk.core.flight.server import DeskFlightServer
     from flightdesk.core.flight.tickets import StreamRequest
-    from flightdesk.core.http.health import HealthServer
+    from flightdesk.core.http.server import HttpServer
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,7 +76,7 @@ class Desk:
         self._stop_event = threading.Event()
         self._ready_event = threading.Event()
         self.flight: DeskFlightServer | None = None
-        self.health: HealthServer | None = None  # the HTTP /health, /ready, /metrics server
+        self.health: HttpServer | None = None  # HTTP: API, dashboard, /health (core.http)
         self.live: LiveInput | None = None  # the feeds' way into the engine
         self.history: HistoryWriter | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -232,9 +232,9 @@ class Desk:
         telemetry.observe(self)  # gauges and counters read at collection time
         cfg = self.config["telemetry"]
         if cfg["health"]:
-            from flightdesk.core.http.health import HealthServer
+            from flightdesk.core.http.server import HttpServer
 
-            self.health = HealthServer(self, cfg["health_host"], cfg["health_port"]).start()
+            self.health = HttpServer(self, cfg["health_host"], cfg["health_port"]).start()
 
     def _start_flight(self) -> None:
         cfg = self.config["flight"]
@@ -254,6 +254,8 @@ class Desk:
         queries interrupted, the store flushed and closed, then Flight (flight.closing)."""
         self._stop_event.set()
         deadline = time.monotonic() + float(self.config["desk"]["shutdown_timeout_s"])
+        if self.health is not None:
+            self.health.begin_stop()  # /events streams end now; joined below
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -275,7 +277,7 @@ class Desk:
         self.stopped_cleanly = self.stopped_cleanly and plugins_stopped
         self.bus.close()
         if self.health is not None:
-            self.health.stop()
+            self.health.stop(left(deadline))
 
     def stop(self) -> None:
         """Ask the desk to stop (from any thread)."""
@@ -366,6 +368,9 @@ class Desk:
 
     def cancel_all(self) -> dict[str, Any]:
         return self.call(self.state.cancel_all)
+
+    def cancel_order(self, order_id: str) -> dict[str, Any]:
+        return self.call(lambda: self.state.cancel_order(order_id))
 
     def flatten(self) -> dict[str, Any]:
         return self.call(self.state.flatten)

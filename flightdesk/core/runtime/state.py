@@ -171,6 +171,12 @@ class DeskState:
         self.rt.engine.flush()
         return {"open_orders_cancelled": n}
 
+    def cancel_order(self, order_id: str) -> dict[str, Any]:
+        """Cancel one open order (the HTTP dashboard's cancel button)."""
+        cancelled = self.rt.trader.cancel(order_id)
+        self.rt.engine.flush()
+        return {"order_id": order_id, "cancelled": cancelled}
+
     def flatten(self) -> dict[str, Any]:
         """Cancel open orders and close every position (reduce-only market orders, through
         the normal risk path); fills may follow after the broker's latency."""
