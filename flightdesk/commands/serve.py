@@ -35,8 +35,12 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--heartbeat", type=float, metavar="SECONDS",
                        help="log a heartbeat line this often (default: [telemetry] "
                             "heartbeat_s, 10; 0: never)")
-    serve.add_argument("--health-port", type=int,
-                       help="serve HTTP /health, /ready, /metrics on this port (0: free)")
+    serve.add_argument("--http-port", "--health-port", dest="health_port", type=int,
+                       help="the HTTP port: dashboard, JSON API, /events, /health (default "
+                            "[telemetry] health_port, 8816; 0: a free one, also the default "
+                            "with --flight-port 0)")
+    serve.add_argument("--no-http", action="store_true",
+                       help="no HTTP port (default: [telemetry] serve_http)")
     serve.add_argument("--live", action="store_true",
                        help="send real orders through the venue executors of the config "
                             "(needs [trading] live = true too); prints venue, account and "
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("telemetry", {})["heartbeat_s"] = args.heartbeat
     if args.log_level:
         overrides.setdefault("desk", {})["log_level"] = args.log_level
-    config = load_config(args.config, overrides=overrides)
+    config = _with_http(args, load_config(args.config, overrides=overrides), overrides)
     _telemetry(args, config)
     preflight.check(config)  # a busy port or an unusable data dir: one line, before anything
     # serve owns the process: GIL interval, priorities
@@ -77,6 +81,24 @@ def run(args: argparse.Namespace) -> int:
     if not desk.stopped_cleanly:  # Flight calls still open: exiting normally would wait on them
         _exit_now(code)
     return code
+
+
+def _with_http(args: argparse.Namespace, config: Any, overrides: dict[str, Any]) -> Any:
+    """serve serves HTTP (the dashboard) unless ``--no-http`` or ``[telemetry] serve_http =
+    false``; with ``--flight-port 0`` and no ``--http-port``, on a free port too."""
+    from flightdesk.core.runtime.config import load_config
+
+    tel = config["telemetry"]
+    if args.no_http:
+        want: dict[str, Any] = {"health": False}
+    elif tel["health"] or not tel["serve_http"]:
+        return config
+    else:
+        want = {"health": True}
+        if args.flight_port == 0 and args.health_port is None:
+            want["health_port"] = 0
+    overrides.setdefault("telemetry", {}).update(want)
+    return load_config(args.config, overrides=overrides)
 
 
 def _telemetry(args: argparse.Namespace, config: Any) -> None:
@@ -166,7 +188,8 @@ def _banner(desk: Desk) -> None:
     lines = [f"flightdesk serving: venues {venues}; strategies {strategies}",
              f"store: {desk.store.path}"]
     if desk.health is not None:
-        lines.append(f"health: {desk.health.url}/health /ready /metrics")
+        url = desk.health.url
+        lines.append(f"dashboard on {url}/ (API: {url}/openapi.json; /health /ready /metrics)")
     if uri:
         lines += [f"Flight listening on {uri}", "connect from Python:",
                   CONNECT_SNIPPET.format(uri=uri)]

@@ -79,9 +79,10 @@ def _endpoint(ctx: HttpContext, route: Route, handler: Callable[..., Any]
     async def endpoint(request: Request) -> Any:
         ctx.requests += 1
         try:
-            if route.role is not None:
-                ctx.auth.require(request.headers.get("authorization"), route.role, what)
+            role = (ctx.auth.require(request.headers.get("authorization"), route.role, what)
+                    if route.role is not None else None)
             args = route.args(request.path_params, request.query_params, ctx.cfg)
+            args["role"] = role
             if route.method == "POST":
                 args["body"] = await _json_body(request, what)
             if route.stream:

@@ -41,6 +41,8 @@ def page(ctx: HttpContext, a: dict[str, Any]) -> Response:
     """The page, with plotly's script tag when plotly is installed (no 404 in the console
     without it: the page then says charts need the extra)."""
     html = (STATIC / "index.html").read_text(encoding="utf-8")
+    # whether to ask for a token before the first call (so no call is refused for lack of one)
+    html = html.replace("<body>", f'<body data-tokens="{"yes" if ctx.auth.enabled else "no"}">')
     if plotly_js() is not None:
         html = html.replace(_PLOTLY_SLOT, '<script src="/static/plotly.min.js"></script>')
     return Response(html, media_type=_TYPES[".html"],

@@ -149,6 +149,11 @@ def status(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
     return finite(out)
 
 
+def whoami(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
+    """The caller's role (the dashboard asks before offering control it would be refused)."""
+    return {"role": a["role"].name.lower(), "tokens": ctx.auth.enabled}
+
+
 def strategies(ctx: HttpContext, a: dict[str, Any]) -> Any:
     return finite(ctx.desk.strategies())
 
@@ -173,4 +178,5 @@ READ_ROUTES = (
     Route("GET", "/status", "desk status: feeds, books, counters, subscribers and drops",
           status),
     Route("GET", "/strategies", "the strategies and their state", strategies),
+    Route("GET", "/whoami", "the role of the caller's token (read or trade)", whoami),
 )

@@ -5,6 +5,8 @@
 
 const state = {
   token: sessionStorage.getItem("flightdesk-token") || "",
+  tokens: false,              // the desk has tokens (the page says so: data-tokens)
+  role: "",                   // what the token may do: "read" or "trade"
   quotes: new Map(),          // "venue:symbol" -> latest quote row
   series: new Map(),          // "venue:symbol" -> {x: [], y: []} of mids
   fills: [],                  // newest first
@@ -47,6 +49,11 @@ function askToken(why) {
 function say(text) { $("message").textContent = text; }
 
 async function control(path, body, what) {
+  if (state.tokens && state.role !== "trade") {  // ask first: no call refused for lack of one
+    state.pending = () => control(path, body, what);
+    askToken(what + " needs a trade token");
+    return null;
+  }
   try {
     const out = await api(path, body);
     say(what + ": done");
@@ -313,14 +320,26 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let tokenWaiters = [];
 const waitForToken = () => new Promise((r) => tokenWaiters.push(r));
 
-function start() {
+async function checkToken() {
+  try {
+    state.role = (await api("/whoami")).role;
+    return true;
+  } catch (err) {
+    askToken(err instanceof AuthNeeded ? "unknown token: try another" : err.message);
+    return false;
+  }
+}
+
+async function start() {
+  state.tokens = document.body.dataset.tokens === "yes";
   if (!state.charts) document.querySelectorAll(".no-charts").forEach((e) => { e.hidden = false; });
-  $("token-form").addEventListener("submit", (ev) => {
+  $("token-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     state.token = $("token").value.trim();
-    sessionStorage.setItem("flightdesk-token", state.token);
     $("token-form").hidden = true;
     say("");
+    if (!(await checkToken())) return;
+    sessionStorage.setItem("flightdesk-token", state.token);
     tokenWaiters.forEach((r) => r()); tokenWaiters = [];
     const pending = state.pending; state.pending = null;
     if (pending) pending();
@@ -331,6 +350,10 @@ function start() {
   $("cancel-all").addEventListener("click", () => control("/cancel-all", {}, "cancel all"));
   $("flatten").addEventListener("click", () => control("/flatten", {}, "flatten"));
   $("instrument").addEventListener("change", () => { state.drawn = 0; drawPrice(); });
+  if (state.tokens && !(state.token && await checkToken())) {
+    if (!state.token) askToken("this desk needs a token (read, or trade for control)");
+    await waitForToken();
+  }
   loadFills();
   poll();
   streamEvents();
