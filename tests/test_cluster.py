@@ -290,3 +290,13 @@ def test_cluster_addresses_are_checked_before_anything_runs(tmp_path: Path) -> N
         proc = backtest(str(tmp_path), "--strategy", "threshold", "--out",
                         str(tmp_path / "o"), "--cluster", address, timeout=60)
         assert proc.returncode == 2 and why in proc.stderr
+
+
+def test_the_pyarrow_example_of_the_docs_reads_a_sweep(local_sweep: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "cluster.md").read_text()
+    code, = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert 'Path("sweep-out")' in code
+    exec(code.replace('Path("sweep-out")', f"Path({str(local_sweep)!r})"), {})
+    assert "run-5/day=2024-08-09" in capsys.readouterr().out

@@ -108,6 +108,8 @@ def sweep(args: argparse.Namespace, grid: list[dict[str, Any]]) -> int:
     inputs = [locations.absolute(i) for i in args.inputs]
     runner = connect(args.cluster, args.jobs)
     try:
+        if args.split and not args.quiet:
+            print(f"finding the {args.split}s of {len(inputs)} inputs", file=sys.stderr)
         tasks = plan(runner, job, inputs, grid, args.split)
         outcome = execute(runner, job, tasks, None if args.quiet else TaskBar(), args.retries)
     except SweepInterrupted as stop:

@@ -9,7 +9,8 @@ client gathers the rows the tasks return — never their data — into ``OUT/swe
 ``OUT/sweep.md`` (with each task's events/s).
 
 A sweep first removes the results it is about to write (an older sweep's would otherwise
-be taken for a finished attempt); a task that fails is reported by name with its error;
+be taken for a finished attempt) and the sweep files (they are written when it has ended);
+a task that fails is reported by name with its error;
 Ctrl-C cancels what has not started and keeps every result already published.
 """
 
@@ -31,6 +32,8 @@ from flightdesk.core.research.shards import Shard
 from flightdesk.core.research.task import Job, Task, run_task, scan_days, scan_instruments
 
 SPLITS = ("day", "symbol")
+#: the sweep-wide files, removed when a sweep starts and written when it has ended
+SWEEP_FILES = ("sweep.json", "sweep.md", "sweep.html")
 #: how often the progress bar is redrawn (and the scheduler asked what runs)
 TICK_S = 0.5
 
@@ -101,8 +104,8 @@ def execute(runner: Runner, job: Job, tasks: list[Task], bar: TaskBar | None = N
     """Run ``tasks`` (each retried up to ``retries`` times when it raises; a task whose
     worker died is rerun by the scheduler itself). Raises :class:`SweepInterrupted` on
     Ctrl-C, after cancelling what has not started."""
-    for task in tasks:
-        locations.clear(locations.join(job.out, task.id))
+    for name in (*SWEEP_FILES, *(t.id for t in tasks)):
+        locations.clear(locations.join(job.out, name))
     outcome = Outcome(tasks)
     sweep = uuid.uuid4().hex[:8]
     attempts = dict.fromkeys((t.id for t in tasks), 0)
