@@ -14,6 +14,8 @@ from flightdesk.core.flight.tickets import StreamRequest
 from flightdesk.core.http.auth import ApiError, HttpAuth
 from flightdesk.core.runtime.api import DeskAPI
 
+_HISTORY_TRIES = 4
+
 
 class HttpContext:
     """The desk and the HTTP server's shared state (one per server)."""
@@ -49,9 +51,19 @@ class HttpContext:
                 raise ApiError(404, f"no {req.stream} history: {path} does not exist; turn "
                                     "on [store] history = true (or point [store] "
                                     "history_dir at a Parquet dataset)")
-        with self.data_gate:
-            data = history_reader.history(req, self.desk)
-            return data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+        for attempt in range(_HISTORY_TRIES):
+            try:
+                with self.data_gate:
+                    data = history_reader.history(req, self.desk)
+                    return data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+            except pa.ArrowInvalid as exc:
+                # the history writer writes its files in place: a read can meet one that is
+                # half written ("Parquet magic bytes not found"); it is whole moments later
+                if "Parquet" not in str(exc) or attempt == _HISTORY_TRIES - 1:
+                    raise ApiError(503, f"the {req.stream} history could not be read (a file "
+                                        f"is being written?): {exc}; retry") from exc
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
 
     def risk(self, max_age_s: float = 1.0) -> dict[str, Any]:
         """Kill switch, risk mode, PnL and open orders, read at most once a second however

@@ -96,6 +96,9 @@ class HttpServer:
             ws="none", limit_concurrency=int(cfg["http_max_connections"]),
             timeout_graceful_shutdown=int(GRACE_S) or 1, server_header=False, **kwargs)
         self.server = uvicorn.Server(config)
+        quiet = logging.getLogger("uvicorn.error")  # its start-up chatter; warnings stay
+        if quiet.level == logging.NOTSET:
+            quiet.setLevel(logging.WARNING)
         self._thread: threading.Thread | None = None
 
     @property
