@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--heartbeat", type=float, metavar="SECONDS",
                        help="log a heartbeat line this often (default: [telemetry] "
                             "heartbeat_s, 10; 0: never)")
-    serve.add_argument("--http-port", "--health-port", dest="health_port", type=int,
+    serve.add_argument("--http-port", "--health-port", dest="health_port", type=int, metavar="N",
                        help="the HTTP port: dashboard, JSON API, /events, /health (default "
                             "[telemetry] health_port, 8816; 0: a free one, also the default "
                             "with --flight-port 0)")
