@@ -1,5 +1,6 @@
 """The Parquet market-data history: written by a running desk, read back by pyarrow."""
 
+import itertools
 import json
 
 import numpy as np
@@ -104,6 +105,40 @@ def test_write_partitioned_layout_is_plain_parquet(tmp_path, small_row_groups):
     back = ds.dataset(tmp_path / "quotes", partitioning="hive").to_table(
         columns=table.column_names).sort_by("seq")
     assert back.cast(table.schema).equals(table)
+
+
+def test_readers_never_see_a_half_written_history_file(tmp_path, small_row_groups):
+    """The desk writes history while Flight and HTTP read it: every file a reader lists
+    must be whole (before, readers hit 'Parquet magic bytes not found')."""
+    import threading
+
+    table = _quotes(12_000)
+    stop, seen, errors = threading.Event(), [], []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(read_history(tmp_path, "quotes").num_rows)
+            except Exception as exc:  # noqa: BLE001 - what a reader would have got
+                errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(25):
+            write_partitioned(table, tmp_path, "quotes", f"w{i}")
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors
+    assert read_history(tmp_path, "quotes").num_rows == 25 * table.num_rows
+    # each write makes one file per partition; a reader sees earlier writes plus whole
+    # files of the current one, never part of a file
+    sizes = [pq.ParquetFile(f).metadata.num_rows
+             for f in (tmp_path / "quotes").rglob("part-w0-*.parquet")]
+    whole = {sum(c) for k in range(len(sizes) + 1) for c in itertools.combinations(sizes, k)}
+    assert len(sizes) == 4 and seen and {n % table.num_rows for n in seen} <= whole
+    assert not [p for p in (tmp_path / "quotes").iterdir() if p.name.startswith("_")]
 
 
 @pytest.mark.parametrize("kw", [

@@ -156,6 +156,8 @@ def market(req: StreamRequest, root: Path, cache: FileCache | None = None
     dataset = ds.dataset(path, format="parquet", partitioning="hive")
     target = schemas.schema(req.stream)
     columns = list(req.columns) if req.columns else target.names
+    if not dataset.files:  # the directory is there, its first file is not written yet
+        return target.empty_table().select(columns).to_reader()
     missing = [c for c in columns if c not in dataset.schema.names]
     if missing:
         raise TicketError(f"{req.stream} history at {path} has no column {missing[0]!r}")

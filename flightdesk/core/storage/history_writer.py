@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -76,13 +78,30 @@ def with_date(table: pa.Table, column: str = "ts_event") -> pa.Table:
 
 
 def write_partitioned(table: pa.Table, root: Path, stream: str, tag: str) -> None:
-    """Write ``table`` under ``root/stream`` as new files (never overwriting old ones)."""
-    _ds().write_dataset(with_date(table, order_keys(stream)[0]), root / stream,
-                     format="parquet",
-                     partitioning=partitioning(), basename_template=f"part-{tag}-{{i}}.parquet",
-                     existing_data_behavior="overwrite_or_ignore",
-                     file_options=parquet_options(table.schema),
-                     min_rows_per_group=ROW_GROUP_ROWS, max_rows_per_group=ROW_GROUP_ROWS)
+    """Write ``table`` under ``root/stream`` as new files (never overwriting old ones).
+
+    Readers list the dataset while the desk writes it, so a file must never be visible
+    half-written: the files are written under ``root/stream/_staging-<tag>`` (dataset
+    discovery skips names starting with ``_``) and each is then renamed into its
+    partition, which is atomic on one filesystem."""
+    base = root / stream
+    staging = base / f"_staging-{tag}"
+    written: list[str] = []
+    try:
+        _ds().write_dataset(with_date(table, order_keys(stream)[0]), staging,
+                            format="parquet", partitioning=partitioning(),
+                            basename_template=f"part-{tag}-{{i}}.parquet",
+                            existing_data_behavior="overwrite_or_ignore",
+                            file_options=parquet_options(table.schema),
+                            min_rows_per_group=ROW_GROUP_ROWS,
+                            max_rows_per_group=ROW_GROUP_ROWS,
+                            file_visitor=lambda f: written.append(f.path))
+        for path in written:
+            dest = base / Path(path).relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_history(root: Path, stream: str, symbols: tuple[str, ...] = (),
@@ -94,6 +113,8 @@ def read_history(root: Path, stream: str, symbols: tuple[str, ...] = (),
     if not path.exists():
         return schema.empty_table()
     dataset = _ds().dataset(path, format="parquet", partitioning=partitioning())
+    if not dataset.files:  # the stream's directory exists, its first file is not there yet
+        return schema.empty_table()
     time_col, tie = order_keys(stream)
     expr = None
     for cond in (
