@@ -227,3 +227,12 @@ def test_engine_stop_returns_within_the_deadline_with_stuck_clients(tmp_path):
     assert elapsed < 2.0 + 1.0 and eng.desk.stopped_cleanly
     assert not eng._thread.is_alive()
     del stalled, writer
+
+
+def test_stopping_a_stopped_desk_again_is_harmless(tmp_path):
+    """An embedding program may stop a desk twice (a finally after an explicit stop)."""
+    engine = start_desk(tmp_path, flight={"enabled": False})
+    engine.stop()
+    assert not engine._thread.is_alive()
+    engine.stop()  # used to raise 'Event loop is closed' from call_soon_threadsafe
+    engine.desk.stop()

@@ -282,8 +282,12 @@ class Desk:
     def stop(self) -> None:
         """Ask the desk to stop (from any thread)."""
         self._stop_event.set()
-        if self.loop is not None and self._async_stop is not None:
-            self.loop.call_soon_threadsafe(self._async_stop.set)
+        loop = self.loop
+        if loop is not None and self._async_stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._async_stop.set)
+            except RuntimeError:  # the loop closed meanwhile: the desk has stopped
+                pass
 
     def call(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
         """Run ``fn`` on the engine thread and return its result."""
