@@ -94,6 +94,21 @@ def test_normalized_parquet_backtest_fills_at_the_top_of_book(tmp_path):
         assert f["price"] == pytest.approx(ask if f["side"] == "buy" else bid)
 
 
+def test_quotes_only_backtest_trades_through_the_data_not_at_its_end(tmp_path):
+    """The strategy runs every ``batch_frames`` quote rows, as it does every that many
+    frames of a capture: a signal is filled at the quotes of its own moment, not at the
+    top of book of a whole 65,536-row chunk later (which also left one equity sample)."""
+    table = synthetic_quotes()
+    write_partitioned(table, tmp_path / "norm", "quotes", "t")
+    summary = run_backtest([tmp_path / "norm"], "threshold", tmp_path / "out",
+                           params={"imbalance_threshold": 0.5}, batch_frames=64)
+    ts = table["ts_event"].to_numpy()
+    fill_ts = pq.read_table(tmp_path / "out" / "fills.parquet")["ts"].to_numpy()
+    assert len(set(fill_ts.tolist())) > 20
+    assert fill_ts.min() < ts[len(ts) // 10]  # trading starts near the start of the data
+    assert summary["max_drawdown"] > 0
+
+
 def test_cli_sweep_writes_one_run_per_combination(tmp_path):
     write_partitioned(synthetic_quotes(5_000), tmp_path / "norm", "quotes", "t")
     out = tmp_path / "sweep"

@@ -136,7 +136,8 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
             steps = part.steps(normalized_steps(paths, part.row_filter if part else None))
             records = replay.run_normalized(_progress(steps, progress, t0))
         elif all(is_normalized(p) for p in paths):
-            batches = quote_batches(paths, where=part.row_filter if part else None)
+            batches = quote_batches(paths, chunk_rows=batch_frames,  # a row is a step
+                                    where=part.row_filter if part else None)
             records = replay.run_quotes(_progress(batches, progress, t0, rows=True))
         elif _tardis(paths):  # Tardis.dev CSV datasets: their rows are events already
             steps = part.steps(tardis_steps(paths))

@@ -12,7 +12,9 @@ machine takes them. Three inputs, one engine:
   messages ``normalize`` wrote, rebuilt per receive time and fed as typed events, so the
   books, quotes, strategies and fills are those of the raw capture.
 * quotes-only Parquet (:func:`quote_batches`): each instrument's book is its top of book,
-  set batch by batch — fast, for data that has no book. One top of book stands for a whole
+  set batch by batch — fast, for data that has no book. A backtest cuts these batches at
+  its ``batch_frames`` rows (a quote row is a step, as a frame is of a capture), so a
+  signal meets the quotes of its own moment. One top of book stands for a whole
   batch of quotes there, so paper fills do not consume liquidity in this replay (every
   order sees the full top-of-book size, as each quote row would have offered it): with
   consumption the orders of a batch would share one row's size, and how much a strategy
