@@ -1,6 +1,7 @@
 """A 24-task backtest sweep on a Dask cluster against the same sweep in local processes.
 
-12 parameter combinations x 2 UTC days (``--split day``) of the recorded Binance session:
+12 parameter combinations x 2 UTC days (``--split day``) of the recorded Binance session
+(and a 12-task half of it, for the marginal cost of a task):
 day 1 is its first ``--lines`` lines, day 2 the same lines moved one day on (times and
 update ids shifted, so each day starts with its REST snapshot). Four ways, each a
 ``flightdesk backtest`` process timed end to end, alternating, ``--runs`` times:
@@ -9,8 +10,9 @@ update ids shifted, so each day starts with its REST snapshot). Four ways, each 
 * a real ``dask scheduler`` with 1 and with 2 ``dask worker`` processes (one thread each,
   started before the timing, as a cluster already runs when a researcher submits).
 
-Reported: medians of the end-to-end time and tasks/s, and the per-task overhead the cluster
-adds: (cluster with N workers - local with N processes) / tasks. Same machine, same run.
+Reported: medians of the end-to-end time and tasks/s, each way's marginal cost per task
+(the 24- less the 12-task time, over 12) and fixed cost, and the per-task overhead the
+cluster adds: its marginal cost less that of as many local processes. Same machine, same run.
 
     python bench/bench_cluster.py [--runs 3] [--lines 3000] [--write] [--smoke]
 
@@ -119,6 +121,12 @@ def sweep(files: list[Path], out: Path, grid: list[str], *how: str) -> float:
     return wall
 
 
+def grid_of(thresholds: int, holdings: int) -> list[str]:
+    values = ",".join(f"{0.1 * (i + 1):.1f}" for i in range(thresholds))
+    holds = ",".join(str(500 * (i + 1)) for i in range(holdings))
+    return ["--param", f"imbalance_threshold={values}", "--param", f"holding_period_ms={holds}"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -126,16 +134,13 @@ def main() -> int:
     ap.add_argument("--write", action="store_true", help="replace the RESULTS.md section")
     ap.add_argument("--smoke", action="store_true", help="4 tasks, local:1, one run (CI)")
     args = ap.parse_args()
-    thresholds = "0.2,0.3" if args.smoke else "0.1,0.2,0.3,0.4,0.5,0.6"
-    grid = ["--param", f"imbalance_threshold={thresholds}"]
-    if not args.smoke:
-        grid += ["--param", "holding_period_ms=500,1000"]
-    tasks = 2 * len(thresholds.split(",")) * (1 if args.smoke else 2)
+    # tasks -> grid: 2 days x combinations; the half-size sweep gives the marginal cost
+    sizes = {4: grid_of(2, 1)} if args.smoke else {24: grid_of(6, 2), 12: grid_of(6, 1)}
     runs = 1 if args.smoke else args.runs
+    if args.smoke:
+        args.lines = min(args.lines, 1500)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if args.smoke:
-            args.lines = min(args.lines, 1500)
         files = day_files(args.lines, tmp)
         clusters: list[Cluster] = []
         try:
@@ -148,45 +153,63 @@ def main() -> int:
                         "local processes, --jobs 2": ("--jobs", "2"),
                         "Dask, 1 worker": ("--cluster", clusters[0].address),
                         "Dask, 2 workers": ("--cluster", clusters[1].address)}
-            walls: dict[str, list[float]] = {w: [] for w in ways}
+            walls: dict[tuple[str, int], list[float]] = {}
             load = os.getloadavg()[0]
             for i in range(runs):
                 for j, (way, how) in enumerate(ways.items()):
-                    walls[way].append(sweep(files, tmp / f"out-{i}-{j}", grid, *how))
+                    for tasks, grid in sizes.items():
+                        walls.setdefault((way, tasks), []).append(
+                            sweep(files, tmp / f"out-{i}-{j}-{tasks}", grid, *how))
         finally:
             for cluster in clusters:
                 cluster.stop()
-    text = report(walls, tasks, runs, args, (load, os.getloadavg()[0]))
+    text = report(walls, list(ways), sorted(sizes), runs, args, (load, os.getloadavg()[0]))
     print(text)
     if args.write and not args.smoke:
         write_section(HEADING, text)
     return 0
 
 
-def report(walls: dict[str, list[float]], tasks: int, runs: int,
-           args: argparse.Namespace, load: tuple[float, float]) -> str:
-    med = {w: statistics.median(v) for w, v in walls.items()}
+def report(walls: dict[tuple[str, int], list[float]], ways: list[str], sizes: list[int],
+           runs: int, args: argparse.Namespace, load: tuple[float, float]) -> str:
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    full = sizes[-1]
     lines = [HEADING, "",
              f"`python bench/bench_cluster.py --runs {args.runs} --lines {args.lines}"
-             f"{' --smoke' if args.smoke else ''}`: "
-             f"{tasks} tasks (combinations x 2 days of {args.lines:,} capture lines), "
-             f"each way a `flightdesk backtest` process timed end to end (start-up, scan, "
-             f"tasks, sweep files), {runs} run(s) alternating, medians; {os.cpu_count()} cores, "
-             f"load average {load[0]:.1f} before and {load[1]:.1f} after (other work on "
-             "the machine counts in both columns alike).", "",
-             "| way | end to end s | tasks/s | runs s |", "|---|---|---|---|"]
-    for way, wall in med.items():
-        spread = ", ".join(f"{w:.2f}" for w in walls[way])
-        lines.append(f"| {way} | {wall:.2f} | {tasks / wall:.2f} | {spread} |")
-    pairs = [("Dask, 1 worker", "local processes, --jobs 1"),
-             ("Dask, 2 workers", "local processes, --jobs 2"),
-             ("Dask local:1", "local processes, --jobs 1")]
-    lines.append("")
-    for dask, local in pairs:
-        if dask in med and local in med:
-            extra = (med[dask] - med[local]) / tasks * 1000
-            lines.append(f"- per-task overhead of {dask} against {local}: {extra:+.0f} ms "
-                         f"(({med[dask]:.2f} - {med[local]:.2f}) s / {tasks} tasks)")
+             f"{' --smoke' if args.smoke else ''}`: a {full}-task sweep (combinations x 2 "
+             f"days of {args.lines:,} capture lines), each way a `flightdesk backtest` "
+             "process timed end to end (start-up, scan, tasks, sweep files); "
+             + ("`local:1` starts its cluster inside the timing. " if args.smoke else
+                "the Dask workers are started before the timing and stay up between runs, "
+                "as a cluster does. ")
+             + f"{runs} run(s), ways and sizes alternating, medians; "
+             f"{os.cpu_count()} cores, load average {load[0]:.1f} before and "
+             f"{load[1]:.1f} after (other work on the machine weighs on every way alike).",
+             "", f"| way | {full} tasks: end to end s | tasks/s | runs s |",
+             "|---|---|---|---|"]
+    for way in ways:
+        wall = med[(way, full)]
+        spread = ", ".join(f"{w:.2f}" for w in walls[(way, full)])
+        lines.append(f"| {way} | {wall:.2f} | {full / wall:.2f} | {spread} |")
+    if len(sizes) == 2:
+        half = sizes[0]
+        lines += ["", f"Marginal cost of a task, from the {half}- and {full}-task sweeps "
+                  f"((end to end {full} - end to end {half}) / {full - half}), and what the "
+                  "rest is (start-up, scan, gathering); the cluster's per-task overhead is "
+                  "its marginal cost less that of as many local processes:", "",
+                  "| way | per task ms | fixed s | per-task overhead vs local ms |",
+                  "|---|---|---|---|"]
+        per = {w: (med[(w, full)] - med[(w, half)]) / (full - half) for w in ways}
+        for way in ways:
+            n = "2" if "2" in way else "1"
+            local = f"local processes, --jobs {n}"
+            extra = f"{(per[way] - per[local]) * 1000:+.0f}" if way != local else "(baseline)"
+            fixed = med[(way, full)] - full * per[way]
+            lines.append(f"| {way} | {per[way] * 1000:.0f} | {fixed:.2f} | {extra} |")
+    else:
+        local, dask = ways
+        extra = (med[(dask, full)] - med[(local, full)]) / full * 1000
+        lines += ["", f"- {dask} against {local}: {extra:+.0f} ms per task, start-up included"]
     return "\n".join(lines) + "\n"
 
 

@@ -33,7 +33,8 @@ def add_parser(sub: Any) -> None:
                    help="raw captures (host, cryptofeed, hftbacktest), normalized Parquet "
                         "dirs or Tardis CSV: paths, or file://, s3://, gs:// URIs in a sweep")
     p.add_argument("--strategy", required=True, help="strategy type, or a name in --config")
-    p.add_argument("--out", required=True, help="output directory (a URI in a sweep)")
+    p.add_argument("--out", required=True,
+                   help="output directory (in a sweep also a file://, s3://, gs:// URI)")
     p.add_argument("--config", help="TOML config (risk, broker, strategies...)")
     p.add_argument("--venue", help="venue of the captures when it cannot be detected")
     p.add_argument("--market", help="market of venues that have several (Binance: spot, "

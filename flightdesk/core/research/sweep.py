@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from flightdesk.core.errors import ConfigError
 from flightdesk.core.research import locations
 from flightdesk.core.research.runners import Runner
 from flightdesk.core.research.shards import Shard
@@ -73,6 +74,8 @@ def plan(runner: Runner, job: Job, inputs: Sequence[str], grid: Sequence[dict[st
          split: str | None) -> list[Task]:
     """The work units: every combination of ``grid`` over every shard of ``inputs``."""
     shards = find_shards(runner, job, tuple(inputs), split)
+    if not shards:
+        raise ConfigError(f"--split {split}: the inputs hold no market data to split")
     return [Task(run, dict(params), shard, ins)
             for run, params in enumerate(grid) for shard, ins in shards]
 
