@@ -1,6 +1,7 @@
 """The threshold strategy: entry, confidence, holding period, decay, split invariance."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -117,3 +118,29 @@ def test_one_row_batches_give_the_same_signals_row_for_row(stream, window):
         return
     assert all(b.schema.equals(schemas.schema("signals")) for b in alone)
     assert pa.Table.from_batches(alone).to_pylist() == whole.to_pylist()
+
+
+@pytest.mark.parametrize(("strategy", "key", "value"), [
+    ("threshold", "imbalance_threshold", -2.0),
+    ("threshold", "imbalance_threshold", 1.0),
+    ("threshold", "min_confidence", 1.5),
+    ("threshold", "signal_decay_ms", -1.0),
+    ("threshold", "order_size_fraction", float("inf")),
+    ("threshold", "feature_window_ms", float("nan")),
+    ("flow", "flow_threshold", -0.1),
+    ("flow", "order_size_fraction", 0.0),
+    ("onnx", "min_confidence", -1.0),
+])
+def test_an_out_of_range_strategy_number_is_refused_naming_its_key(strategy, key, value):
+    """Fail closed: a strategy is never built on a parameter it cannot mean."""
+    from flightdesk.core.errors import ConfigError
+    from flightdesk.plugins.strategies.flow import FlowStrategy
+    from flightdesk.plugins.strategies.onnx import OnnxStrategy
+
+    cls = {"threshold": ThresholdStrategy, "flow": FlowStrategy, "onnx": OnnxStrategy}[strategy]
+    model = (Path(__file__).resolve().parents[1] / "plugins_examples" /
+             "flightdesk-onnx-imbalance" / "flightdesk_onnx_imbalance" / "model.onnx")
+    config = {**cls.DEFAULTS, **({"model_path": str(model)} if strategy == "onnx" else {})}
+    cls("s", config)  # the defaults are in range
+    with pytest.raises(ConfigError, match=rf"strategies\.s\.{key} must be a finite number"):
+        cls("s", {**config, key: value})

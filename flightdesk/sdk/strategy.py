@@ -9,6 +9,7 @@ host turns the difference to the current position into an order, which must pass
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,38 @@ class Strategy:
         self.name = name
         self.config = dict(config)
         self.ctx: StrategyContext | None = None
+
+    def number(self, key: str, lo: float | None = None, hi: float | None = None, *,
+               lo_open: bool = False, hi_open: bool = False) -> float:
+        """``config[key]`` as a finite float within ``[lo, hi]`` (``lo_open``/``hi_open``:
+        excluding that end), else a :class:`ConfigError` naming the key and the range:
+        a limit that is not a finite, in-range number is refused, never traded on."""
+        from flightdesk.core.errors import ConfigError
+
+        where = f"strategies.{self.name}.{key}"
+        raw = self.config.get(key)
+        try:
+            value = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = math.nan
+        low_ok = lo is None or (value > lo if lo_open else value >= lo)
+        high_ok = hi is None or (value < hi if hi_open else value <= hi)
+        if isinstance(raw, bool) or not math.isfinite(value) or not (low_ok and high_ok):
+            low = "-inf" if lo is None else f"{lo:g}"
+            high = "inf" if hi is None else f"{hi:g}"
+            span = f"{'(' if lo_open else '['}{low}, {high}{')' if hi_open else ']'}"
+            raise ConfigError(f"{where} must be a finite number in {span}, got {raw!r}",
+                              key=where)
+        return value
+
+    def policy_from_config(self) -> Any:
+        """The :class:`~flightdesk.sdk.policy.SignalPolicy` of the ``min_confidence``,
+        ``holding_period_ms`` and ``signal_decay_ms`` keys, each range-checked."""
+        from flightdesk.sdk.policy import SignalPolicy
+
+        return SignalPolicy(self.number("min_confidence", 0.0, 1.0),
+                            self.number("holding_period_ms", 0.0),
+                            self.number("signal_decay_ms", 0.0))  # 0: no decay
 
     def on_start(self, ctx: StrategyContext) -> None:
         self.ctx = ctx

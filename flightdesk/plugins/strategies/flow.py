@@ -23,7 +23,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.market.bars import interval_ns
 from flightdesk.plugins.hookspecs import hookimpl
 from flightdesk.sdk.features import FeatureSet, instrument_groups
-from flightdesk.sdk.policy import SignalPolicy, apply_policy, side_names
+from flightdesk.sdk.policy import apply_policy, side_names
 from flightdesk.sdk.strategy import Strategy, signals_batch
 
 
@@ -57,10 +57,11 @@ class FlowStrategy(Strategy):
                               f"{cfg['trend_bars']!r}", key=f"strategies.{name}.trend_bars")
         bars = cfg["bars"]
         self.interval = str(bars if isinstance(bars, str) else (list(bars) or ["5s"])[0])
-        self.threshold = float(cfg["flow_threshold"])
-        self.flow = FeatureSet([f"trade_imbalance@{float(cfg['flow_window_ms'])}"])
-        self.policy = SignalPolicy(float(cfg["min_confidence"]), float(cfg["holding_period_ms"]),
-                                   float(cfg["signal_decay_ms"]))
+        self.threshold = self.number("flow_threshold", 0.0, 1.0, hi_open=True)
+        window = self.number("flow_window_ms", 0.0, lo_open=True)
+        self.flow = FeatureSet([f"trade_imbalance@{window}"])
+        self.policy = self.policy_from_config()
+        self.size_fraction = self.number("order_size_fraction", 0.0, 1.0, lo_open=True)
         self.closes: dict[tuple[str, str], deque[float]] = {}
         #: per instrument: end times of the bars that set a trend, and that trend
         self.trend: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
@@ -117,7 +118,7 @@ class FlowStrategy(Strategy):
 
     def order_qty(self) -> float:
         max_position = float(self.ctx.risk["max_position"]) if self.ctx else 1.0
-        return float(self.config["order_size_fraction"]) * max_position
+        return self.size_fraction * max_position
 
 
 @hookimpl

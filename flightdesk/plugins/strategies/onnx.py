@@ -29,7 +29,7 @@ import pyarrow as pa
 from flightdesk.core.errors import ConfigError, StrategyError
 from flightdesk.plugins.hookspecs import hookimpl
 from flightdesk.sdk.features import FeatureSet, instrument_groups
-from flightdesk.sdk.policy import SignalPolicy, apply_policy, side_names
+from flightdesk.sdk.policy import apply_policy, side_names
 from flightdesk.sdk.strategy import Strategy, signals_batch
 
 logger = logging.getLogger(__name__)
@@ -133,9 +133,10 @@ class OnnxStrategy(Strategy):
         super().__init__(name, config)
         cfg = self.config
         self.model = OnnxModel(f"strategies.{name}", str(cfg["model_path"]), cfg)
-        self.features = FeatureSet(self.model.features, float(cfg["feature_window_ms"]))
-        self.policy = SignalPolicy(float(cfg["min_confidence"]), float(cfg["holding_period_ms"]),
-                                   float(cfg["signal_decay_ms"]))
+        self.features = FeatureSet(self.model.features,
+                                   self.number("feature_window_ms", 0.0, lo_open=True))
+        self.policy = self.policy_from_config()
+        self.size_fraction = self.number("order_size_fraction", 0.0, 1.0, lo_open=True)
         self.skipped_rows = 0
 
     def on_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
@@ -174,7 +175,7 @@ class OnnxStrategy(Strategy):
 
     def order_qty(self) -> float:
         max_position = float(self.ctx.risk["max_position"]) if self.ctx else 1.0
-        return float(self.config["order_size_fraction"]) * max_position
+        return self.size_fraction * max_position
 
 
 def _meta_list(meta: Mapping[str, str], key: str) -> list[Any]:

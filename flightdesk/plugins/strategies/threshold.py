@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from flightdesk.plugins.hookspecs import hookimpl
 from flightdesk.sdk.features import RollingWindow, instrument_groups
-from flightdesk.sdk.policy import SignalPolicy, apply_policy, side_names
+from flightdesk.sdk.policy import apply_policy, side_names
 from flightdesk.sdk.strategy import Strategy, signals_batch
 
 SIDES = {1: "buy", -1: "sell", 0: "flat"}
@@ -45,12 +45,11 @@ class ThresholdStrategy(Strategy):
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         super().__init__(name, config)
-        cfg = self.config
-        self.threshold = float(cfg["imbalance_threshold"])
-        window = float(cfg["feature_window_ms"])
+        self.threshold = self.number("imbalance_threshold", 0.0, 1.0, hi_open=True)
+        window = self.number("feature_window_ms", 0.0)
         self.window = RollingWindow(window, mid_stats=False) if window > 0 else None
-        self.policy = SignalPolicy(float(cfg["min_confidence"]), float(cfg["holding_period_ms"]),
-                                   float(cfg["signal_decay_ms"]))
+        self.policy = self.policy_from_config()
+        self.size_fraction = self.number("order_size_fraction", 0.0, 1.0, lo_open=True)
 
     def on_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
         if batch.num_rows == 1 and self.window is None:
@@ -102,7 +101,7 @@ class ThresholdStrategy(Strategy):
 
     def order_qty(self) -> float:
         max_position = float(self.ctx.risk["max_position"]) if self.ctx else 1.0
-        return float(self.config["order_size_fraction"]) * max_position
+        return self.size_fraction * max_position
 
 
 @hookimpl
