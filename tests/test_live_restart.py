@@ -194,7 +194,7 @@ def test_kill_cancels_at_the_venue_and_persists_across_restart(tmp_path, sim):
     proc, uri, _ = desk(tmp_path, cfg)
     maker, stop = run_maker(uri, every_ms=60)
     try:
-        st = wait_for(lambda: (s := cli("status", "--url", uri))["trading"].get(
+        st = wait_for(lambda: (s := cli("status", "--json", "--url", uri))["trading"].get(
             "rejected_kill_switch", 0) > 0 and s, 30, "an order refused by the kill switch")
         assert st["kill_switch"] is True and st["kill_switch_restored"] is True
         assert len(account.orders()) == sent  # nothing reached the venue
