@@ -130,7 +130,7 @@ function onQuote(q) {
   let s = state.series.get(key);
   if (!s) { s = { x: [], y: [] }; state.series.set(key, s); }
   if (q.mid !== null) {
-    s.x.push(new Date(q.ts_recv / 1e6)); s.y.push(q.mid);
+    s.x.push(utc(q.ts_recv / 1e6)); s.y.push(q.mid);
     if (s.x.length > MAX_POINTS) { s.x.shift(); s.y.shift(); }
   }
   if (fresh) {
@@ -166,7 +166,10 @@ function setConn(live, text) {
 // -- rendering ----------------------------------------------------------------------------
 const fmt = (v, d = 2) => (v === null || v === undefined ? "" : Number(v).toFixed(d));
 const px = (v) => (v === null || v === undefined ? "" : String(v));
-const time = (ns) => new Date(ns / 1e6).toLocaleTimeString();
+// UTC, 24 h, to the millisecond: the desk's times are UTC everywhere (tail, reports)
+const time = (ns) => new Date(ns / 1e6).toISOString().slice(11, 23);
+// chart x values: UTC wall-clock strings (Plotly draws Date objects in the browser's zone)
+const utc = (ms) => new Date(ms).toISOString().replace("Z", "");
 
 function cells(tr, values) {
   for (const v of values) {
@@ -223,7 +226,7 @@ function renderPositions(out) {
   $("positions").tBodies[0].replaceChildren(...out.positions.map((p) => cells(
     document.createElement("tr"), [p.strategy || "desk", p.venue, p.symbol, fmt(p.qty, 6),
       fmt(p.avg_price), fmt(p.realized_pnl), fmt(p.unrealized_pnl), fmt(p.fees)])));
-  const now = new Date(out.ts ? out.ts / 1e6 : Date.now());
+  const now = utc(out.ts ? out.ts / 1e6 : Date.now());
   for (const [name, v] of Object.entries(out.pnl)) {
     let s = state.pnl.get(name);
     if (!s) { s = { x: [], y: [] }; state.pnl.set(name, s); }
@@ -258,9 +261,11 @@ function renderStatus(st) {
 
 // -- charts ------------------------------------------------------------------------------
 const LAYOUT = {
-  margin: { l: 60, r: 10, t: 10, b: 30 }, paper_bgcolor: "#171c22", plot_bgcolor: "#171c22",
-  font: { color: "#d8dee6", size: 11 }, showlegend: true, legend: { orientation: "h" },
-  xaxis: { gridcolor: "#2a3139" }, yaxis: { gridcolor: "#2a3139" },
+  margin: { l: 60, r: 10, t: 28, b: 30 }, paper_bgcolor: "#171c22", plot_bgcolor: "#171c22",
+  font: { color: "#d8dee6", size: 11 }, showlegend: true,
+  legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+  xaxis: { gridcolor: "#2a3139", automargin: true },
+  yaxis: { gridcolor: "#2a3139", exponentformat: "none", separatethousands: true },
 };
 const CONFIG = { displayModeBar: false, responsive: true };
 
@@ -276,7 +281,7 @@ function drawPrice() {
   const traces = [{ x: s.x, y: s.y, name: "mid", mode: "lines", line: { color: "#6cb6ff" } }];
   for (const side of ["buy", "sell"]) {
     const f = state.fills.filter((f) => f.venue === venue && f.symbol === symbol && f.side === side);
-    traces.push({ x: f.map((f) => new Date(f.ts / 1e6)), y: f.map((f) => f.price),
+    traces.push({ x: f.map((f) => utc(f.ts / 1e6)), y: f.map((f) => f.price),
                   name: side + " fills", mode: "markers",
                   marker: { size: 9, symbol: side === "buy" ? "triangle-up" : "triangle-down",
                             color: side === "buy" ? "#2fbf71" : "#e5534b" } });
