@@ -124,6 +124,27 @@ def test_cli_sweep_writes_one_run_per_combination(tmp_path):
     assert "| run | imbalance_threshold |" in proc.stdout
 
 
+def test_cli_report_choice_none_and_plain(tmp_path):
+    """A large sweep can skip each run's report (its summaries are the results) and a
+    single run can ask for the plain page."""
+    write_partitioned(synthetic_quotes(2_000), tmp_path / "norm", "quotes", "t")
+    base = [sys.executable, "-m", "flightdesk", "backtest", str(tmp_path / "norm"),
+            "--strategy", "threshold", "--quiet"]
+    swept = subprocess.run([*base, "--out", str(tmp_path / "sw"), "--report", "none",
+                            "--param", "imbalance_threshold=0.4,0.8", "--jobs", "1"],
+                           capture_output=True, text=True, timeout=180)
+    assert swept.returncode == 0, swept.stderr
+    assert sorted(p.name for p in (tmp_path / "sw").glob("run-*/summary.json")) == [
+        "summary.json"] * 2
+    assert not list((tmp_path / "sw").glob("run-*/report.html"))
+    assert (tmp_path / "sw" / "sweep.json").exists()
+    one = subprocess.run([*base, "--out", str(tmp_path / "one"), "--report", "plain"],
+                         capture_output=True, text=True, timeout=180)
+    assert one.returncode == 0, one.stderr
+    page = (tmp_path / "one" / "report.html").read_text()
+    assert "<svg" in page and "Plotly.newPlot" not in page
+
+
 def test_cli_rejects_a_malformed_param(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "flightdesk", "backtest", str(tmp_path),
                            "--strategy", "threshold", "--out", str(tmp_path / "o"),

@@ -56,6 +56,10 @@ def add_parser(sub: Any) -> None:
                         "is rerun by the scheduler anyway)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="parallel sweep runs without --cluster")
+    p.add_argument("--report", choices=("auto", "plotly", "plain", "none"), default="auto",
+                   help="each run's report.html: Plotly when installed (auto), Plotly, the "
+                        "plain SVG page, or none (a large sweep: its summaries and tables are "
+                        "the results; the sweep report is still written)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -82,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         return sweep(args, grid)
     summary = _one(args, args.out, grid[0] if grid else {}, not args.quiet)
     print(json.dumps({k: summary[k] for k in ("pnl", "trades", "events_per_s")}))
-    print(f"wrote {Path(args.out) / 'report.html'}")
+    if args.report != "none":
+        print(f"wrote {Path(args.out) / 'report.html'}")
     return 0
 
 
@@ -105,7 +110,7 @@ def sweep(args: argparse.Namespace, grid: list[dict[str, Any]]) -> int:
     if args.retries < 0:
         raise ConfigError(f"--retries must be >= 0, not {args.retries}")
     job = Job(args.strategy, locations.absolute(args.out), _config_text(args.config),
-              args.venue, args.market, args.batch_frames, RESULT_COLUMNS)
+              args.venue, args.market, args.batch_frames, args.report, RESULT_COLUMNS)
     inputs = [locations.absolute(i) for i in args.inputs]
     runner = connect(args.cluster, args.jobs)
     try:
@@ -147,7 +152,7 @@ def _one(args: argparse.Namespace, out: str, params: dict[str, Any],
 
     summary = run_backtest(args.inputs, args.strategy, out, config=args.config,
                            params=params, venue=args.venue, market=args.market,
-                           batch_frames=args.batch_frames,
+                           batch_frames=args.batch_frames, report=args.report,
                            progress=_bar if show else None)
     if show:  # end the progress line (a streamed input has no known total)
         print(file=sys.stderr)

@@ -44,6 +44,8 @@ class Job:
     venue: str | None = None
     market: str | None = None
     batch_frames: int = 64
+    #: each task's report.html: auto, plotly, plain or none (see ``run_backtest``)
+    report: str = "auto"
     #: the summary keys a task's row of ``sweep.json`` keeps (None where a run has none)
     columns: tuple[str, ...] = RESULT_COLUMNS
 
@@ -100,7 +102,7 @@ def _backtest(job: Job, task: Task, target: str, fs_path: tuple[Any, str]) -> di
         summary = run_backtest(inputs, job.strategy, out, config=config, params=task.params,
                                venue=job.venue, market=job.market,
                                batch_frames=job.batch_frames, progress=_check_stop,
-                               shard=task.shard)
+                               shard=task.shard, report=job.report)
         summary["task"] = {"id": task.id, "params": task.params, "shard": task.shard.spec,
                            "inputs": list(task.inputs)}
         (out / locations.SUMMARY).write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -41,6 +41,10 @@ from flightdesk.core.storage.tardis import is_tardis_csv, tardis_steps
 if TYPE_CHECKING:
     from flightdesk.core.runtime.desk import Desk
 
+#: what ``report`` may be: Plotly when installed, Plotly, the plain SVG page, no page
+REPORTS = ("auto", "plotly", "plain", "none")
+
+
 @dataclass
 class Curve:
     """Equity, position and mid sampled on the data clock (at most every ``step_ns``)."""
@@ -106,16 +110,25 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
                  config: str | Path | None = None, params: Mapping[str, Any] | None = None,
                  venue: str | None = None, batch_frames: int = 64,
                  progress: Callable[[int, int, float], None] | None = None,
-                 market: str | None = None, shard: Shard | None = None) -> dict[str, Any]:
+                 market: str | None = None, shard: Shard | None = None,
+                 report: str = "auto") -> dict[str, Any]:
     """Run one backtest; write the outputs into ``out``; return the summary.
 
     ``batch_frames`` is the replay's flush policy: the strategies run every that many data
     steps (captured frames that carried market data), whether the input is a raw capture
     or the normalized Parquet of one, so both give the same fills. ``shard`` (a sweep's
     work unit: one UTC day, one instrument) is selected while the inputs are read, see
-    :mod:`flightdesk.core.research.shards`."""
+    :mod:`flightdesk.core.research.shards`. ``report``: ``auto`` (Plotly when installed),
+    ``plotly``, ``plain`` or ``none`` (no report.html)."""
     from flightdesk.core.runtime.desk import Desk
 
+    if report not in REPORTS:
+        raise ConfigError(f"report must be one of {', '.join(REPORTS)}, not {report!r}")
+    from flightdesk.core.runtime.report import plotly_available
+
+    if report == "plotly" and not plotly_available():
+        raise ConfigError("report 'plotly' needs the plotly package: "
+                          "pip install 'flightdesk[report]' (or use --report plain)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("backtest.sqlite", "backtest.sqlite-wal", "backtest.sqlite-shm"):
@@ -155,9 +168,12 @@ def run_backtest(inputs: Iterable[str | Path], strategy: str, out: str | Path,
     from flightdesk.core.runtime.redact import redact_config
     from flightdesk.core.runtime.report import write_report
 
+    if report == "none":  # a sweep of many tasks: the summary and tables are the result
+        return summary
     ran = cfg.to_dict()  # with each strategy's table as it ran (defaults filled in)
     ran["strategies"].update({s.name: dict(s.strategy.config) for s in rt.engine.slots})
-    write_report(out / "report.html", summary, curve, tables, redact_config(ran))
+    write_report(out / "report.html", summary, curve, tables, redact_config(ran),
+                 interactive={"auto": None, "plotly": True, "plain": False}[report])
     return summary
 
 
