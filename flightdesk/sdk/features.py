@@ -20,8 +20,9 @@ per instrument (a late row counts at the latest time seen).
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -84,9 +85,9 @@ def instrument_groups(batch: pa.RecordBatch) -> list[tuple[Key, np.ndarray]]:
                                     batch.column("symbol").to_pylist(), strict=True)):
             groups.setdefault(key, []).append(i)
         return [(k, np.asarray(v, dtype=np.int64)) for k, v in groups.items()]
-    if _all_same(batch.column("venue")) and _all_same(batch.column("symbol")):
-        key = (batch.column("venue")[0].as_py(), batch.column("symbol")[0].as_py())
-        return [(key, np.arange(batch.num_rows))]  # one comparison pass, no hashing
+    venue1, symbol1 = _only_value(batch.column("venue")), _only_value(batch.column("symbol"))
+    if venue1 is not None and symbol1 is not None:
+        return [((venue1, symbol1), np.arange(batch.num_rows))]  # one pass, no hashing
     venue = pc.dictionary_encode(batch.column("venue"))
     symbol = pc.dictionary_encode(batch.column("symbol"))
     vd, sd = venue.dictionary.to_pylist(), symbol.dictionary.to_pylist()
@@ -100,22 +101,63 @@ def instrument_groups(batch: pa.RecordBatch) -> list[tuple[Key, np.ndarray]]:
     return out
 
 
-def _all_same(col: pa.Array) -> bool:
-    """Whether every value of ``col`` equals its first (False with any null)."""
-    return bool(pc.all(pc.equal(col, col[0]), skip_nulls=False).as_py())
+def _only_value(col: pa.Array) -> str | None:
+    """The value of ``col`` when every row holds the same one, else None (also with any
+    null). A string array's buffers are compared directly: the offsets with an even
+    step and the bytes with the first value repeated (two memcmps, not a kernel call)."""
+    n = len(col)
+    if col.null_count or not n:
+        return None
+    if col.type != pa.string():
+        first = col[0]
+        return (first.as_py() if pc.all(pc.equal(col, first), skip_nulls=False).as_py()
+                else None)
+    _, off_buf, data = col.buffers()
+    offsets = np.frombuffer(off_buf, np.int32, n + 1, col.offset * 4)
+    begin, end = int(offsets[0]), int(offsets[n])
+    width = int(offsets[1]) - begin
+    if end - begin != width * n:
+        return None
+    even = (np.arange(n + 1, dtype=np.int32) * np.int32(width)) + np.int32(begin)
+    if even.tobytes() != off_buf[col.offset * 4:(col.offset + n + 1) * 4].to_pybytes():
+        return None
+    if not width:
+        return ""
+    value = data[begin:begin + width].to_pybytes()
+    return value.decode() if data[begin:end].equals(pa.py_buffer(value * n)) else None
 
 
 # -- rolling windows ------------------------------------------------------------------------
-@dataclass
 class _Tail:
-    """What one instrument carries between batches."""
+    """What one instrument carries between batches, in buffers reused batch after batch: a
+    batch's rows are written after the tail, and the next tail is moved to the front (no
+    concatenate and copy of every array per batch).
 
-    ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    csum: np.ndarray = field(default_factory=lambda: np.zeros(1))  # len(ts) + 1, leading base
-    csq: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    logmid: np.ndarray = field(default_factory=lambda: np.empty(0))
-    last_ts: int = np.iinfo(np.int64).min
-    last_logmid: float = np.nan
+    ``ts[:m]`` are the tail's times, ``csum[:m + 1]``/``csq[:m + 1]`` its running sums
+    with a leading base, ``logmid[1:m + 1]`` its log mids and ``logmid[0]`` the one before
+    them (NaN: none; read only while the tail is empty, as a batch's last row is kept)."""
+
+    __slots__ = ("m", "ts", "csum", "csq", "logmid", "last_ts")
+
+    def __init__(self, cap: int) -> None:
+        self.m = 0
+        self.ts = np.empty(cap, np.int64)
+        self.csum = np.zeros(cap + 1)
+        self.csq = np.zeros(cap + 1)
+        self.logmid = np.full(cap + 1, np.nan)
+        self.last_ts = int(np.iinfo(np.int64).min)
+
+    def reserve(self, rows: int) -> None:
+        """Room for ``rows`` more rows after the tail."""
+        cap = self.ts.size
+        if self.m + rows <= cap:
+            return
+        grown = max(self.m + rows, 2 * cap)
+        for name in ("ts", "csum", "csq", "logmid"):
+            old = getattr(self, name)
+            new = np.empty(grown + old.size - cap, old.dtype)
+            new[: old.size] = old
+            setattr(self, name, new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,43 +184,89 @@ class RollingWindow:
                mid_px: np.ndarray | None = None) -> WindowStats:
         """Window stats at each of ``key``'s new rows (``ts`` in ns). With
         ``mid_stats=False`` volatility and momentum are NaN and ``mid_px`` is not needed."""
-        tail = self.tails.get(key) or _Tail()
-        ts = np.maximum.accumulate(np.maximum(np.asarray(ts, np.int64), tail.last_ts))
-        val = np.nan_to_num(np.asarray(value, np.float64), nan=0.0)
-        all_ts = np.concatenate((tail.ts, ts))
-        csum = np.concatenate((tail.csum, _accumulate(tail.csum[-1], val)))
-        pos = np.arange(tail.ts.size, all_ts.size)
-        lo = np.searchsorted(all_ts, ts - self.window_ns, side="right")
-        count = (pos - lo + 1).astype(np.float64)
-        mean = (csum[pos + 1] - csum[lo]) / count
-        if not self.mid_stats:
-            nan = np.full(ts.size, np.nan)
-            self.tails[key] = self._keep(tail, all_ts, csum, tail.csq, tail.logmid)
-            return WindowStats(mean, nan, nan, count)
-        if mid_px is None:
+        if self.mid_stats and mid_px is None:
             raise ValueError("RollingWindow(mid_stats=True).update needs mid_px")
-        logmid = np.log(np.asarray(mid_px, np.float64))
-        ret = logmid - np.concatenate(([tail.last_logmid], logmid[:-1]))
-        ret[~np.isfinite(ret)] = 0.0
-        csq = np.concatenate((tail.csq, _accumulate(tail.csq[-1], ret * ret)))
-        all_log = np.concatenate((tail.logmid, logmid))
-        vol = np.sqrt(np.maximum(csq[pos + 1] - csq[lo], 0.0) / count) * 1e4
-        self.tails[key] = self._keep(tail, all_ts, csum, csq, all_log)
-        return WindowStats(mean, vol, (all_log[pos] - all_log[lo]) * 1e4, count)
-
-    def _keep(self, tail: _Tail, ts: np.ndarray, csum: np.ndarray, csq: np.ndarray,
-              logmid: np.ndarray) -> _Tail:
-        last = int(ts[-1])
-        start = int(np.searchsorted(ts, last - self.window_ns, side="right"))
+        n = len(ts)
+        tail = self.tails.get(key)
+        if tail is None:
+            tail = self.tails[key] = _Tail(max(2 * n, 64))
+        tail.reserve(n)
+        m, end = tail.m, tail.m + n
+        new_ts = tail.ts[m:end]
+        np.maximum(np.asarray(ts, np.int64), tail.last_ts, out=new_ts)
+        np.maximum.accumulate(new_ts, out=new_ts)
+        csum = _continue_sums(tail.csum, m, end, value)
+        all_ts = tail.ts[:end]
+        lo = all_ts.searchsorted(new_ts - self.window_ns, side="right")
+        count = np.subtract(_ARANGE.upto(end + 1)[m + 1:], lo, dtype=np.float64)
+        mean = csum[m + 1:end + 1] - csum.take(lo)
+        mean /= count
         if not self.mid_stats:
-            return _Tail(ts[start:].copy(), csum[start:].copy(), tail.csq, tail.logmid, last)
-        return _Tail(ts[start:].copy(), csum[start:].copy(), csq[start:].copy(),
-                     logmid[start:].copy(), last, float(logmid[-1]))
+            nan = np.full(n, np.nan)
+            self._keep(tail, end)
+            return WindowStats(mean, nan, nan, count)
+        logs = tail.logmid[:end + 1]
+        np.log(np.asarray(mid_px, np.float64), out=logs[m + 1:])
+        ret = logs[m + 1:] - logs[m:end]
+        csq = _continue_sums(tail.csq, m, end, ret * ret, ret)
+        vol = csq[m + 1:end + 1] - csq.take(lo)
+        np.maximum(vol, 0.0, out=vol)
+        vol /= count
+        np.sqrt(vol, out=vol)
+        vol *= 1e4
+        momentum = logs[m + 1:] - logs[1:].take(lo)
+        momentum *= 1e4
+        self._keep(tail, end)
+        return WindowStats(mean, vol, momentum, count)
+
+    def _keep(self, tail: _Tail, end: int) -> None:
+        """Move the rows still in the window at the last row's time to the front."""
+        last = int(tail.ts[end - 1])
+        start = int(tail.ts[:end].searchsorted(last - self.window_ns, side="right"))
+        k = end - start
+        if start:
+            tail.ts[:k] = tail.ts[start:end]
+            tail.csum[:k + 1] = tail.csum[start:end + 1]
+            if self.mid_stats:
+                tail.csq[:k + 1] = tail.csq[start:end + 1]
+                tail.logmid[:k + 1] = tail.logmid[start:end + 1]
+        tail.m, tail.last_ts = k, last
 
 
-def _accumulate(start: float, values: np.ndarray) -> np.ndarray:
-    """Running sums continuing from ``start``, added strictly in order."""
-    return np.add.accumulate(np.concatenate(([start], values)))[1:]
+def _continue_sums(sums: np.ndarray, m: int, end: int, values: np.ndarray,
+                   raw: np.ndarray | None = None) -> np.ndarray:
+    """Write the running sums of ``values`` after ``sums[m]`` into ``sums[m + 1:end + 1]``,
+    added strictly in order. A NaN value counts as 0 (an infinite one as the largest
+    float); with ``raw`` (the array ``values`` is derived from), a value whose ``raw`` is
+    not finite counts as 0. The first pass assumes all finite: a finite total proves it.
+    Returns ``sums``."""
+    seg = sums[m:end + 1]
+    seg[1:] = values
+    np.add.accumulate(seg, out=seg)
+    if not math.isfinite(seg[-1]):  # some value was NaN or inf (or the sum overflowed)
+        if raw is None:
+            clean = np.nan_to_num(np.asarray(values, np.float64), nan=0.0)
+        else:
+            clean = np.array(values, np.float64)
+            clean[~np.isfinite(raw)] = 0.0
+        seg[1:] = clean
+        np.add.accumulate(seg, out=seg)
+    return sums
+
+
+class _Aranges:
+    """``np.arange(n)`` views of one cached array (grown on demand)."""
+
+    def __init__(self) -> None:
+        self._a = np.arange(1 << 16, dtype=np.int64)
+
+    def upto(self, n: int) -> np.ndarray:
+        if n > self._a.size:
+            self._a = np.arange(max(n, 2 * self._a.size), dtype=np.int64)
+        return self._a[:n]
+
+
+_ARANGE = _Aranges()
 
 
 # -- named features of quotes batches ---------------------------------------------------------
@@ -186,6 +274,8 @@ _COLUMN_FEATURES = ("mid", "microprice", "spread_bps", "imbalance", "depth_ratio
                     "ask_px", "bid_qty", "ask_qty")
 _WINDOW_FEATURES = ("volatility", "momentum", "imbalance_mean", "count")
 QUOTE_FEATURES = _COLUMN_FEATURES + _WINDOW_FEATURES
+_STAT = {"volatility": "volatility", "momentum": "momentum", "imbalance_mean": "mean",
+         "count": "count"}  # feature name -> WindowStats field
 FEATURE_NAMES = QUOTE_FEATURES + TRADE_FEATURES
 
 
@@ -229,7 +319,13 @@ class FeatureSet:
         #: the stream whose batches ``compute`` takes
         self.stream = "trades" if flow else "quotes"
         windows = sorted({s.window_ms for s in self.specs if s.name in _WINDOW_FEATURES})
-        self.windows = {w: RollingWindow(w) for w in windows}
+        #: window -> [(output column, WindowStats field), ...]
+        self._columns = {w: [(j, _STAT[s.name]) for j, s in enumerate(self.specs)
+                             if s.name in _WINDOW_FEATURES and s.window_ms == w]
+                         for w in windows}
+        self.windows = {w: RollingWindow(w, mid_stats=any(
+            stat in ("volatility", "momentum") for _, stat in self._columns[w]))
+            for w in windows}
         self.sums = {w: RollingSums(w) for w in sorted({s.window_ms for s in self.specs
                                                         if s.name in TRADE_FEATURES})}
 
@@ -239,30 +335,24 @@ class FeatureSet:
         :func:`instrument_groups`, when the caller has them already)."""
         if self.stream == "trades":
             return self._trade_flow(batch, groups).astype(dtype, copy=False)
-        out = np.empty((batch.num_rows, len(self.specs)), dtype=dtype)
-        stats = self._window_stats(batch, groups) if self.windows else {}
+        n = batch.num_rows
+        out = np.empty((n, len(self.specs)), dtype=dtype)
         for j, spec in enumerate(self.specs):
             if spec.name in _COLUMN_FEATURES:
                 out[:, j] = batch.column(spec.name).to_numpy()
-            else:
-                out[:, j] = stats[spec.window_ms][spec.name]
-        return out
-
-    def _window_stats(self, batch: pa.RecordBatch, groups: list[tuple[Key, np.ndarray]] | None
-                      ) -> dict[float, dict[str, np.ndarray]]:
-        n = batch.num_rows
+        if not self.windows:
+            return out
         ts = batch.column("ts_event").to_numpy()
         imb = batch.column("imbalance").to_numpy()
         mids = batch.column("mid").to_numpy()
-        out = {w: {k: np.empty(n) for k in _WINDOW_FEATURES} for w in self.windows}
         for key, idx in groups if groups is not None else instrument_groups(batch):
+            whole = idx.size == n  # the groups split the rows: all of them, in order
+            rows: slice | np.ndarray = slice(None) if whole else idx
             for w, window in self.windows.items():
-                st = window.update(key, ts[idx], imb[idx], mids[idx])
-                cols = out[w]
-                cols["volatility"][idx] = st.volatility
-                cols["momentum"][idx] = st.momentum
-                cols["imbalance_mean"][idx] = st.mean
-                cols["count"][idx] = st.count
+                st = (window.update(key, ts, imb, mids) if whole
+                      else window.update(key, ts[idx], imb[idx], mids[idx]))
+                for j, stat in self._columns[w]:
+                    out[rows, j] = getattr(st, stat)
         return out
 
     def _trade_flow(self, batch: pa.RecordBatch, groups: list[tuple[Key, np.ndarray]] | None

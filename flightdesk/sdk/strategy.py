@@ -182,9 +182,27 @@ def _array(value: Any, n: int, typ: pa.DataType) -> pa.Array:
                 _ONE_ROW.clear()
             arr = _ONE_ROW[key] = pa.array([value], type=typ)
         return arr
+    if isinstance(value, str) and pa.types.is_string(typ):
+        return _repeated(value, n)
     return pa.array([value] * n, type=typ)
 
 
+def _repeated(value: str, n: int) -> pa.Array:
+    """``n`` copies of ``value`` as a zero-copy slice of a cached longer array (a batch's
+    strategy, venue and symbol names repeat batch after batch)."""
+    arr = _REPEATED.get(value)
+    if arr is None or len(arr) < n:
+        if len(_REPEATED) > 1_000:
+            _REPEATED.clear()
+        size = max(n, 4096)
+        data = value.encode()
+        offsets = np.arange(size + 1, dtype=np.int32) * np.int32(len(data))
+        arr = _REPEATED[value] = pa.Array.from_buffers(
+            pa.string(), size, [None, pa.py_buffer(offsets), pa.py_buffer(data * size)])
+    return arr.slice(0, n)
+
+
+_REPEATED: dict[str, pa.Array] = {}
 _ONE_ROW: dict[tuple[Any, str], pa.Array] = {}
 
 

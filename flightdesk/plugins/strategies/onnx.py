@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,11 @@ class OnnxModel:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """One score in [-1, 1] per row of the raw feature matrix ``x``."""
-        z = ((x - self.mean) / self.std).astype(self.dtype, copy=False)
+        z = x - self.mean
+        if self.dtype is not np.float64:  # divide in float64, then round once (as astype)
+            z = np.divide(z, self.std, out=np.empty(x.shape, self.dtype))
+        else:
+            z /= self.std
         out = self.session.run([self.output_name], {self.input_name: z})[0]
         out = np.asarray(out, dtype=np.float64).reshape(x.shape[0], -1)[:, 0]
         return out * 2.0 - 1.0 if self.output == "probability" else out
@@ -142,12 +147,15 @@ class OnnxStrategy(Strategy):
     def on_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
         groups = instrument_groups(batch)
         x = self.features.compute(batch, groups=groups)
-        finite = np.isfinite(x).all(axis=1)
-        bad = int(x.shape[0] - np.count_nonzero(finite))
-        clean = x if bad == 0 else np.where(finite[:, None], x, 0.0)
-        score = self.model.score(clean)
-        self._check_scores(score, finite, x)
-        if bad:
+        if math.isfinite(x.sum()):  # a finite total: every feature is finite (one pass)
+            score = self.model.score(x)
+            if not math.isfinite(score.sum()):
+                self._check_scores(score, np.ones(x.shape[0], bool), x)
+        else:
+            finite = np.isfinite(x).all(axis=1)
+            bad = int(x.shape[0] - np.count_nonzero(finite))
+            score = self.model.score(np.where(finite[:, None], x, 0.0))
+            self._check_scores(score, finite, x)
             score[~finite] = np.nan  # no opinion
             self.skipped_rows += bad
         ts = batch.column("ts_event").to_numpy()
@@ -156,10 +164,13 @@ class OnnxStrategy(Strategy):
         d = apply_policy(self.policy, groups, ts, score, confidence)
         if d.rows.size == 0:
             return None
-        idx = pa.array(d.rows)
         qty = np.where(d.sides != 0, self.order_qty(), 0.0)
-        return signals_batch(ts[d.rows], batch.column("venue").take(idx),
-                             batch.column("symbol").take(idx), side_names(d.sides),
+        if len(groups) == 1:  # one instrument: its names, broadcast
+            venue, symbol = groups[0][0]
+        else:
+            idx = pa.array(d.rows)
+            venue, symbol = batch.column("venue").take(idx), batch.column("symbol").take(idx)
+        return signals_batch(ts[d.rows], venue, symbol, side_names(d.sides),
                              strength=score[d.rows], confidence=d.confidence,
                              holding_period_ms=int(self.config["holding_period_ms"]), qty=qty,
                              strategy=self.name)
