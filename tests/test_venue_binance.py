@@ -26,6 +26,7 @@ from flightdesk.core.market.events import (
 from flightdesk.core.market.keeper import BookKeeper
 from flightdesk.plugins.venues.binance import BinanceFeed, BinanceProtocol, make_venue
 from flightdesk.plugins.venues.binance.parse import loads
+from flightdesk.plugins.venues.binance.wire import fast_loads
 from tests.fixtures.pump import Pump
 from tests.fixtures.recorded import (
     data_file,
@@ -432,6 +433,53 @@ def test_loads_fails_like_json_loads(text):
             loads(text)
     else:
         assert json.dumps(loads(text)) == json.dumps(expected)
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": NaN, "b": -Infinity}', '[123456789012345678901234567890]', '"\\ud800"',
+    '[1e400, -0.0, 5e-324]', '{"a": 1, "a": 2}', " [1] ", "[" * 2000 + "]" * 2000,
+    '{"p": "61837.63000000", "q": 0.1}'])
+def test_fast_loads_gives_json_loads_answers_where_orjson_refuses(text):
+    """fast_loads tries orjson first: what orjson refuses must still decode as json.loads
+    does (an integer past 64 bits is the one documented difference: a float)."""
+    try:
+        expected = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        with pytest.raises(type(exc)):
+            fast_loads(text)
+        return
+    if "1234567890123456789012" in text:
+        assert fast_loads(text) == [float(expected[0])]
+        return
+    for frame in (text, text.encode()):
+        assert json.dumps(fast_loads(frame)) == json.dumps(expected)
+
+
+@FUZZ
+@given(JSON)
+def test_fast_loads_agrees_with_json_loads_within_64_bits(value):
+    text = json.dumps(value)
+    if any(type(v) is int and not -2**63 <= v < 2**64 for v in _scalars(value)):
+        return
+    assert json.dumps(fast_loads(text)) == json.dumps(json.loads(text))
+
+
+def _scalars(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _scalars(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _scalars(v)
+    else:
+        yield value
+
+
+def test_a_depth_id_past_64_bits_is_a_parse_error_naming_it():
+    frame = ('{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT",'
+             '"U":123456789012345678901234,"u":123456789012345678901235,"b":[],"a":[]}}')
+    with pytest.raises(ParseError, match="U and u must be integers"):
+        BinanceProtocol().parse(frame, 0)
 
 
 # -- config --------------------------------------------------------------------------------

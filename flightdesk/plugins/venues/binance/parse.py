@@ -27,7 +27,7 @@ Book sequencing follows Binance's "How to manage a local order book correctly" (
   engine's ``BookKeeper.resync`` then calls :meth:`BinanceProtocol.resync`, which returns
   the :class:`SnapshotRequest`.
 
-Speed: one ``loads`` per frame (the stdlib C scanner called directly), dispatch on the
+Speed: one ``loads`` per frame (orjson, else the stdlib C scanner called directly), dispatch on the
 event type by dict lookup, price levels passed through as the decoded JSON lists. Field
 types are checked on every frame (a few ``type() is`` tests). With ``validate_numbers``
 (the default) every price/qty string an event carries is also checked to parse as a
@@ -55,7 +55,7 @@ from flightdesk.core.market.events import (
 from flightdesk.core.market.instruments import Instrument
 from flightdesk.core.market.venue import VenueProtocol
 from flightdesk.plugins.venues.binance.instruments import parse_exchange_info
-from flightdesk.plugins.venues.binance.wire import check_levels, is_book_ticker, loads
+from flightdesk.plugins.venues.binance.wire import check_levels, fast_loads, is_book_ticker, loads
 
 __all__ = ["MARKETS", "BinanceProtocol", "check_levels", "loads"]
 
@@ -83,7 +83,7 @@ class BinanceProtocol(VenueProtocol):
 
     def __init__(self, name: str = "binance", market: str = "spot", *,
                  buffer_limit: int = 10_000, validate_numbers: bool = True,
-                 loads: Callable[[str | bytes], Any] = loads) -> None:
+                 loads: Callable[[str | bytes], Any] = fast_loads) -> None:
         if market not in MARKETS:
             raise ValueError(f"market must be one of {MARKETS}, not {market!r}")
         super().__init__(name)
