@@ -17,6 +17,7 @@ broker's fills on the lot grid.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from flightdesk.core.market.book import L2Book
 from flightdesk.core.market.instruments import (
@@ -31,39 +32,61 @@ from flightdesk.core.trading.risk import RiskDecision, RiskReason, RiskView
 __all__ = ["InstrumentRule", "check", "conform", "lot_takes"]
 
 
+#: ``round_to_step``, memoized: it is exact Decimal work (a few microseconds, far more on a
+#: cold cache) on every order, and strategies send the same few sizes over and over
+_round = lru_cache(maxsize=4096)(round_to_step)
+_on_grid = lru_cache(maxsize=4096)(on_grid)
+
+
+def _lots(inst: Instrument, qty: float) -> float:
+    """``inst.round_qty(qty)``, memoized."""
+    return 0.0 if qty <= 0 else _round(qty, inst.lot_step)  # NaN: NaN, as round_qty
+
+
 def conform(inst: Instrument, side: Side, qty: float, limit_px: float,
             stop_px: float) -> tuple[float, float, float]:
     """``(qty, limit_px, stop_px)`` on ``inst``'s grids (NaN prices stay NaN)."""
     buy = side is Side.BUY
-    return (inst.round_qty(qty), inst.round_price(limit_px, buy),
-            round_to_step(stop_px, inst.tick_size, up=buy))
+    return (_lots(inst, qty), _price(limit_px, inst.tick_size, not buy),
+            _price(stop_px, inst.tick_size, buy))
+
+
+def _price(px: float, step: float, up: bool) -> float:
+    # positive prices only through the cache: it takes -0.0 for 0.0, and NaN misses anyway
+    return _round(px, step, up) if px > 0 else round_to_step(px, step, up)
 
 
 def check(order: Order, inst: Instrument, mid: float) -> RiskDecision | None:
     """A rejection when ``order`` breaks one of ``inst``'s rules, else None."""
-    where = f"{order.venue}:{order.symbol}"
     qty = order.qty
-    if not on_grid(qty, inst.lot_step):
+    if not _on_grid(qty, inst.lot_step):
         return _reject(RiskReason.LOT_SIZE, inst.lot_step, qty, "!~",
-                       f"qty is not a multiple of lot_step {inst.lot_step:g} for {where}")
+                       f"qty is not a multiple of lot_step {inst.lot_step:g} for "
+                       f"{_where(order)}")
     if qty < inst.min_qty:
         return _reject(RiskReason.LOT_SIZE, inst.min_qty, qty, "<",
-                       f"qty below min_qty for {where}")
+                       f"qty below min_qty for {_where(order)}")
     if inst.max_qty is not None and qty > inst.max_qty:
         return _reject(RiskReason.LOT_SIZE, inst.max_qty, qty, ">",
-                       f"qty above max_qty for {where}")
-    for name, px in (("limit_px", order.limit_px), ("stop_px", order.stop_px)):
-        if px == px and not on_grid(px, inst.tick_size):
+                       f"qty above max_qty for {_where(order)}")
+    limit_px, stop_px = order.limit_px, order.stop_px
+    for name, px in (("limit_px", limit_px), ("stop_px", stop_px)):
+        if px == px and not _on_grid(px, inst.tick_size):
             return _reject(RiskReason.PRICE_FILTER, inst.tick_size, px, "!~",
                            f"{name} is not a multiple of tick_size {inst.tick_size:g} "
-                           f"for {where}")
+                           f"for {_where(order)}")
     if inst.min_notional:
-        price = next((p for p in (order.limit_px, order.stop_px, mid) if p == p), math.nan)
+        price = limit_px if limit_px == limit_px else stop_px if stop_px == stop_px else mid
         notional = qty * price
         if math.isfinite(notional) and notional < inst.min_notional:
             return _reject(RiskReason.MIN_NOTIONAL, inst.min_notional, notional, "<",
-                           f"qty {qty:g} x price {price:g} below min_notional for {where}")
+                           f"qty {qty:g} x price {price:g} below min_notional for "
+                           f"{_where(order)}")
     return None
+
+
+def _where(order: Order) -> str:
+    return f"{order.venue}:{order.symbol}"
 
 
 class InstrumentRule:
@@ -91,13 +114,13 @@ def lot_takes(inst: Instrument, takes: list[tuple[float, float]],
     (rounded toward zero). The running total is what is rounded, not each level: a book
     whose levels are not whole lots (0.3000004 + 0.6999996) still fills a 1.0 order in
     full (0.3 + 0.7) instead of losing a step at every level; fills that round to 0 go."""
-    total = inst.round_qty(remaining)
+    total = _lots(inst, remaining)
     out = []
     cum = done = 0.0
     for px, qty in takes:
         cum += qty
-        upto = inst.round_qty(min(cum, total))
-        got = inst.round_qty(upto - done)
+        upto = _lots(inst, min(cum, total))
+        got = _lots(inst, upto - done)
         if got > 0:
             out.append((px, got))
             done = upto
