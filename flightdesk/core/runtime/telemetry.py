@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -52,11 +53,28 @@ _desks: weakref.WeakSet[DeskAPI] = weakref.WeakSet()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _no_tracer_provider() -> bool:
+    """Whether no SDK tracer provider is installed (spans would be no-ops).
+
+    ``trace.get_tracer_provider()`` looks its environment variable up in ``os.environ``
+    on every call until a provider is set (a KeyError inside, ~6 µs per order); the API's
+    own global says the same for free. Without that global (another API version) it asks
+    the API."""
+    if getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None and not _ENV_PROVIDER:
+        return True
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+_UNKNOWN = object()
+#: a provider named by the environment is loaded by the first get_tracer_provider() call
+_ENV_PROVIDER = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+
 def traced_order(submit: F) -> F:
     """Wrap ``Trader.submit(order)`` in an ``order.submit`` span (one per order)."""
     @functools.wraps(submit)
     def traced(self: Any, order: Any) -> Any:
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        if _no_tracer_provider():
             return submit(self, order)  # no SDK installed: the span would be a no-op (~5 µs)
         attrs = {"order.id": order.order_id, "order.strategy": order.strategy,
                  "order.venue": order.venue, "order.symbol": order.symbol,
