@@ -330,6 +330,8 @@ def apply_policy(policy: SignalPolicy, groups: list[tuple[Key, np.ndarray]], ts:
         return Decisions(np.zeros(1, np.int64), np.array([one[0]], np.int8),
                          np.array([one[1]]))
     want = policy.wanted(score, confidence)
+    if len(groups) == 1 and groups[0][1].size == ts.size:  # one instrument: no gathers
+        return policy.decide(groups[0][0], ts, want, confidence)
     parts = []
     for key, idx in groups:
         d = policy.decide(key, ts[idx], want[idx], confidence[idx])
