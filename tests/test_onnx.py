@@ -105,3 +105,23 @@ def test_onnx_strategy_trades_in_a_desk(tmp_path):
         assert wait_for(lambda: eng.status()["trading"].get("fills", 0) > 0)
         slots = eng.status()["strategies"]
     assert slots[0]["name"] == "nn" and slots[0]["signals"] > 0 and not slots[0]["quarantined"]
+
+
+@pytest.mark.parametrize("dtype", [TensorProto.FLOAT, TensorProto.DOUBLE])
+def test_model_input_is_the_normalized_matrix_at_any_batch_size(tmp_path, dtype):
+    path = linear_model(tmp_path / "m.onnx", [1.0, -1.0], features=["imbalance", "mid"],
+                        mean=[0.1, 100.0], std=[0.3, 7.0], elem=dtype)
+    model = make(path).model
+    seen = []
+
+    class Recording:  # the real session, with its inputs kept
+        def run(self, names, feeds):
+            seen.append(feeds[model.input_name].copy())
+            return real.run(names, feeds)
+
+    real, model.session = model.session, Recording()
+    x = np.random.default_rng(3).normal(size=(300, 2)) * [1.0, 50.0]
+    for rows in (300, 3):  # the column-by-column path and the broadcast one
+        model.score(x[:rows])
+        want = ((x[:rows] - model.mean) / model.std).astype(model.dtype)
+        assert seen[-1].dtype == want.dtype and seen[-1].tobytes() == want.tobytes()

@@ -103,11 +103,14 @@ class OnnxModel:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """One score in [-1, 1] per row of the raw feature matrix ``x``."""
-        z = x - self.mean
-        if self.dtype is not np.float64:  # divide in float64, then round once (as astype)
-            z = np.divide(z, self.std, out=np.empty(x.shape, self.dtype))
+        z = np.empty(x.shape, self.dtype)  # computed in float64, rounded once (as astype)
+        if x.shape[0] >= 256:  # column by column: long inner loops instead of k-long ones
+            tmp = np.empty(x.shape[0])
+            for j in range(x.shape[1]):
+                np.subtract(x[:, j], self.mean[j], out=tmp)
+                np.divide(tmp, self.std[j], out=z[:, j])
         else:
-            z /= self.std
+            np.divide(x - self.mean, self.std, out=z)
         out = self.session.run([self.output_name], {self.input_name: z})[0]
         out = np.asarray(out, dtype=np.float64).reshape(x.shape[0], -1)[:, 0]
         return out * 2.0 - 1.0 if self.output == "probability" else out
