@@ -12,7 +12,7 @@
    Beside it, in the same run and the same process layout: a bare pyarrow Flight server
    whose ``do_exchange`` writes a 1-row batch and times the client's echo.
 
-Run: python bench/bench_strategies.py [--runs 3] [--seconds 8]
+Run: python bench/bench_strategies.py [--runs 3] [--seconds 8] [--no-remote]
 """
 
 from __future__ import annotations
@@ -223,12 +223,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--smoke", action="store_true",
                     help="a tiny run that only checks the bench works (.ci/run runs it)")
+    ap.add_argument("--no-remote", action="store_true",
+                    help="only the throughput table (no desk, no remote round trip)")
     args = ap.parse_args()
     if args.smoke:
         args.runs, args.seconds = 1, 0.5
     print(f"### Strategy throughput, rows/s by CPU time (wall clock), median of {args.runs} "
           "runs\n")
     print("\n".join(throughput_table(args.runs)))
+    if args.no_remote:
+        return
     remote, echo, gap = remote_round_trip(args.seconds)
     print(f"\n### Remote round trip, 1-row batches, µs ({len(remote)} desk batches over "
           f"{args.seconds:g} s; echo paced at the same {gap * 1e3:.1f} ms gap)\n")
