@@ -19,9 +19,9 @@ import urllib.request
 import pyarrow.flight as fl
 import pytest
 
+import flightdesk
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.flight.auth import TokenTable
-from flightdesk.core.http.auth import check_bind
+from flightdesk.core.flight.auth import TokenTable, check_bind
 from flightdesk.core.http.server import bind
 from tests.fixtures.flight import start_desk
 from tests.fixtures.waiting import wait_for
@@ -232,9 +232,11 @@ def test_missing_or_unknown_tokens_are_refused_and_roles_checked(desk):
 
 
 def test_unauthenticated_desk_serves_http_on_loopback_only(tmp_path):
-    with pytest.raises(ConfigError, match="telemetry.health_host is '0.0.0.0' but no token"):
-        check_bind("0.0.0.0", TokenTable([], []))
-    check_bind("0.0.0.0", TokenTable(["r"], []))
+    open_desk = {"desk": {"data_dir": str(tmp_path / "open")}, "flight": {"port": 0},
+                 "telemetry": {"health": True, "health_host": "0.0.0.0", "health_port": 0}}
+    with pytest.raises(RuntimeError, match="telemetry.health_host is '0.0.0.0' but no token"):
+        flightdesk.Engine(open_desk).start()
+    check_bind("0.0.0.0", TokenTable(["r"], []), key="telemetry.health_host")
     taken = bind("127.0.0.1", 0)
     port = taken.getsockname()[1]
     with pytest.raises(ConfigError, match=f"HTTP port {port} on 127.0.0.1 is already in use"

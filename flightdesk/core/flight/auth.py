@@ -134,13 +134,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, tokens: TokenTable) -> None:
-    """Refuse to expose an unauthenticated desk beyond loopback."""
+def check_bind(host: str, tokens: TokenTable, key: str = "flight.host") -> None:
+    """Refuse to expose an unauthenticated desk beyond loopback (``key``: the config key
+    that set ``host``, named in the error)."""
     if not tokens and not is_loopback(host):
         raise ConfigError(
-            f"flight.host is {host!r} but no token is configured: an unauthenticated desk "
-            "only binds to loopback; set flight.read_tokens/flight.trade_tokens or bind "
-            "127.0.0.1", key="flight.host")
+            f"{key} is {host!r} but no token is configured: an unauthenticated desk "
+            "only listens on loopback; set flight.read_tokens/flight.trade_tokens or bind "
+            "127.0.0.1", key=key)
 
 
 def tls_files(cfg: Mapping[str, Any]) -> TlsFiles | None:

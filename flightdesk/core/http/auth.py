@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flightdesk.core.errors import ConfigError
-from flightdesk.core.flight.auth import Role, TokenTable, is_loopback
+from flightdesk.core.flight.auth import Role, TokenTable
 
 
 class ApiError(Exception):
@@ -34,15 +33,6 @@ class ApiError(Exception):
 def tokens_from(flight_cfg: Mapping[str, Any]) -> TokenTable:
     return TokenTable(list(flight_cfg.get("read_tokens") or []),
                       list(flight_cfg.get("trade_tokens") or []))
-
-
-def check_bind(host: str, tokens: TokenTable) -> None:
-    """Refuse to expose an unauthenticated desk beyond loopback."""
-    if not tokens and not is_loopback(host):
-        raise ConfigError(
-            f"telemetry.health_host is {host!r} but no token is configured: an "
-            "unauthenticated desk only serves HTTP on loopback; set flight.read_tokens/"
-            "flight.trade_tokens or bind 127.0.0.1", key="telemetry.health_host")
 
 
 class HttpAuth:

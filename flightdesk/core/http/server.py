@@ -27,8 +27,8 @@ import time
 from typing import Any
 
 from flightdesk.core.errors import ConfigError
-from flightdesk.core.flight.auth import tls_files
-from flightdesk.core.http.auth import HttpAuth, check_bind, tokens_from
+from flightdesk.core.flight.auth import check_bind, tls_files
+from flightdesk.core.http.auth import HttpAuth, tokens_from
 from flightdesk.core.http.context import HttpContext
 from flightdesk.core.runtime.api import DeskAPI
 
@@ -76,7 +76,7 @@ class HttpServer:
 
         flight_cfg = desk.config["flight"]
         tokens = tokens_from(flight_cfg)
-        check_bind(host, tokens)
+        check_bind(host, tokens, key="telemetry.health_host")
         tls = tls_files(flight_cfg)  # clear errors when half-set, as for Flight
         self.ctx = HttpContext(desk, HttpAuth(tokens))
         cfg = desk.config["telemetry"]
