@@ -8,9 +8,10 @@ raises becomes a ``FlightError``, which pyarrow sends as its message alone:
 - a ``FlightError`` passes as it is (the handler chose its words and its status);
 - a :class:`~flightdesk.core.errors.FlightdeskError` becomes a ``FlightServerError`` with
   its message (``TicketError``/``SchemaError`` as they are, others after their type name);
-- ``NotImplementedError`` becomes :class:`Unsupported`, message only. That is gRPC
-  UNKNOWN, not UNIMPLEMENTED: pyarrow can only send UNIMPLEMENTED with a traceback, so the
-  Flight SQL paths whose UNIMPLEMENTED clients fall back from are implemented instead
+- an :class:`~flightdesk.core.errors.UnsupportedError` (what the desk refuses by design)
+  becomes :class:`Unsupported`, message only. That is gRPC UNKNOWN, not UNIMPLEMENTED:
+  pyarrow sends UNIMPLEMENTED (a Python ``NotImplementedError``) only with a traceback, so
+  the Flight SQL paths whose UNIMPLEMENTED clients fall back from are implemented instead
   (see ``flight.sql``). Unsupported answers are not counted as errors: clients ask for
   what is missing as a matter of course;
 - anything else is logged with its traceback under a fresh error id, and the client gets
@@ -36,7 +37,7 @@ from typing import Any, TypeVar
 
 import pyarrow.flight as flight
 
-from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
+from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError, UnsupportedError
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +57,12 @@ def client_error(exc: Exception, where: str) -> flight.FlightError:
     one is logged here with its traceback and the id the client is given."""
     if isinstance(exc, flight.FlightError):
         return exc
+    if isinstance(exc, UnsupportedError):
+        return Unsupported(str(exc))
     if isinstance(exc, TicketError | SchemaError):
         return flight.FlightServerError(str(exc))
     if isinstance(exc, FlightdeskError):
         return flight.FlightServerError(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, NotImplementedError):
-        return Unsupported(str(exc))
     error_id = secrets.token_hex(4)
     logger.error("Flight %s failed (error id %s)", where, error_id, exc_info=exc)
     return flight.FlightServerError(f"internal error (id {error_id}); see the desk's log")

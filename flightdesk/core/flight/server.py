@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.flight as flight
 
 from flightdesk.core import schemas
-from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
+from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError, UnsupportedError
 from flightdesk.core.flight import history_reader as history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
@@ -302,7 +302,7 @@ class DeskFlightServer(flight.FlightServerBase):
                writer: flight.FlightMetadataWriter) -> None:
         sql = self._sql_command(descriptor)
         if sql is not None:  # parameters, updates, bulk ingest
-            raise NotImplementedError(
+            raise UnsupportedError(
                 f"Flight SQL {sql[0]} by DoPut is not supported: the desk's SQL is read-only "
                 "SELECT queries without parameters (write the values into the query)")
         require(context, Role.TRADE, "do_put")
