@@ -44,7 +44,7 @@ MAX_BODY = 64 * 1024
 
 def openapi(ctx: HttpContext, a: dict[str, Any]) -> Any:
     """The OpenAPI document (built once per server, see :func:`build_app`)."""
-    raise NotImplementedError  # replaced by the built document
+    return ctx.openapi
 
 
 _OPENAPI = Route("GET", "/openapi.json", "this description", openapi, role=None, tag="probes")
@@ -53,12 +53,9 @@ ROUTES: tuple[Route, ...] = (*DASHBOARD_ROUTES, *PROBE_ROUTES, _OPENAPI, *READ_R
 
 
 def build_app(ctx: HttpContext) -> Starlette:
-    spec = document(ROUTES, __version__, ctx.auth.enabled)
-    routes = []
-    for route in ROUTES:
-        handler = (lambda c, a, _s=spec: _s) if route is _OPENAPI else route.handler
-        routes.append(StarletteRoute(route.path, _endpoint(ctx, route, handler),
-                                     methods=[route.method], name=route.path))
+    ctx.openapi = document(ROUTES, __version__, ctx.auth.enabled)
+    routes = [StarletteRoute(route.path, _endpoint(ctx, route),
+                             methods=[route.method], name=route.path) for route in ROUTES]
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
@@ -72,9 +69,8 @@ def build_app(ctx: HttpContext) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
 
 
-def _endpoint(ctx: HttpContext, route: Route, handler: Callable[..., Any]
-              ) -> Callable[[Request], Awaitable[Any]]:
-    what = f"{route.method} {route.path}"
+def _endpoint(ctx: HttpContext, route: Route) -> Callable[[Request], Awaitable[Any]]:
+    what, handler = f"{route.method} {route.path}", route.handler
 
     async def endpoint(request: Request) -> Any:
         ctx.requests += 1

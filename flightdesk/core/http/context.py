@@ -35,6 +35,8 @@ class HttpContext:
         self.closing = threading.Event()
         self.requests = 0
         self.errors = 0
+        #: the OpenAPI document, built once when the app is (see ``http.app.build_app``)
+        self.openapi: dict[str, Any] = {}
         self._risk: dict[str, Any] = {}
         self._risk_at = 0.0
         self._risk_lock = threading.Lock()
