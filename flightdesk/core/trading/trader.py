@@ -32,6 +32,7 @@ from flightdesk.core.market.events import TradeMsg
 from flightdesk.core.market.instruments import InstrumentRegistry
 from flightdesk.core.runtime import telemetry
 from flightdesk.core.trading.executor import BrokerFactory, Executor
+from flightdesk.core.trading.exposure import Exposure, book_mid
 from flightdesk.core.trading.markouts import Markout, Markouts
 from flightdesk.core.trading.orders import (
     Fill,
@@ -86,6 +87,8 @@ class Trader:
         self.tick_to_trade_ns: deque[int] = deque(maxlen=100_000)
         self.new_fills: list[Fill] = []
         self.book_ts: dict[Key, int] = {}
+        #: what risk sees of an order: worst-case positions, own orders, market age
+        self.exposure = Exposure(portfolio, self.broker, books, self.book_ts)
         self.markouts = Markouts(self.mid)
         self._next_pnl_check = 0
         self._markout_rows: list[Markout] = []
@@ -245,41 +248,8 @@ class Trader:
         return self.cancel_all("kill switch") if on else 0
 
     def view(self, order: Order, now: int) -> RiskView:
-        """What risk sees for ``order``: worst-case positions, own orders, market age."""
-        key = order.key
-        book = self.books(order.venue, order.symbol)
-        position = self.portfolio.positions.get(key)
-        pos = position.qty if position is not None else 0.0
-        broker = self.broker
-        if broker.by_key:
-            buy, sell, own_bid, own_ask = broker.exposure(key)
-            total, other_notional = self._others(key)
-        else:  # no open order anywhere: the worst case is the positions themselves
-            buy = sell = 0.0
-            own_bid, own_ask = -math.inf, math.inf
-            total = other_notional = 0.0
-            for k, p in self.portfolio.positions.items():
-                if k != key and p.qty:
-                    total += abs(p.qty)
-                    other_notional += abs(p.qty) * self._price(k)
-        total += max(abs(pos + buy), abs(pos - sell))
-        seen = self.book_ts.get(key)
-        own = (self.portfolio.held(order.strategy, *key) if order.reduce_only else math.nan)
-        return RiskView(pos, total, _mid(book), buy, sell, own_bid, own_ask,
-                        now - seen if seen is not None else -1, other_notional, now, own)
-
-    def _others(self, key: Key) -> tuple[float, float]:
-        """Worst-case absolute position and notional over the instruments but ``key``."""
-        total = notional = 0.0
-        for k in self.portfolio.positions.keys() | self.broker.by_key.keys():
-            if k == key:
-                continue
-            p = self.portfolio.qty(*k)
-            b, s, _, _ = self.broker.exposure(k)
-            worst = max(abs(p + b), abs(p - s))
-            total += worst
-            notional += worst * self._price(k)
-        return total, notional
+        """What risk sees for ``order`` (see :class:`~.exposure.Exposure`)."""
+        return self.exposure.view(order, now)
 
     # -- market events (from the engine) ------------------------------------------------
     def on_book(self, venue: str, symbol: str, book: L2Book) -> None:
@@ -321,20 +291,12 @@ class Trader:
                        f"fill={m.fill_id} strategy={m.strategy} horizon={m.horizon_s}s "
                        f"mid={m.mid:g} bps={m.bps:.3f}")
 
-    def _price(self, key: Key) -> float:
-        """Mark of an instrument: the position's mark (mid at the last flush), else mid."""
-        pos = self.portfolio.positions.get(key)
-        if pos is not None and math.isfinite(pos.mark):
-            return pos.mark
-        mid = self.mid(*key)
-        return mid if math.isfinite(mid) else 0.0
-
     def markout_summary(self) -> dict[str, dict[str, float]]:
         """Average fill markout per strategy and horizon, in bps (see core.markouts)."""
         return self.markouts.summary()
 
     def mid(self, venue: str, symbol: str) -> float:
-        return _mid(self.books(venue, symbol))
+        return book_mid(self.books(venue, symbol))
 
     # -- rows -----------------------------------------------------------------------------
     def _count_rejection(self, decision: RiskDecision) -> None:
@@ -393,9 +355,3 @@ class Trader:
     def stats(self) -> dict[str, Any]:
         return dict(self.counters)
 
-
-def _mid(book: L2Book | None) -> float:
-    if book is None:
-        return math.nan
-    bp, _, ap, _ = book.top()
-    return (bp + ap) * 0.5
