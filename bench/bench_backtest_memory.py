@@ -15,9 +15,7 @@ peak).
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -25,36 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' capture helpers
+from tests.fixtures.recorded import shifted_copies  # noqa: E402
+
 RECORDING = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance" / (
     "btcusdt_20240808.gz")
-_IDS = re.compile(r'"(u|U|lastUpdateId)":(\d+)')
-_MS = re.compile(r'"([ETe])":(\d{13})')
-
-
-def shifted_copies(src: Path, copies: int, where: Path, lines_max: int = 0) -> list[Path]:
-    """``copies`` files: the recording, then copies shifted in time and update id."""
-    lines = gzip.open(src, "rt").read().splitlines()
-    if lines_max:
-        lines = lines[:lines_max]
-    t0, t1 = (int(line.split(" ", 1)[0]) for line in (lines[0], lines[-1]))
-    span_ns = t1 - t0 + 1_000_000_000
-    ids = [int(m[2]) for line in lines for m in _IDS.finditer(line)]
-    id_span = max(ids) - min(ids) + 1
-    out = []
-    for k in range(copies):
-        path = where / f"copy{k}.gz"
-        with gzip.open(path, "wt") as f:
-            for line in lines:
-                ts, rest = line.split(" ", 1)
-                if k:
-                    rest = _IDS.sub(lambda m, k=k: f'"{m[1]}":{int(m[2]) + k * id_span}', rest)
-                    rest = _MS.sub(
-                        lambda m, k=k: f'"{m[1]}":{int(m[2]) + k * span_ns // 1_000_000}', rest)
-                f.write(f"{int(ts) + k * span_ns} {rest}\n")
-        out.append(path)
-    return out
-
-
 def backtest(files: list[Path], out: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of one ``flightdesk backtest`` process."""
     cmd = [sys.executable, "-m", "flightdesk", "backtest", *map(str, files),
@@ -85,7 +58,7 @@ def main() -> int:
     lines_max = 3000 if args.smoke else 0
     runs = 1 if args.smoke else args.runs
     with tempfile.TemporaryDirectory() as tmp:
-        files = shifted_copies(RECORDING, args.copies, Path(tmp), lines_max)
+        files = shifted_copies(RECORDING, Path(tmp), [lines_max] * args.copies)
         inputs = {"raw": ([files[0]], files),
                   "normalized": ([normalize(files[:1], Path(tmp) / "n1")],
                                  [normalize(files, Path(tmp) / "nn")])}

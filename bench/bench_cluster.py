@@ -22,10 +22,8 @@ cluster adds: its marginal cost less that of as many local processes. Same machi
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -37,29 +35,17 @@ from typing import Any
 
 from results import write_section
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' capture helpers
+from tests.fixtures.recorded import shifted_copies  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RECORDING = ROOT.parent / "shared" / "data" / "binance" / "btcusdt_20240808.gz"
 DASK = Path(sys.executable).with_name("dask")
 HEADING = "## Backtest sweeps on Dask (issue 19)"
-_IDS = re.compile(r'"(u|U|lastUpdateId)":(\d+)')
-_MS = re.compile(r'"([ETe])":(\d{13})')
-
-
 def day_files(lines_max: int, where: Path) -> list[Path]:
-    lines = gzip.open(RECORDING, "rt").read().splitlines()[:lines_max]
-    ids = [int(m[2]) for line in lines for m in _IDS.finditer(line)]
-    step = max(ids) - min(ids) + 1
-    out = []
-    for k in (0, 1):
-        path = where / f"day{k}.gz"
-        with gzip.open(path, "wt") as f:
-            for line in lines:
-                ts, rest = line.split(" ", 1)
-                rest = _IDS.sub(lambda m, k=k: f'"{m[1]}":{int(m[2]) + k * step}', rest)
-                rest = _MS.sub(lambda m, k=k: f'"{m[1]}":{int(m[2]) + k * 86_400_000}', rest)
-                f.write(f"{int(ts) + k * 86_400 * 10**9} {rest}\n")
-        out.append(path)
-    return out
+    """The recording's first ``lines_max`` lines as two UTC days."""
+    return shifted_copies(RECORDING, where, [lines_max, lines_max], 86_400 * 10**9,
+                          "day{k}.gz")
 
 
 class Cluster:

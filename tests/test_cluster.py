@@ -10,7 +10,6 @@ runs last on it.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import json
 import re
@@ -29,7 +28,7 @@ from flightdesk.core.research import locations
 from flightdesk.core.research.shards import Shard
 from flightdesk.core.research.task import Job, Task, run_task
 from tests.fixtures.dask_cluster import DaskProcesses
-from tests.fixtures.recorded import DATA, needs_recording
+from tests.fixtures.recorded import DATA, needs_recording, shifted_copies
 from tests.fixtures.waiting import wait_for
 
 BINANCE = DATA / "binance"
@@ -43,8 +42,6 @@ DAYS = ("day=2024-08-08", "day=2024-08-09")
 TASKS = {f"run-{r}/{d}" for r in range(6) for d in DAYS}
 RESULT_FILES = {"summary.json", "fills.parquet", "orders.parquet", "positions.parquet",
                 "report.html", "backtest.sqlite"}
-_IDS = re.compile(r'"(u|U|lastUpdateId)":(\d+)')
-_MS = re.compile(r'"([ETe])":(\d{13})')
 
 
 def backtest(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -67,21 +64,9 @@ def temporaries(out: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def days(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    lines = gzip.open(BINANCE / "btcusdt_20240808.gz", "rt").read().splitlines()[:2000]
-    ids = [int(m[2]) for line in lines for m in _IDS.finditer(line)]
-    id_step = max(ids) - min(ids) + 1
-    where = tmp_path_factory.mktemp("days")
-    out = []
-    for k, count in ((0, 1500), (1, 2000)):
-        path = where / f"btcusdt-{k}.gz"
-        with gzip.open(path, "wt") as f:
-            for line in lines[:count]:
-                ts, rest = line.split(" ", 1)
-                rest = _IDS.sub(lambda m, k=k: f'"{m[1]}":{int(m[2]) + k * id_step}', rest)
-                rest = _MS.sub(lambda m, k=k: f'"{m[1]}":{int(m[2]) + k * 86_400_000}', rest)
-                f.write(f"{int(ts) + k * 86_400 * 10**9} {rest}\n")
-        out.append(path)
-    return out
+    """Two UTC days: the recording's first 1,500 lines, then its first 2,000 a day later."""
+    return shifted_copies(BINANCE / "btcusdt_20240808.gz", tmp_path_factory.mktemp("days"),
+                          [1500, 2000], 86_400 * 10**9, "btcusdt-{k}.gz")
 
 
 @pytest.fixture(scope="module")
