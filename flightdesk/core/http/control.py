@@ -14,7 +14,6 @@ from flightdesk.core.flight.actions import ACTIONS
 from flightdesk.core.flight.auth import Role
 from flightdesk.core.http.auth import ApiError
 from flightdesk.core.http.context import HttpContext
-from flightdesk.core.http.jsonable import finite
 from flightdesk.core.http.routes import Param, Route
 
 
@@ -22,7 +21,7 @@ def _action(name: str) -> Any:
     spec = ACTIONS[name]
 
     def run(ctx: HttpContext, a: dict[str, Any]) -> Any:
-        return finite(spec.run(ctx.desk, a.get("body") or {}))
+        return spec.run(ctx.desk, a.get("body") or {})
 
     run.__name__ = name.replace("-", "_")
     return run
@@ -32,8 +31,8 @@ def strategy(ctx: HttpContext, a: dict[str, Any]) -> Any:
     body = a.get("body") or {}
     if "enabled" not in body:
         raise ApiError(400, 'POST /strategies/{name} needs a body {"enabled": true|false}')
-    return finite(ACTIONS["strategies"].run(ctx.desk, {"name": a["name"],
-                                                       "enabled": body["enabled"]}))
+    return ACTIONS["strategies"].run(ctx.desk, {"name": a["name"],
+                                                "enabled": body["enabled"]})
 
 
 def cancel_order(ctx: HttpContext, a: dict[str, Any]) -> Any:

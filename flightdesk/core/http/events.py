@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from flightdesk.core.flight.streams import Slot
 from flightdesk.core.http.context import HttpContext
-from flightdesk.core.http.jsonable import dumps, finite, rows
+from flightdesk.core.http.jsonable import dumps, rows
 from flightdesk.core.http.routes import Param, Route
 from flightdesk.core.runtime.bus import Subscriber
 
@@ -105,7 +105,7 @@ class EventStream:
                 now_risk = await run_in_threadpool(self.ctx.risk)
                 if now_risk != risk:
                     risk = now_risk
-                    chunks.append(_event("risk", finite(risk)))
+                    chunks.append(_event("risk", risk))
             chunks.append(self._drops_event())
             payload = b"".join(c for c in chunks if c)
             if not payload and time.monotonic() - last_sent >= KEEPALIVE_S:

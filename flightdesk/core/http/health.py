@@ -25,13 +25,13 @@ def health(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
 
 
 def ready(ctx: HttpContext, a: dict[str, Any]) -> Response:
-    from flightdesk.core.http.jsonable import dumps, finite
+    from flightdesk.core.http.jsonable import dumps
 
     try:
         body = ctx.desk.readiness()
     except Exception as exc:  # noqa: BLE001 - a busy or stopping desk is not ready
         body = {"ready": False, "reason": f"{type(exc).__name__}: {exc}"}
-    return Response(dumps(finite(body)), 200 if body["ready"] else 503,
+    return Response(dumps(body), 200 if body["ready"] else 503,
                     media_type="application/json")
 
 

@@ -20,7 +20,7 @@ from flightdesk.core.errors import ConfigError
 from flightdesk.core.flight.tickets import StreamRequest
 from flightdesk.core.http.auth import ApiError
 from flightdesk.core.http.context import HttpContext
-from flightdesk.core.http.jsonable import finite, rows
+from flightdesk.core.http.jsonable import rows
 from flightdesk.core.http.routes import END, START, SYMBOL_PATH, VENUE, Param, Route, limit
 from flightdesk.core.market.bars import interval_ns
 
@@ -100,7 +100,7 @@ def summary(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
         entry["instruments"] = sorted(entry.get("instruments", []))
     spans = [(r["first_ts"], r["last_ts"]) for r in (*orders, *fills)
              if r["first_ts"] is not None]
-    return finite({
+    return {
         "uptime_s": status["uptime_s"], "run_id": status["run_id"],
         "kill_switch": status["kill_switch"], "risk_mode": status["risk_mode"],
         "pnl": status["pnl"],
@@ -110,7 +110,7 @@ def summary(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
                    "strategies": len(status["strategies"])},
         "time_span": {"first_ts": min((s[0] for s in spans), default=None),
                       "last_ts": max((s[1] for s in spans), default=None)},
-        "venues": venues})
+        "venues": venues}
 
 
 def positions(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def positions(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
         for key in ("realized_pnl", "unrealized_pnl", "fees"):
             entry[key] += row[key] or 0.0
         entry["pnl"] = entry["realized_pnl"] + entry["unrealized_pnl"]
-    return {"ts": out[0]["ts"] if out else None, "positions": out, "pnl": finite(dict(pnl))}
+    return {"ts": out[0]["ts"] if out else None, "positions": out, "pnl": dict(pnl)}
 
 
 def orders(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def status(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
     out = ctx.desk.status()
     out["http"] = ctx.stats()
     out["risk_limits"] = dict(ctx.desk.config["risk"])  # limits only: no secret lives there
-    return finite(out)
+    return out
 
 
 def whoami(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def whoami(ctx: HttpContext, a: dict[str, Any]) -> dict[str, Any]:
 
 
 def strategies(ctx: HttpContext, a: dict[str, Any]) -> Any:
-    return finite(ctx.desk.strategies())
+    return ctx.desk.strategies()
 
 
 READ_ROUTES = (
