@@ -168,35 +168,29 @@ class TaskBar:
 
 
 # -- gathering ------------------------------------------------------------------------------
-#: ``writer(directory, rows) -> markdown``: writes a sweep's files into a local directory
-Writer = Callable[[Path, list[dict[str, Any]]], str]
+#: ``page(directory, rows)``: writes more of a sweep's files (its HTML page) into a local
+#: directory, from the rows with each run's events/s
+Page = Callable[[Path, list[dict[str, Any]]], None]
 
 
-def write_results(out: str, outcome: Outcome, writer: Writer | None = None) -> str:
+def write_results(out: str, outcome: Outcome, page: Page | None = None) -> str:
     """The sweep's files under ``out``; the Markdown table (the CLI prints it).
 
-    ``writer`` (default :func:`write_tables`) writes them into a local directory from the
-    rows with each run's events/s; ``sweep.json`` is then the rows without it (results
-    only), ``sweep.md`` gets the totals per run of a split sweep, and every file goes to
-    ``out`` (replaced atomically on a local filesystem)."""
+    ``sweep.json`` holds the rows (results only), ``sweep.md`` the rows with each run's
+    events/s (and the totals per run of a split sweep), ``page`` adds what it writes; every
+    file goes to ``out`` (replaced atomically on a local filesystem)."""
     rows = outcome.rows
     with tempfile.TemporaryDirectory(prefix="flightdesk-sweep-") as tmp:
         staged = Path(tmp)
-        text = (writer or write_tables)(staged, outcome.table_rows)
-        (staged / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+        text = markdown(outcome.table_rows)
         if any("shard" in r for r in rows):
             text += "\n\nTotals over each run's shards:\n\n" + markdown(totals(rows))
-            (staged / "sweep.md").write_text(text + "\n")
+        (staged / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (staged / "sweep.md").write_text(text + "\n")
+        if page is not None:
+            page(staged, outcome.table_rows)
         for file in sorted(staged.iterdir()):
             locations.write_text(out, file.name, file.read_text(encoding="utf-8"))
-    return text
-
-
-def write_tables(directory: Path, rows: list[dict[str, Any]]) -> str:
-    """``sweep.json`` and ``sweep.md`` (the writer when no report module is given)."""
-    text = markdown(rows)
-    (directory / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (directory / "sweep.md").write_text(text + "\n")
     return text
 
 

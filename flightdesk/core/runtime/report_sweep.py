@@ -1,4 +1,4 @@
-"""What a parameter sweep writes: ``sweep.json``, ``sweep.md`` and ``sweep.html``.
+"""A parameter sweep's page, ``sweep.html`` (beside its ``sweep.json`` and ``sweep.md``).
 
 ``sweep.html`` is one self-contained page: a sortable table of every run (each linking
 to its own ``run-<n>/report.html``) and, with plotly installed, a heatmap of a metric over
@@ -11,7 +11,6 @@ A sweep of one parameter gets a line chart of the metric against it instead.
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,27 +41,10 @@ def heatmap_axes(choice: str | None, grid: Sequence[Mapping[str, Any]]) -> list[
 
 
 def write_sweep(out: Path, rows: Sequence[Row], params: Sequence[str],
-                axes: Sequence[str]) -> str:
-    """Write the three sweep files into ``out``; the Markdown table (for the terminal)."""
-    (out / "sweep.json").write_text(json.dumps(list(rows), indent=2) + "\n")
-    md = markdown(rows)
-    (out / "sweep.md").write_text(md + "\n")
+                axes: Sequence[str]) -> None:
+    """Write ``sweep.html`` into ``out`` (``sweep.json``/``sweep.md`` are the sweep's own,
+    :func:`flightdesk.core.research.sweep.write_results`)."""
     (out / "sweep.html").write_text(sweep_html(rows, params, axes), encoding="utf-8")
-    return md
-
-
-def markdown(rows: Sequence[Row]) -> str:
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in rows:
-        lines.append("| " + " | ".join(_md(row[c]) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def _md(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def sweep_html(rows: Sequence[Row], params: Sequence[str], axes: Sequence[str]) -> str:
