@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flightdesk.core.errors import ConfigError
+from flightdesk.core.errors import ConfigError, port_error
 
 __all__ = ["check", "check_data_dir", "check_port", "startup_error"]
 
@@ -82,18 +82,6 @@ def check_port(host: str, port: int, what: str, flag: str, key: str) -> None:
             probe.bind(addr)
         except OSError as exc:
             raise port_error(host, port, what, flag, key, exc.errno) from exc
-
-
-def port_error(host: str, port: int, what: str, flag: str, key: str,
-               code: int | None = errno.EADDRINUSE) -> ConfigError:
-    if code == errno.EADDRINUSE:
-        why = "is already in use (another desk?)"
-    elif code == errno.EACCES:
-        why = "cannot be bound: permission denied"
-    else:
-        why = f"cannot be bound: {os.strerror(code) if code else 'unknown error'}"
-    return ConfigError(f"{what} port {port} on {host} {why}; pick another with {flag} N, "
-                       f"or {flag} 0 for a free one", key=key)
 
 
 def startup_error(exc: BaseException, config: Any) -> ConfigError | None:

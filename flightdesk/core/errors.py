@@ -110,3 +110,19 @@ class StoreFullError(StoreError):
 
 class CaptureError(FlightdeskError):
     """A capture file could not be read (names the file and the line)."""
+
+
+def port_error(host: str, port: int, what: str, flag: str, key: str,
+               code: int | None = None) -> ConfigError:
+    """The one-line error of a server port that cannot be bound (``code``: the errno,
+    default EADDRINUSE), naming the port and the flag that picks another."""
+    import errno
+    import os
+
+    code = errno.EADDRINUSE if code is None else code
+    if code == errno.EADDRINUSE:
+        why = "is already in use (another desk?)"
+    else:
+        why = f"cannot be bound: {os.strerror(code).lower() if code else 'unknown error'}"
+    return ConfigError(f"{what} port {port} on {host} {why}; pick another with {flag} N, "
+                       f"or {flag} 0 for a free one", key=key)

@@ -18,7 +18,6 @@ its deadline whatever the sockets do.
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 import ssl
@@ -26,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from flightdesk.core.errors import ConfigError
+from flightdesk.core.errors import ConfigError, port_error
 from flightdesk.core.flight.auth import check_bind, tls_files
 from flightdesk.core.http.auth import HttpAuth, tokens_from
 from flightdesk.core.http.context import HttpContext
@@ -57,11 +56,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        why = ("is already in use (another desk?)" if exc.errno == errno.EADDRINUSE
-               else f"cannot be bound: {(exc.strerror or str(exc)).lower()}")
-        raise ConfigError(f"HTTP port {port} on {host} {why}; pick another with "
-                          "--http-port N, or --http-port 0 for a free one",
-                          key="telemetry.health_port") from exc
+        raise port_error(host, port, "HTTP", "--http-port", "telemetry.health_port",
+                         exc.errno) from exc
     sock.setblocking(False)
     return sock
 
