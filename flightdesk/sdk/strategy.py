@@ -182,8 +182,8 @@ def _array(value: Any, n: int, typ: pa.DataType) -> pa.Array:
                 _ONE_ROW.clear()
             arr = _ONE_ROW[key] = pa.array([value], type=typ)
         return arr
-    if isinstance(value, str) and pa.types.is_string(typ):
-        return _repeated(value, n)
+    if isinstance(value, str) and pa.types.is_string(typ) and len(value) * n < 1 << 28:
+        return _repeated(value, n)  # (well inside the int32 offsets of a string array)
     return pa.array([value] * n, type=typ)
 
 
