@@ -70,11 +70,6 @@ class TicketError(FlightdeskError):
     pass
 
 
-class UnsupportedError(FlightdeskError):
-    """A request for something the desk refuses by design (a Flight SQL transaction, an
-    update, query parameters): the message names what was asked and what is offered."""
-
-
 class LimitError(FlightdeskError):
     """A request refused or interrupted at a limit: ``limit`` is its config key, e.g.
     ``flight.sql_timeout_s`` (the message says the value and what to do)."""

@@ -8,12 +8,12 @@ raises becomes a ``FlightError``, which pyarrow sends as its message alone:
 - a ``FlightError`` passes as it is (the handler chose its words and its status);
 - a :class:`~flightdesk.core.errors.FlightdeskError` becomes a ``FlightServerError`` with
   its message (``TicketError``/``SchemaError`` as they are, others after their type name);
-- an :class:`~flightdesk.core.errors.UnsupportedError` (what the desk refuses by design)
-  becomes :class:`Unsupported`, message only. That is gRPC UNKNOWN, not UNIMPLEMENTED:
-  pyarrow sends UNIMPLEMENTED (a Python ``NotImplementedError``) only with a traceback, so
-  the Flight SQL paths whose UNIMPLEMENTED clients fall back from are implemented instead
-  (see ``flight.sql``). Unsupported answers are not counted as errors: clients ask for
-  what is missing as a matter of course;
+- what the desk refuses by design is raised as :class:`Unsupported` (a ``FlightError``,
+  so message only). That is gRPC UNKNOWN, not UNIMPLEMENTED: pyarrow sends UNIMPLEMENTED
+  (a Python ``NotImplementedError``) only with a traceback, so the Flight SQL paths whose
+  UNIMPLEMENTED clients fall back from are implemented instead (see ``flight.sql``).
+  Unsupported answers are not counted as errors: clients ask for what is missing as a
+  matter of course;
 - anything else is logged with its traceback under a fresh error id, and the client gets
   ``internal error (id 3f9a0c1e); see the desk's log``.
 
@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import pyarrow.flight as flight
 
-from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError, UnsupportedError
+from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ HANDLERS = ("list_flights", "get_flight_info", "get_schema", "do_get", "do_put",
 
 
 class Unsupported(flight.FlightServerError):
-    """What the desk does not do (a Flight SQL feature, say): said plainly, not counted."""
+    """What the desk refuses by design (a Flight SQL transaction, an update, query
+    parameters): the message names what was asked and what is offered; not counted."""
 
 
 def client_error(exc: Exception, where: str) -> flight.FlightError:
@@ -57,8 +58,6 @@ def client_error(exc: Exception, where: str) -> flight.FlightError:
     one is logged here with its traceback and the id the client is given."""
     if isinstance(exc, flight.FlightError):
         return exc
-    if isinstance(exc, UnsupportedError):
-        return Unsupported(str(exc))
     if isinstance(exc, TicketError | SchemaError):
         return flight.FlightServerError(str(exc))
     if isinstance(exc, FlightdeskError):

@@ -22,14 +22,14 @@ import pyarrow.compute as pc
 import pyarrow.flight as flight
 
 from flightdesk.core import schemas
-from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError, UnsupportedError
+from flightdesk.core.errors import FlightdeskError, SchemaError, TicketError
 from flightdesk.core.flight import history_reader as history
 from flightdesk.core.flight.actions import ACTIONS, parse_args
 from flightdesk.core.flight.auth import MIDDLEWARE_KEY, Role, require
 from flightdesk.core.flight.book_view import BookView
 from flightdesk.core.flight.closing import OpenCalls, shutdown_within
 from flightdesk.core.flight.exchange import serve_exchange
-from flightdesk.core.flight.hygiene import guard_stream, hygienic
+from flightdesk.core.flight.hygiene import Unsupported, guard_stream, hygienic
 from flightdesk.core.flight.ingest import PUT_STREAMS, Ingestor
 from flightdesk.core.flight.sql import (
     SQL_ACTIONS,
@@ -302,7 +302,7 @@ class DeskFlightServer(flight.FlightServerBase):
                writer: flight.FlightMetadataWriter) -> None:
         sql = self._sql_command(descriptor)
         if sql is not None:  # parameters, updates, bulk ingest
-            raise UnsupportedError(
+            raise Unsupported(
                 f"Flight SQL {sql[0]} by DoPut is not supported: the desk's SQL is read-only "
                 "SELECT queries without parameters (write the values into the query)")
         require(context, Role.TRADE, "do_put")

@@ -20,7 +20,7 @@ What an ADBC Flight SQL client does, and what it gets here:
 Prepared statements are real rather than refused because the only refusal the client
 falls back from is gRPC UNIMPLEMENTED, and pyarrow sends every UNIMPLEMENTED with the
 handler's traceback attached; what is not supported (transactions, updates, parameters,
-Substrait) is an :class:`~flightdesk.core.errors.UnsupportedError` naming what was asked.
+Substrait) is an :class:`~flightdesk.core.flight.hygiene.Unsupported` naming what was asked.
 
 ``Any`` is ``{1: type_url, 2: bytes}`` with type URLs
 ``type.googleapis.com/arrow.flight.protocol.sql.<Message>``. Only varint and
@@ -40,7 +40,8 @@ from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 
-from flightdesk.core.errors import LimitError, TicketError, UnsupportedError
+from flightdesk.core.errors import LimitError, TicketError
+from flightdesk.core.flight.hygiene import Unsupported
 from flightdesk.core.protowire import field_bytes, field_varint, fields
 
 TYPE_PREFIX = "type.googleapis.com/arrow.flight.protocol.sql."
@@ -239,10 +240,10 @@ class SqlService:
         schema, ticket, rows); ``cancelled()`` says the caller went away (the query is
         then interrupted)."""
         if message not in STATEMENTS:
-            raise UnsupportedError(f"Flight SQL {message} is not supported; this desk "
+            raise Unsupported(f"Flight SQL {message} is not supported; this desk "
                                    "answers SELECT queries and catalogue requests")
         if message == "CommandStatementQuery" and _text(fields, 2):
-            raise UnsupportedError(NO_TRANSACTIONS)
+            raise Unsupported(NO_TRANSACTIONS)
         query = self._statement(message, _text(fields, 1))
         table = self.run_query(query, cancelled)
         handle = uuid.uuid4().bytes
@@ -284,7 +285,7 @@ class SqlService:
                 raise TicketError("CreatePreparedStatement needs an "
                                   "ActionCreatePreparedStatementRequest")
             if _text(request[1], 2):
-                raise UnsupportedError(NO_TRANSACTIONS)
+                raise Unsupported(NO_TRANSACTIONS)
             query = _text(request[1], 1)
             self.check(query.decode("utf-8", "replace"))
             handle = self._sign(query) + query
@@ -293,7 +294,7 @@ class SqlService:
             return []  # nothing is held for a prepared statement
         if kind == "CloseSession":
             return [field_varint(1, 1)]  # CloseSessionResult{status: CLOSED}
-        raise UnsupportedError(f"Flight SQL action {kind} is not supported here; this "
+        raise Unsupported(f"Flight SQL action {kind} is not supported here; this "
                                "desk's SQL is read-only SELECT queries, without "
                                "transactions, sessions or Substrait plans")
 
